@@ -1,0 +1,161 @@
+"""Forms parse what a person typed; the services validate and write. Service errors are put
+back next to the field they concern, so forms and the command line share one set of rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils.html import format_html
+
+from . import kinds
+from .models import Provider
+from .services import KEEP
+
+HEADER_LINE_INVALID = 'Line {line}: write each header as "Name: value".'
+KEY_AND_REMOVE = "Either enter a new API key or tick 'Remove key', not both."
+
+
+def parse_header_lines(text: str) -> dict[str, str]:
+    headers = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not name.strip():
+            # Never echo the line: it holds a secret value.
+            raise ValidationError(HEADER_LINE_INVALID.format(line=number))
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+class ProviderForm(forms.Form):
+    name = forms.CharField(
+        label="Name",
+        max_length=63,
+        help_text="Lower-case letters, digits, '-' and '_', e.g. openai-prod. Applications "
+        "address models as NAME/MODEL-ID.",
+    )
+    kind = forms.ChoiceField(label="Kind", choices=kinds.CHOICES)
+    base_url = forms.CharField(label="Base URL", required=False, max_length=2000)
+    api_key = forms.CharField(
+        label="API key",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+    )
+    remove_key = forms.BooleanField(label="Remove key", required=False)
+    api_version = forms.CharField(label="API version", required=False, max_length=32)
+    headers = forms.CharField(
+        label="Custom headers",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "autocomplete": "off", "spellcheck": "false"}),
+        help_text='One per line, "Name: value". Values are stored encrypted and never shown.',
+    )
+    remove_headers = forms.BooleanField(label="Remove custom headers", required=False)
+    timeout = forms.FloatField(label="Timeout (seconds)", initial=10, min_value=0.5, max_value=600)
+    max_retries = forms.IntegerField(label="Retries", initial=0, min_value=0, max_value=10)
+    enabled = forms.BooleanField(label="Enabled", required=False, initial=True)
+    version = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, instance: Provider | None = None, **kwargs: Any) -> None:
+        self.instance = instance
+        if instance is not None and "initial" not in kwargs:
+            kwargs["initial"] = {
+                "name": instance.name,
+                "kind": instance.kind,
+                "base_url": instance.base_url,
+                "api_version": instance.api_version,
+                "timeout": instance.timeout,
+                "max_retries": instance.max_retries,
+                "enabled": instance.enabled,
+                "version": instance.version,
+            }
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+        if instance is None:
+            del self.fields["remove_key"], self.fields["remove_headers"], self.fields["version"]
+        self.kind_info = kinds.KINDS.get(self._current_kind(), next(iter(kinds.KINDS.values())))
+        self._apply_kind()
+
+    def _current_kind(self) -> str:
+        if self.is_bound:
+            return self.data.get("kind", "")
+        return self.initial.get("kind", "") or self.fields["kind"].initial or "openai"
+
+    def _apply_kind(self) -> None:
+        """The fields shown and their hints follow the chosen kind, from the registry."""
+        kind = self.kind_info
+        base = self.fields["base_url"]
+        base.widget.attrs["placeholder"] = kind.default_base_url or kind.base_url_example
+        if kind.default_base_url:
+            base.help_text = format_html("Leave empty for the default, {}.", kind.default_base_url)
+            if kind.local and not self.is_bound and not self.initial.get("base_url"):
+                self.initial["base_url"] = kind.default_base_url
+        else:
+            base.help_text = format_html("Required, e.g. {}.", kind.base_url_example)
+        key = self.fields["api_key"]
+        stored = self.instance is not None and bool(self.instance.api_key_ciphertext)
+        if stored:
+            key.help_text = format_html(
+                "Stored ({}). Leave empty to keep it.", self.instance.api_key_hint or "set"
+            )
+        elif kind.api_key_required:
+            key.help_text = "Required. Stored encrypted; never shown again."
+        else:
+            key.help_text = format_html("Optional for {}.", kind.label)
+        if self.instance is not None and self.instance.header_names:
+            self.fields["headers"].help_text = format_html(
+                "Stored: {}. Leave empty to keep them; enter every header again to replace them.",
+                ", ".join(self.instance.header_names),
+            )
+        if not kind.shows_api_version:
+            del self.fields["api_version"]
+        else:
+            self.fields["api_version"].widget.attrs["placeholder"] = kind.api_version_example
+
+    def clean_headers(self) -> dict[str, str] | None:
+        text = self.cleaned_data.get("headers", "")
+        return parse_header_lines(text) if text.strip() else None
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("api_key") and data.get("remove_key"):
+            self.add_error("api_key", KEY_AND_REMOVE)
+        return data
+
+    def service_kwargs(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        kwargs: dict[str, Any] = {
+            field: data[field]
+            for field in ("name", "kind", "base_url", "timeout", "max_retries", "enabled")
+        }
+        kwargs["api_version"] = data.get("api_version", "") or ""
+        if self.instance is None:
+            kwargs["api_key"] = data["api_key"]
+            kwargs["headers"] = data["headers"] or {}
+            return kwargs
+        kwargs["api_key"] = "" if data.get("remove_key") else (data["api_key"] or KEEP)
+        if data.get("remove_headers"):
+            kwargs["headers"] = {}
+        else:
+            kwargs["headers"] = data["headers"] if data["headers"] is not None else KEEP
+        return kwargs
+
+    def add_service_errors(self, exc: ValidationError) -> None:
+        if not hasattr(exc, "error_dict"):
+            self.add_error(None, exc)
+            return
+        for field, errors in exc.error_dict.items():
+            self.add_error(field if field in self.fields else None, errors)
+
+
+class DefaultModelForm(forms.Form):
+    provider = forms.ModelChoiceField(
+        label="Provider",
+        queryset=Provider.objects.filter(enabled=True),
+        to_field_name="name",
+        empty_label=None,
+    )
+    model = forms.CharField(label="Model", max_length=200)

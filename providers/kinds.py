@@ -1,0 +1,312 @@
+"""The provider-kind registry: one dict, one small class per kind.
+
+Everything kind-specific (defaults, required fields, the LiteLLM prefix, how to list
+models, whether the kind may live on this machine) is a property or method here. Forms,
+the command line, validation and the service layer all read it; nothing else branches on
+the kind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from django.core.exceptions import ValidationError
+
+AZURE_AI_CLAUDE_NEEDS_ANTHROPIC_PATH = (
+    "Claude models on Azure AI Foundry are served from the Anthropic endpoint: the base URL "
+    "must end with /anthropic (e.g. https://<resource>.services.ai.azure.com/anthropic)."
+)
+API_VERSION_REQUIRED = "{label} needs an API version, e.g. {example}."
+BASE_URL_REQUIRED = "{label} needs a base URL, e.g. {example}."
+API_KEY_REQUIRED = "{label} needs an API key."
+
+
+@dataclass(frozen=True)
+class ProviderKind:
+    slug: str
+    label: str
+    litellm_prefix: str
+    default_base_url: str = ""
+    base_url_example: str = ""
+    api_key_required: bool = True
+    # Sent when no key is stored, for local servers that want some Bearer value; it also
+    # stops LiteLLM from falling back to a key in os.environ.
+    placeholder_api_key: str = ""
+    local: bool = False
+    api_version_required: bool = False
+    api_version_example: str = ""
+    model_example: str = ""
+    models_path: str = "/models"
+
+    @property
+    def base_url_required(self) -> bool:
+        return not self.default_base_url
+
+    @property
+    def shows_api_version(self) -> bool:
+        return self.api_version_required
+
+    def field_errors(self, *, base_url: str, has_api_key: bool, api_version: str) -> dict:
+        """Which required fields are missing for this kind, as {field: message}."""
+        errors = {}
+        if self.base_url_required and not base_url:
+            errors["base_url"] = BASE_URL_REQUIRED.format(
+                label=self.label, example=self.base_url_example
+            )
+        if self.api_key_required and not has_api_key:
+            errors["api_key"] = API_KEY_REQUIRED.format(label=self.label)
+        if self.api_version_required and not api_version:
+            errors["api_version"] = API_VERSION_REQUIRED.format(
+                label=self.label, example=self.api_version_example
+            )
+        return errors
+
+    def check_model(self, *, base_url: str, model: str) -> None:
+        """Kind-specific checks of a (base URL, model) pair; raise ValidationError."""
+
+    def effective_api_key(self, api_key: str) -> str:
+        return api_key or self.placeholder_api_key
+
+    # --- model list (connection test and discovery) ---------------------------------
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+    def models_url(self, base_url: str, api_version: str) -> str:
+        return base_url.rstrip("/") + self.models_path
+
+    def parse_models(self, payload: Any) -> list[str]:
+        return sorted(str(item["id"]) for item in payload.get("data", []) if "id" in item)
+
+    # --- LiteLLM -----------------------------------------------------------------------
+    def litellm_model(self, model: str) -> str:
+        return f"{self.litellm_prefix}/{model}"
+
+    def litellm_params(
+        self,
+        *,
+        model: str,
+        base_url: str,
+        api_key: str,
+        api_version: str,
+        headers: dict[str, str],
+        timeout: float,
+        max_retries: int,
+    ) -> dict[str, Any]:
+        # Base URL and key are always passed explicitly: LiteLLM would otherwise read
+        # OPENAI_API_KEY & co. from os.environ, and the database is the only source here.
+        params: dict[str, Any] = {
+            "model": self.litellm_model(model),
+            "api_base": base_url,
+            "api_key": self.effective_api_key(api_key) or "no-key",
+            "timeout": timeout,
+            # Both: LiteLLM's own retries, and the OpenAI client's (which default to 2).
+            "num_retries": max_retries,
+            "max_retries": max_retries,
+        }
+        if api_version:
+            params["api_version"] = api_version
+        if headers:
+            params["extra_headers"] = dict(headers)
+        return params
+
+
+@dataclass(frozen=True)
+class AnthropicKind(ProviderKind):
+    models_path: str = "/v1/models"
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        return {"x-api-key": api_key, "anthropic-version": "2023-06-01"}
+
+
+@dataclass(frozen=True)
+class GeminiKind(ProviderKind):
+    """The stored base URL is the host; LiteLLM wants it with /v1beta, the model list
+    endpoint is /v1beta/models below the host."""
+
+    models_path: str = "/v1beta/models"
+
+    @staticmethod
+    def _root(base_url: str) -> str:
+        return base_url.rstrip("/").removesuffix("/v1beta")
+
+    def models_url(self, base_url: str, api_version: str) -> str:
+        return self._root(base_url) + self.models_path
+
+    def litellm_params(self, *, base_url: str, **kwargs: Any) -> dict[str, Any]:
+        return super().litellm_params(base_url=self._root(base_url) + "/v1beta", **kwargs)
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        # A header, not the ?key= query parameter, so the key never lands in access logs.
+        return {"x-goog-api-key": api_key}
+
+    def parse_models(self, payload: Any) -> list[str]:
+        names = (str(item.get("name", "")) for item in payload.get("models", []))
+        return sorted(name.removeprefix("models/") for name in names if name)
+
+
+@dataclass(frozen=True)
+class AzureKind(ProviderKind):
+    models_path: str = "/openai/models"
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        return {"api-key": api_key}
+
+    def models_url(self, base_url: str, api_version: str) -> str:
+        query = urlencode({"api-version": api_version})
+        return f"{base_url.rstrip('/')}{self.models_path}?{query}"
+
+
+@dataclass(frozen=True)
+class AzureAIKind(ProviderKind):
+    def _is_anthropic_endpoint(self, base_url: str) -> bool:
+        return base_url.rstrip("/").endswith("/anthropic")
+
+    def check_model(self, *, base_url: str, model: str) -> None:
+        if model.lower().startswith("claude") and not self._is_anthropic_endpoint(base_url):
+            raise ValidationError(AZURE_AI_CLAUDE_NEEDS_ANTHROPIC_PATH, code="azure_ai_claude")
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        return {"api-key": api_key, "Authorization": f"Bearer {api_key}"}
+
+    def models_url(self, base_url: str, api_version: str) -> str:
+        path = "/v1/models" if self._is_anthropic_endpoint(base_url) else self.models_path
+        return base_url.rstrip("/") + path
+
+
+@dataclass(frozen=True)
+class OllamaKind(ProviderKind):
+    models_path: str = "/api/tags"
+
+    def parse_models(self, payload: Any) -> list[str]:
+        return sorted(str(item["name"]) for item in payload.get("models", []) if "name" in item)
+
+
+KINDS: dict[str, ProviderKind] = {
+    kind.slug: kind
+    for kind in (
+        ProviderKind(
+            slug="openai",
+            label="OpenAI",
+            litellm_prefix="openai",
+            default_base_url="https://api.openai.com/v1",
+            model_example="gpt-4o-mini",
+        ),
+        AnthropicKind(
+            slug="anthropic",
+            label="Anthropic",
+            litellm_prefix="anthropic",
+            default_base_url="https://api.anthropic.com",
+            model_example="claude-sonnet-4-5",
+        ),
+        GeminiKind(
+            slug="gemini",
+            label="Google Gemini (AI Studio)",
+            litellm_prefix="gemini",
+            default_base_url="https://generativelanguage.googleapis.com",
+            model_example="gemini-2.5-flash",
+        ),
+        AzureKind(
+            slug="azure",
+            label="Azure OpenAI",
+            litellm_prefix="azure",
+            base_url_example="https://<resource>.openai.azure.com",
+            api_version_required=True,
+            api_version_example="2024-10-21",
+            model_example="<deployment name>",
+        ),
+        AzureAIKind(
+            slug="azure_ai",
+            label="Azure AI Foundry",
+            litellm_prefix="azure_ai",
+            base_url_example="https://<resource>.services.ai.azure.com/models",
+            model_example="DeepSeek-R1",
+        ),
+        ProviderKind(
+            slug="openrouter",
+            label="OpenRouter",
+            litellm_prefix="openrouter",
+            default_base_url="https://openrouter.ai/api/v1",
+            model_example="openai/gpt-4o-mini",
+        ),
+        ProviderKind(
+            slug="groq",
+            label="Groq",
+            litellm_prefix="groq",
+            default_base_url="https://api.groq.com/openai/v1",
+            model_example="llama-3.3-70b-versatile",
+        ),
+        ProviderKind(
+            slug="together",
+            label="Together AI",
+            litellm_prefix="together_ai",
+            default_base_url="https://api.together.xyz/v1",
+            model_example="meta-llama/Llama-3.3-70B-Instruct-Turbo",
+        ),
+        ProviderKind(
+            slug="mistral",
+            label="Mistral",
+            litellm_prefix="mistral",
+            default_base_url="https://api.mistral.ai/v1",
+            model_example="mistral-small-latest",
+        ),
+        ProviderKind(
+            slug="deepseek",
+            label="DeepSeek",
+            litellm_prefix="deepseek",
+            default_base_url="https://api.deepseek.com/v1",
+            model_example="deepseek-chat",
+        ),
+        ProviderKind(
+            slug="openai_compatible",
+            label="OpenAI-compatible endpoint",
+            litellm_prefix="openai",
+            base_url_example="https://llm.example.com/v1",
+            api_key_required=False,
+            model_example="my-model",
+        ),
+        OllamaKind(
+            slug="ollama",
+            label="Ollama (local)",
+            litellm_prefix="ollama_chat",
+            default_base_url="http://localhost:11434",
+            api_key_required=False,
+            placeholder_api_key="ollama",
+            local=True,
+            model_example="llama3.2",
+        ),
+        ProviderKind(
+            slug="lm_studio",
+            label="LM Studio (local)",
+            litellm_prefix="lm_studio",
+            default_base_url="http://127.0.0.1:1234/v1",
+            api_key_required=False,
+            placeholder_api_key="lm-studio",
+            local=True,
+            model_example="qwen2.5-7b-instruct",
+        ),
+        ProviderKind(
+            slug="vllm",
+            label="vLLM (local)",
+            litellm_prefix="hosted_vllm",
+            default_base_url="http://127.0.0.1:8000/v1",
+            api_key_required=False,
+            placeholder_api_key="EMPTY",
+            local=True,
+            model_example="meta-llama/Llama-3.1-8B-Instruct",
+        ),
+    )
+}
+
+CHOICES = [(slug, kind.label) for slug, kind in KINDS.items()]
+UNKNOWN_KIND = "Unknown provider kind {kind!r}. Choose one of: {choices}."
+
+
+def get_kind(slug: str) -> ProviderKind:
+    try:
+        return KINDS[slug]
+    except KeyError:
+        raise ValidationError(
+            UNKNOWN_KIND.format(kind=slug, choices=", ".join(KINDS)), code="unknown_kind"
+        ) from None

@@ -1,0 +1,429 @@
+"""`python manage.py routing ...`: the command line. Stable: scripts rely on these names.
+
+Every subcommand calls the same services and validators as the dashboard.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from providers import kinds, services
+from providers.models import KeyState, Provider, RoutingGroup
+from providers.roles import ROLES
+
+NO_SUCH_PROVIDER = (
+    "No provider named {name!r}. `python manage.py routing provider list` shows them."
+)
+NO_SUCH_GROUP = (
+    "No routing group named {name!r}. To use one provider's model, give both: "
+    "`routing default set PROVIDER MODEL`."
+)
+API_KEY_ENV_EMPTY = "Environment variable {var} is not set or empty; export the key in it first."
+API_KEY_STDIN_EMPTY = "No API key arrived on standard input; pipe it in, e.g. `printenv KEY | ...`."
+HEADER_FORMAT = '--header must look like "Name: value" (got a value without a colon).'
+PASSWORD_STDIN_EMPTY = "No password arrived on standard input; pipe it in: `printenv PW | ...`."
+
+
+def _one_line(exc: ValidationError) -> str:
+    if hasattr(exc, "error_dict"):
+        parts = []
+        for field, errors in exc.message_dict.items():
+            label = "" if field == "__all__" else f"{field.replace('_', '-')}: "
+            parts.append(label + " ".join(errors))
+        return "; ".join(parts)
+    return " ".join(exc.messages)
+
+
+def _provider(name: str) -> Provider:
+    provider = Provider.objects.filter(name=name).first()
+    if provider is None:
+        raise CommandError(NO_SUCH_PROVIDER.format(name=name))
+    return provider
+
+
+def _key_display(provider: Provider) -> str:
+    state = provider.key_state
+    if state == KeyState.UNDECRYPTABLE:
+        return "(undecryptable)"
+    if state == KeyState.NONE:
+        return "(none)"
+    return provider.api_key_hint or "(set)"
+
+
+def _test_display(provider: Provider) -> str:
+    if provider.last_test_ok is None:
+        return "never tested"
+    if provider.last_test_ok:
+        return f"ok {provider.last_test_latency_ms:.0f} ms"
+    return "error"
+
+
+class Command(BaseCommand):
+    help = "Manage providers, the default model and encryption keys."
+
+    def add_arguments(self, parser) -> None:
+        commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+        provider = commands.add_parser(
+            "provider", help="Add, list, show, test or remove providers."
+        )
+        provider_commands = provider.add_subparsers(dest="action", required=True, metavar="ACTION")
+        add = provider_commands.add_parser("add", help="Add a provider.")
+        add.add_argument("--name", required=True)
+        add.add_argument("--kind", required=True, choices=list(kinds.KINDS))
+        add.add_argument("--base-url", default="")
+        key = add.add_mutually_exclusive_group()
+        key.add_argument("--api-key-env", metavar="VAR", help="Read the key from this variable.")
+        key.add_argument("--api-key-stdin", action="store_true", help="Read the key from stdin.")
+        add.add_argument("--api-version", default="")
+        add.add_argument("--header", action="append", default=[], metavar='"Name: value"')
+        add.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
+        provider_commands.add_parser("list", help="List providers (keys masked).")
+        for action, text in (
+            ("show", "Show one provider."),
+            ("remove", "Remove a provider."),
+            ("test", "Test a provider's connection."),
+        ):
+            provider_commands.add_parser(action, help=text).add_argument("name")
+
+        default = commands.add_parser("default", help="Show or set the active default model.")
+        default_commands = default.add_subparsers(dest="action", required=True, metavar="ACTION")
+        set_default = default_commands.add_parser(
+            "set", help="Set the default: PROVIDER MODEL, or a routing GROUP."
+        )
+        set_default.add_argument("provider", metavar="PROVIDER|GROUP")
+        set_default.add_argument("model", nargs="?", metavar="MODEL")
+        default_commands.add_parser("show", help="Show the active default model.")
+
+        commands.add_parser("rotate-key", help="Re-encrypt every secret under the first key.")
+
+        token = commands.add_parser("token", help="Create, list or revoke gateway tokens.")
+        token_commands = token.add_subparsers(dest="action", required=True, metavar="ACTION")
+        create = token_commands.add_parser("create", help="Create a token (printed once).")
+        create.add_argument("name")
+        create.add_argument("--expires-in-days", type=float, default=None, metavar="DAYS")
+        create.add_argument(
+            "--allow",
+            action="append",
+            default=[],
+            metavar="MODEL",
+            help="Limit the token to this group, provider/model or 'default' (repeatable).",
+        )
+        token_commands.add_parser("list", help="List tokens (never their value).")
+        token_commands.add_parser("revoke", help="Revoke a token.").add_argument("name")
+
+        prune = commands.add_parser("prune-requests", help="Delete old request-log records.")
+        prune.add_argument(
+            "--days",
+            type=float,
+            default=None,
+            help="Keep this many days (default: ROUTING_REQUEST_LOG_RETENTION_DAYS, 30).",
+        )
+
+        export = commands.add_parser(
+            "export",
+            help="Print a LiteLLM proxy config.yaml (keys as os.environ/NAME references).",
+        )
+        export.add_argument(
+            "--env-file",
+            metavar="FILE",
+            help="Also write the values of those references to FILE (mode 0600).",
+        )
+        import_litellm = commands.add_parser(
+            "import-litellm",
+            help="Create providers, groups and router settings from a LiteLLM config.yaml.",
+        )
+        import_litellm.add_argument("file", metavar="FILE")
+        import_litellm.add_argument(
+            "--dry-run", action="store_true", help="Show what would change; change nothing."
+        )
+
+        user = commands.add_parser("user", help="Add users.")
+        user_commands = user.add_subparsers(dest="action", required=True, metavar="ACTION")
+        user_add = user_commands.add_parser("add", help="Add a user with a role.")
+        user_add.add_argument("name")
+        user_add.add_argument("--role", required=True, choices=list(ROLES))
+        # Required: a password on the command line would end up in shell history and `ps`.
+        user_add.add_argument(
+            "--password-stdin",
+            action="store_true",
+            required=True,
+            help="Read the password from stdin.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        handler = getattr(
+            self,
+            "_"
+            + "_".join(
+                part.replace("-", "_")
+                for part in (options["command"], options.get("action"))
+                if part
+            ),
+        )
+        actor = f"cli:{getpass.getuser()}"
+        try:
+            handler(options, actor)
+        except ValidationError as exc:
+            raise CommandError(_one_line(exc)) from None
+
+    # --- provider ---------------------------------------------------------------------
+    def _provider_add(self, options: dict, actor: str) -> None:
+        api_key = ""
+        if options["api_key_env"]:
+            api_key = os.environ.get(options["api_key_env"], "").strip()
+            if not api_key:
+                raise CommandError(API_KEY_ENV_EMPTY.format(var=options["api_key_env"]))
+        elif options["api_key_stdin"]:
+            api_key = sys.stdin.read().strip()
+            if not api_key:
+                raise CommandError(API_KEY_STDIN_EMPTY)
+        headers = {}
+        for line in options["header"]:
+            name, sep, value = line.partition(":")
+            if not sep:
+                raise CommandError(HEADER_FORMAT)
+            headers[name.strip()] = value.strip()
+        provider = services.provider_create(
+            name=options["name"],
+            kind=options["kind"],
+            base_url=options["base_url"],
+            api_key=api_key,
+            headers=headers,
+            api_version=options["api_version"],
+            timeout=options["timeout"],
+            actor=actor,
+        )
+        for warning in provider.validation_warnings:
+            self.stderr.write(f"Warning: {warning}")
+        self.stdout.write(f"Added provider {provider.name} ({provider.kind_info.label}).")
+
+    def _provider_list(self, options: dict, actor: str) -> None:
+        rows = [("NAME", "KIND", "ENABLED", "BASE URL", "KEY", "LAST TEST")]
+        for p in Provider.objects.all():
+            rows.append(
+                (
+                    p.name,
+                    p.kind,
+                    "yes" if p.enabled else "no",
+                    p.effective_base_url,
+                    _key_display(p),
+                    _test_display(p),
+                )
+            )
+        if len(rows) == 1:
+            self.stdout.write("No providers yet. Add one with `routing provider add`.")
+            return
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            self.stdout.write(
+                "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+            )
+
+    def _provider_show(self, options: dict, actor: str) -> None:
+        p = _provider(options["name"])
+        fields = [
+            ("name", p.name),
+            ("kind", f"{p.kind} ({p.kind_info.label})"),
+            ("base url", p.effective_base_url),
+            ("api key", _key_display(p)),
+            ("headers", ", ".join(p.header_names) or "(none)"),
+            ("api version", p.api_version or "-"),
+            ("timeout", f"{p.timeout:g} s"),
+            ("max retries", str(p.max_retries)),
+            ("enabled", "yes" if p.enabled else "no"),
+            (
+                "last test",
+                _test_display(p) + (f" ({p.last_test_message})" if p.last_test_message else ""),
+            ),
+            ("updated", f"{p.updated_at:%Y-%m-%d %H:%M:%S} UTC"),
+        ]
+        for label, value in fields:
+            self.stdout.write(f"{label + ':':<13}{value}")
+
+    def _provider_remove(self, options: dict, actor: str) -> None:
+        provider = _provider(options["name"])
+        services.provider_remove(provider=provider, actor=actor)
+        self.stdout.write(f"Removed provider {options['name']}.")
+
+    def _provider_test(self, options: dict, actor: str) -> None:
+        provider = _provider(options["name"])
+        result = services.provider_test(provider=provider)
+        if not result.ok:
+            raise CommandError(f"{provider.name}: {result.message}", returncode=1)
+        self.stdout.write(f"{provider.name}: ok, {result.latency_ms:.0f} ms, {result.message}")
+
+    # --- default ----------------------------------------------------------------------
+    def _default_set(self, options: dict, actor: str) -> None:
+        if options["model"] is None:
+            group = RoutingGroup.objects.filter(name=options["provider"]).first()
+            if group is None:
+                raise CommandError(NO_SUCH_GROUP.format(name=options["provider"]))
+            default = services.default_model_set(group=group, actor=actor)
+        else:
+            provider = _provider(options["provider"])
+            default = services.default_model_set(
+                provider=provider, model=options["model"], actor=actor
+            )
+        self.stdout.write(f"Default model is now {default} (version {default.version}).")
+
+    def _default_show(self, options: dict, actor: str) -> None:
+        default = services.default_model_get()
+        if default is None:
+            self.stdout.write("No default model is set. Set one with `routing default set`.")
+            return
+        self.stdout.write(
+            f"{default} (version {default.version}, since {default.changed_at:%Y-%m-%d %H:%M:%S}"
+            f" UTC, by {default.changed_by_name or 'unknown'})"
+        )
+
+    # --- keys -------------------------------------------------------------------------
+    def _rotate_key(self, options: dict, actor: str) -> None:
+        report = services.rotate_keys(actor=actor)
+        self.stdout.write(
+            f"Re-encrypted {report.rotated} provider(s); {report.already_current} already "
+            "under the first key."
+        )
+        if report.undecryptable:
+            raise CommandError(
+                "Could not decrypt the secrets of: "
+                + ", ".join(sorted(set(report.undecryptable)))
+                + ". They were left unchanged; add the key they were encrypted with and re-run.",
+                returncode=1,
+            )
+
+    # --- LiteLLM config ---------------------------------------------------------------
+    def _export(self, options: dict, actor: str) -> None:
+        env_file = options["env_file"]
+        config, env = services.export_config(include_secrets=bool(env_file))
+        if env_file:
+            services.write_env_file(env_file, env)
+            self.stderr.write(f"Wrote {len(env)} secret value(s) to {env_file} (mode 0600).")
+        disabled = Provider.objects.filter(enabled=False).values_list("name", flat=True)
+        if disabled:
+            self.stderr.write(f"Not exported (disabled): {', '.join(disabled)}.")
+        # stdout carries the YAML only, so that `routing export > config.yaml` just works.
+        self.stdout.write(services.render_yaml(config), ending="")
+
+    def _import_litellm(self, options: dict, actor: str) -> None:
+        path = Path(options["file"])
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except OSError as exc:
+            raise CommandError(f"Cannot read {path}: {exc.strerror}.") from None
+        except UnicodeDecodeError:
+            raise CommandError(f"Cannot read {path}: it is not UTF-8 text.") from None
+        report = services.import_config(
+            data=services.parse_yaml(text),
+            environ=os.environ,
+            dry_run=options["dry_run"],
+            actor=actor,
+        )
+        for warning in report.warnings:
+            self.stderr.write(f"Warning: {warning}")
+        if report.errors:
+            for error in report.errors:
+                self.stderr.write(error)
+            raise CommandError(
+                f"Nothing imported: {len(report.errors)} problem(s), listed above.", returncode=1
+            )
+        for label, items in (
+            ("create", report.created),
+            ("update", report.updated),
+            ("unchanged", report.unchanged),
+        ):
+            for item in items:
+                self.stdout.write(f"{label:<10} {item}")
+        created, updated = len(report.created), len(report.updated)
+        if options["dry_run"]:
+            self.stdout.write(
+                f"Dry run: {created} to create, {updated} to update; nothing was changed."
+            )
+        else:
+            self.stdout.write(f"Imported: {created} created, {updated} updated.")
+
+    # --- users ------------------------------------------------------------------------
+    def _user_add(self, options: dict, actor: str) -> None:
+        password = sys.stdin.read().rstrip("\r\n")
+        if not password:
+            raise CommandError(PASSWORD_STDIN_EMPTY)
+        user = services.user_create(
+            username=options["name"], password=password, role=options["role"], actor=actor
+        )
+        self.stdout.write(f"Added user {user.get_username()} ({options['role']}).")
+
+    # --- gateway tokens ---------------------------------------------------------------
+    def _token_create(self, options: dict, actor: str) -> None:
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from providers.services.tokens import token_create
+
+        days = options["expires_in_days"]
+        expires_at = timezone.now() + timedelta(days=days) if days else None
+        token, raw = token_create(
+            name=options["name"],
+            expires_at=expires_at,
+            allowed_models=options["allow"],
+            actor=actor,
+        )
+        self.stderr.write(f"Created token {token.name}. Copy it now: it is not shown again.")
+        self.stdout.write(raw)
+
+    def _token_list(self, options: dict, actor: str) -> None:
+        from django.utils import timezone
+
+        from providers.models import AccessToken
+
+        now = timezone.now()
+        rows = [("NAME", "PREFIX", "STATE", "EXPIRES", "LAST USED", "ALLOWED")]
+        for t in AccessToken.objects.all():
+            state = (
+                "revoked"
+                if t.revoked_at
+                else ("expired" if t.expires_at and t.expires_at <= now else "active")
+            )
+            rows.append(
+                (
+                    t.name,
+                    t.prefix + "…",
+                    state,
+                    f"{t.expires_at:%Y-%m-%d %H:%M}" if t.expires_at else "never",
+                    f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never",
+                    ", ".join(t.allowed_models) or "all",
+                )
+            )
+        if len(rows) == 1:
+            self.stdout.write("No tokens yet. Create one with `routing token create NAME`.")
+            return
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            cells = zip(row, widths, strict=True)
+            self.stdout.write("  ".join(cell.ljust(w) for cell, w in cells).rstrip())
+
+    def _token_revoke(self, options: dict, actor: str) -> None:
+        from providers.models import AccessToken
+        from providers.services.tokens import token_revoke
+
+        token = AccessToken.objects.filter(name=options["name"]).first()
+        if token is None:
+            raise CommandError(f"No token named {options['name']!r}.")
+        token_revoke(token=token, actor=actor)
+        self.stdout.write(f"Revoked token {token.name}.")
+
+    # --- request log ------------------------------------------------------------------
+    def _prune_requests(self, options: dict, actor: str) -> None:
+        from providers.services.usage import prune_requests
+
+        deleted, cutoff = prune_requests(days=options["days"])
+        self.stdout.write(
+            f"Deleted {deleted} request-log record(s) older than {cutoff:%Y-%m-%d %H:%M} UTC."
+        )

@@ -1,0 +1,130 @@
+"""The request log's writer: records are queued in memory and written in batches by one
+background thread, so a model call never waits for the database. A normal shutdown (atexit)
+writes what is still queued; `flush()` does it on demand."""
+
+from __future__ import annotations
+
+import atexit
+import contextvars
+import logging
+import queue
+import threading
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections
+
+log = logging.getLogger(__name__)
+
+# Set by the gateway for the duration of a request: which token made the call.
+current_token: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "routing_token", default="in-process"
+)
+
+BATCH = 500
+INTERVAL = 1.0
+
+_queue: queue.Queue[dict[str, Any]] = queue.Queue()
+_lock = threading.Lock()
+_thread: threading.Thread | None = None
+_wake = threading.Event()
+
+
+def record(**fields: Any) -> None:
+    fields.setdefault("token_name", current_token.get())
+    _queue.put(fields)
+    # Tests turn the thread off and call flush(), so rows land in the test's transaction.
+    if getattr(settings, "ROUTING_REQUEST_LOG_BACKGROUND", True):
+        _ensure_thread()
+
+
+def discard() -> None:
+    while _drain():
+        pass
+
+
+def _ensure_thread() -> None:
+    global _thread
+    if _thread is not None and _thread.is_alive():
+        return
+    with _lock:
+        if _thread is None or not _thread.is_alive():
+            _thread = threading.Thread(target=_run, name="request-log-writer", daemon=True)
+            _thread.start()
+
+
+def _drain() -> list[dict[str, Any]]:
+    items = []
+    while len(items) < BATCH:
+        try:
+            items.append(_queue.get_nowait())
+        except queue.Empty:
+            break
+    return items
+
+
+def _price(item: dict[str, Any]) -> float | None:
+    """Priced here, in the writer, not on the call path: LiteLLM's lookup is not free."""
+    litellm_model = item.pop("litellm_model", "")
+    prompt, completion = item.get("prompt_tokens"), item.get("completion_tokens")
+    if not litellm_model or prompt is None or completion is None:
+        return None
+    from .llm import litellm
+
+    try:
+        prompt_cost, completion_cost = litellm().cost_per_token(
+            model=litellm_model, prompt_tokens=prompt, completion_tokens=completion
+        )
+    except Exception:  # noqa: BLE001 - LiteLLM does not know this model's price
+        return None
+    return (prompt_cost + completion_cost) or None
+
+
+def _write(items: list[dict[str, Any]]) -> None:
+    from .models import AccessToken, RequestLog
+
+    rows, last_used = [], {}
+    for item in items:
+        item["cost"] = _price(item)
+        rows.append(RequestLog(**item))
+        name = item.get("token_name", "in-process")
+        if name != "in-process":
+            last_used[name] = max(last_used.get(name, item["at"]), item["at"])
+    RequestLog.objects.bulk_create(rows)
+    # A token's "last used" rides along with the batch: no write on the request path.
+    for name, at in last_used.items():
+        AccessToken.objects.filter(name=name).update(last_used_at=at)
+
+
+def flush() -> int:
+    """Write everything queued now, on the calling thread; returns how many were written."""
+    written = 0
+    while items := _drain():
+        _write(items)
+        written += len(items)
+    return written
+
+
+def _run() -> None:
+    while True:
+        _wake.wait(INTERVAL)
+        _wake.clear()
+        items: list[dict[str, Any]] = []
+        try:
+            items = _drain()
+            if items:
+                _write(items)
+        except Exception:  # noqa: BLE001 - keep the records; try again next round
+            log.warning("Could not write the request log; will retry", exc_info=True)
+            for item in items:
+                _queue.put(item)
+        finally:
+            close_old_connections()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    try:
+        flush()
+    except Exception:  # noqa: BLE001
+        log.error("Request log records lost at shutdown: %d", _queue.qsize(), exc_info=True)

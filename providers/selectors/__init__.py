@@ -1,0 +1,1 @@
+"""Reads that stopped being one-liners: aggregation queries for pages."""

@@ -1,0 +1,280 @@
+"""Aggregates over the request log for the usage page.
+
+The log may hold millions of rows, so every query here is either an aggregate or a bounded
+slice, filtered on `at` (plus provider, model or token name, each of which leads an index
+with `at`), and the number of queries is fixed: it never grows with the number of rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce, Trunc, TruncDay, TruncHour, TruncMinute
+
+from ..models import RequestLog
+
+# Distinct (provider, model, token) combinations read for the filter selects.
+CHOICES_LIMIT = 500
+# Providers drawn separately in the time series; the rest are summed into one series.
+SERIES_PROVIDERS = 6
+OTHER_PROVIDERS = "other providers"
+NO_PROVIDER = "no provider"
+LATENCY_MODELS = 10
+PERCENTILES = (50, 90, 99)
+TOKEN_ROWS = 20
+PER_PAGE = 50
+# A deep page costs a walk over every row before it; past 10,000 requests, narrow the range.
+MAX_PAGE = 200
+
+
+@dataclass(frozen=True)
+class Range:
+    key: str
+    label: str
+    span: timedelta
+    bucket: timedelta
+    # The database truncates to this unit; Python folds the result into `bucket`, so
+    # five-minute and six-hour buckets need no database-specific date arithmetic.
+    trunc: type[Trunc]
+
+
+RANGES = {
+    r.key: r
+    for r in (
+        Range("1h", "Last hour", timedelta(hours=1), timedelta(minutes=5), TruncMinute),
+        Range("24h", "Last 24 hours", timedelta(hours=24), timedelta(hours=1), TruncHour),
+        Range("7d", "Last 7 days", timedelta(days=7), timedelta(hours=6), TruncHour),
+        Range("30d", "Last 30 days", timedelta(days=30), timedelta(days=1), TruncDay),
+    )
+}
+DEFAULT_RANGE = "24h"
+
+
+@dataclass(frozen=True)
+class Filters:
+    provider: str = ""
+    model: str = ""
+    token: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.provider or self.model or self.token)
+
+
+@dataclass(frozen=True)
+class Totals:
+    requests: int
+    errors: int
+    tokens: int
+    cost: float | None
+
+
+@dataclass(frozen=True)
+class Bucket:
+    start: datetime
+    requests: int
+    errors: int
+
+
+@dataclass(frozen=True)
+class ProviderSeries:
+    provider: str
+    requests: int
+    errors: int
+    buckets: list[Bucket]
+
+
+@dataclass(frozen=True)
+class Latency:
+    provider: str
+    model: str
+    requests: int
+    # Milliseconds at PERCENTILES, in order; None when the row vanished mid-read.
+    values: tuple[float | None, ...]
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider}/{self.model}" if self.provider else self.model
+
+
+@dataclass(frozen=True)
+class TokenUsage:
+    token: str
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float | None
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+def requests_in(*, since: datetime, until: datetime, filters: Filters) -> QuerySet[RequestLog]:
+    # order_by(): the model's "-at, -id" ordering has no place in aggregates.
+    rows = RequestLog.objects.filter(at__gte=since, at__lte=until).order_by()
+    if filters.provider:
+        rows = rows.filter(provider=filters.provider)
+    if filters.model:
+        rows = rows.filter(model=filters.model)
+    if filters.token:
+        rows = rows.filter(token_name=filters.token)
+    return rows
+
+
+def filter_choices(*, since: datetime, until: datetime) -> dict[str, list[str]]:
+    """Distinct providers, models and token names seen in the range.
+
+    One grouped query rather than three DISTINCTs: the range is read once (through the `at`
+    index), and only the few combinations come back; limited all the same."""
+    combinations = (
+        RequestLog.objects.filter(at__gte=since, at__lte=until)
+        .values_list("provider", "model", "token_name")
+        .distinct()
+        .order_by()[:CHOICES_LIMIT]
+    )
+    seen: dict[str, set[str]] = {"provider": set(), "model": set(), "token": set()}
+    for provider, model, token in combinations:
+        seen["provider"].add(provider)
+        seen["model"].add(model)
+        seen["token"].add(token)
+    return {key: sorted(values - {""}) for key, values in seen.items()}
+
+
+def _tokens_expression():
+    return Coalesce("prompt_tokens", 0) + Coalesce("completion_tokens", 0)
+
+
+def bucket_starts(rng: Range, *, since: datetime, until: datetime) -> list[datetime]:
+    size = int(rng.bucket.total_seconds())
+    first = int(since.timestamp()) // size * size
+    last = int(until.timestamp()) // size * size
+    return [datetime.fromtimestamp(s, tz=UTC) for s in range(first, last + size, size)]
+
+
+def activity(
+    rows: QuerySet[RequestLog], rng: Range, *, since: datetime, until: datetime
+) -> tuple[Totals, list[ProviderSeries]]:
+    """Totals, and requests and errors per provider and bucket, the busiest providers first.
+
+    One query: at most one row per provider and truncation unit comes back (60 for the last
+    hour, 168 for seven days), whatever the number of requests; the totals are their sums."""
+    counts = (
+        rows.annotate(slot=rng.trunc("at", tzinfo=UTC))
+        .values("provider", "slot")
+        .annotate(
+            requests=Count("id"),
+            errors=Count("id", filter=Q(ok=False)),
+            tokens=Sum(_tokens_expression()),
+            cost=Sum("cost"),
+        )
+        .order_by()
+    )
+    size = int(rng.bucket.total_seconds())
+    starts = bucket_starts(rng, since=since, until=until)
+    first = int(starts[0].timestamp())
+    per_provider: dict[str, list[list[int]]] = {}
+    tokens, costs = 0, []
+    for row in counts:
+        tokens += row["tokens"] or 0
+        if row["cost"] is not None:
+            costs.append(row["cost"])
+        index = min(max((int(row["slot"].timestamp()) - first) // size, 0), len(starts) - 1)
+        name = row["provider"] or NO_PROVIDER
+        slots = per_provider.setdefault(name, [[0, 0] for _ in starts])
+        slots[index][0] += row["requests"]
+        slots[index][1] += row["errors"]
+    ranked = sorted(per_provider.items(), key=lambda item: (-sum(r for r, _ in item[1]), item[0]))
+    if len(ranked) > SERIES_PROVIDERS:
+        rest = ranked[SERIES_PROVIDERS - 1 :]
+        merged = [[sum(s[i][k] for _, s in rest) for k in (0, 1)] for i in range(len(starts))]
+        ranked = [*ranked[: SERIES_PROVIDERS - 1], (OTHER_PROVIDERS, merged)]
+    series = [
+        ProviderSeries(
+            provider=name,
+            requests=sum(r for r, _ in slots),
+            errors=sum(e for _, e in slots),
+            buckets=[Bucket(start, r, e) for start, (r, e) in zip(starts, slots, strict=True)],
+        )
+        for name, slots in ranked
+    ]
+    totals = Totals(
+        requests=sum(s.requests for s in series),
+        errors=sum(s.errors for s in series),
+        tokens=tokens,
+        cost=sum(costs) if costs else None,
+    )
+    return totals, series
+
+
+def _offset(percent: int, count: int) -> int:
+    # Nearest rank: the smallest value with at least `percent`% of values at or below it.
+    return max((percent * count + 99) // 100 - 1, 0)
+
+
+def latency_by_model(rows: QuerySet[RequestLog]) -> list[Latency]:
+    """p50/p90/p99 latency of successful requests for the busiest models.
+
+    Portable percentiles (SQLite has no percentile_cont): one grouped count for the top
+    LATENCY_MODELS models, then one small query per model and percentile that fetches the
+    single latency at that rank. At most 1 + 10 * 3 queries, however many rows there are."""
+    ok = rows.filter(ok=True)
+    top = (
+        ok.values("provider", "model")
+        .annotate(requests=Count("id"))
+        .order_by("-requests", "provider", "model")[:LATENCY_MODELS]
+    )
+    result = []
+    for row in top:
+        mine = ok.filter(provider=row["provider"], model=row["model"])
+        count = row["requests"]
+        values = []
+        for percent in PERCENTILES:
+            rank = _offset(percent, count)
+            # From the nearer end, so the database keeps the smaller top-N heap.
+            if rank < count // 2:
+                ordered = mine.order_by("latency_ms")
+            else:
+                ordered, rank = mine.order_by("-latency_ms"), count - 1 - rank
+            try:
+                values.append(ordered.values_list("latency_ms", flat=True)[rank])
+            except IndexError:
+                values.append(None)
+        result.append(Latency(row["provider"], row["model"], count, tuple(values)))
+    return result
+
+
+def usage_by_token(rows: QuerySet[RequestLog]) -> list[TokenUsage]:
+    """Tokens (prompt + completion) and cost per access token name, the heaviest first."""
+    grouped = (
+        rows.values("token_name")
+        .annotate(
+            requests=Count("id"),
+            prompt=Sum(Coalesce("prompt_tokens", 0)),
+            completion=Sum(Coalesce("completion_tokens", 0)),
+            spent=Sum("cost"),
+            total=Sum(_tokens_expression()),
+        )
+        .order_by("-total", "token_name")[:TOKEN_ROWS]
+    )
+    return [
+        TokenUsage(
+            token=row["token_name"],
+            requests=row["requests"],
+            prompt_tokens=row["prompt"] or 0,
+            completion_tokens=row["completion"] or 0,
+            cost=row["spent"],
+        )
+        for row in grouped
+    ]
+
+
+def recent_requests(rows: QuerySet[RequestLog], *, page: int) -> tuple[list[RequestLog], bool]:
+    """One page of requests, newest first, and whether there is a next one.
+
+    One row more than a page tells whether a next page exists: no COUNT(*) over the range."""
+    page = min(page, MAX_PAGE)
+    start = (page - 1) * PER_PAGE
+    found = list(rows.order_by("-at", "-id")[start : start + PER_PAGE + 1])
+    return found[:PER_PAGE], len(found) > PER_PAGE and page < MAX_PAGE

@@ -1,0 +1,74 @@
+"""The service layer: every write and every model call goes through here.
+
+Forms, the command line and (later) the gateway call these functions; none of them writes
+to the models directly.
+"""
+
+from .calls import ProviderError, Unavailable, UnknownModel, acompletion, answered_by, completion
+from .connection import ConnectionResult, provider_test, provider_test_many
+from .groups import (
+    DeploymentSpec,
+    group_remove,
+    group_save,
+    router_settings_get,
+    router_settings_update,
+)
+from .keys import RotationReport, rotate_keys
+from .litellm_config import (
+    MAX_CONFIG_BYTES,
+    ImportReport,
+    export_config,
+    import_config,
+    parse_env,
+    parse_yaml,
+    render_env,
+    render_yaml,
+    write_env_file,
+)
+from .providers import (
+    KEEP,
+    default_model_get,
+    default_model_revert,
+    default_model_set,
+    provider_create,
+    provider_remove,
+    provider_update,
+)
+from .users import user_create, user_set_role
+
+__all__ = [
+    "MAX_CONFIG_BYTES",
+    "ImportReport",
+    "export_config",
+    "import_config",
+    "parse_env",
+    "parse_yaml",
+    "render_env",
+    "render_yaml",
+    "write_env_file",
+    "DeploymentSpec",
+    "group_remove",
+    "group_save",
+    "router_settings_get",
+    "router_settings_update",
+    "KEEP",
+    "ConnectionResult",
+    "ProviderError",
+    "RotationReport",
+    "Unavailable",
+    "UnknownModel",
+    "answered_by",
+    "acompletion",
+    "completion",
+    "default_model_get",
+    "default_model_revert",
+    "default_model_set",
+    "provider_create",
+    "provider_remove",
+    "provider_test",
+    "provider_test_many",
+    "provider_update",
+    "rotate_keys",
+    "user_create",
+    "user_set_role",
+]

@@ -1,0 +1,185 @@
+"""Calling models with the configuration in the database."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.utils import timezone
+
+from .. import live, request_log
+from ..llm import alitellm, litellm
+from ..redact import redact
+
+UPSTREAM_FAILED = "Provider {provider!r} ({kind}) failed{status}: {detail}"
+
+UnknownModel = live.UnknownModel
+Unavailable = live.Unavailable
+
+
+class ProviderError(Exception):
+    """An upstream failure: names the provider (or group) and status, never contains a key."""
+
+    def __init__(self, *, provider: str, kind: str, status: int | None, detail: str) -> None:
+        self.provider = provider
+        self.status_code = status
+        self.detail = detail
+        suffix = f" with HTTP {status}" if status else ""
+        super().__init__(
+            UPSTREAM_FAILED.format(provider=provider, kind=kind, status=suffix, detail=detail)
+        )
+
+
+def _describe(target: live.Target | live.GroupTarget) -> tuple[str, str, tuple[str, ...]]:
+    if isinstance(target, live.GroupTarget):
+        return target.group.name, "routing group", target.secrets
+    return target.provider.name, target.provider.kind.label, target.provider.secrets
+
+
+def _error(exc: Exception, target: live.Target | live.GroupTarget) -> ProviderError:
+    name, kind, secrets = _describe(target)
+    status = getattr(exc, "status_code", None)
+    detail = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return ProviderError(
+        provider=name,
+        kind=kind,
+        status=status if isinstance(status, int) else None,
+        detail=redact(str(detail), secrets)[:1000],
+    )
+
+
+def _log(
+    target: live.Target | live.GroupTarget,
+    requested: str | None,
+    started: float,
+    *,
+    response: Any = None,
+    error: ProviderError | None = None,
+    stream: bool = False,
+) -> None:
+    """Queue one request-log record (written in batches, off the call path)."""
+    provider, model, fallbacks, litellm_model = "", "", 0, ""
+    if isinstance(target, live.GroupTarget):
+        label = answered_by(response) if response is not None else ""
+        provider, _, model = label.partition("/")
+        # Answered by a deployment of another group: a fallback group was used.
+        fallbacks = int(bool(label) and label not in {d.label for d in target.group.deployments})
+        if label:
+            litellm_model = target.snapshot.providers[provider].kind.litellm_model(model)
+    else:
+        provider, model = target.provider.name, target.model
+        litellm_model = target.provider.kind.litellm_model(model)
+    usage = getattr(response, "usage", None)
+    request_log.record(
+        at=timezone.now(),
+        requested_model=(requested or "default")[:264],
+        provider=provider,
+        model=model[:200],
+        fallbacks=fallbacks,
+        ok=error is None,
+        status=error.status_code if error is not None else 200,
+        error=str(error)[:300] if error is not None else "",
+        latency_ms=(time.perf_counter() - started) * 1000,
+        prompt_tokens=getattr(usage, "prompt_tokens", None),
+        completion_tokens=getattr(usage, "completion_tokens", None),
+        litellm_model=litellm_model,
+        stream=stream,
+    )
+
+
+class _GuardedStream:
+    """Chunks pass through unchanged; a failure mid-stream becomes a redacted ProviderError.
+    The call is logged when the stream ends."""
+
+    def __init__(self, stream: Any, target: live.Target | live.GroupTarget, requested, started):
+        self._stream, self._target = stream, target
+        self._requested, self._started = requested, started
+
+    def _finish(self, last: Any, error: ProviderError | None = None) -> None:
+        _log(self._target, self._requested, self._started, response=last, error=error, stream=True)
+
+    def __iter__(self) -> Iterator[Any]:
+        last = None
+        try:
+            for last in self._stream:  # noqa: B007 - the last chunk carries usage, if any
+                yield last
+        except Exception as exc:  # noqa: BLE001
+            error = _error(exc, self._target)
+            self._finish(last, error)
+            raise error from None
+        self._finish(last)
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        last = None
+        try:
+            async for chunk in self._stream:
+                last = chunk
+                yield chunk
+        except Exception as exc:  # noqa: BLE001
+            error = _error(exc, self._target)
+            self._finish(last, error)
+            raise error from None
+        self._finish(last)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _annotate(target, requested: str | None, started: float, response: Any, stream: bool) -> Any:
+    if stream:
+        return _GuardedStream(response, target, requested, started)
+    if isinstance(target, live.GroupTarget):
+        hidden = getattr(response, "_hidden_params", None) or {}
+        hidden["routing_deployment"] = target.snapshot.deployment_label(hidden.get("model_id"))
+    _log(target, requested, started, response=response)
+    return response
+
+
+def completion(messages: list[dict[str, Any]], model: str | None = None, **kwargs: Any) -> Any:
+    """`model=None` (or "default") uses the active default; a routing group's name routes
+    through the group; "<provider>/<model id>" addresses one provider. Everything else is
+    passed to LiteLLM unchanged (stream=True, tools, ...)."""
+    target = live.snapshot().resolve(model)
+    started = time.perf_counter()
+    try:
+        if isinstance(target, live.GroupTarget):
+            response = target.snapshot.router().completion(
+                model=target.group.name, messages=messages, **kwargs
+            )
+        else:
+            response = litellm().completion(messages=messages, **target.params, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - every upstream failure becomes one error type
+        error = _error(exc, target)
+        _log(target, model, started, error=error)
+        # `from None`: the original exception may carry the request, key included.
+        raise error from None
+    return _annotate(target, model, started, response, kwargs.get("stream", False))
+
+
+async def acompletion(
+    messages: list[dict[str, Any]], model: str | None = None, **kwargs: Any
+) -> Any:
+    snap = live.peek() or await sync_to_async(live.snapshot)()
+    target = snap.resolve(model)
+    started = time.perf_counter()
+    try:
+        if isinstance(target, live.GroupTarget):
+            await alitellm()
+            response = await target.snapshot.router().acompletion(
+                model=target.group.name, messages=messages, **kwargs
+            )
+        else:
+            lib = await alitellm()
+            response = await lib.acompletion(messages=messages, **target.params, **kwargs)
+    except Exception as exc:  # noqa: BLE001
+        error = _error(exc, target)
+        _log(target, model, started, error=error)
+        raise error from None
+    return _annotate(target, model, started, response, kwargs.get("stream", False))
+
+
+def answered_by(response: Any) -> str:
+    """Which deployment ("provider/model") answered a call routed through a group."""
+    return (getattr(response, "_hidden_params", None) or {}).get("routing_deployment", "")

@@ -1,0 +1,302 @@
+"""Writes to providers and the default model. Every write validates, runs in one
+transaction, records an audit event and bumps the configuration version."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from .. import crypto, kinds, live
+from ..models import DefaultModel, Provider, RoutingGroup
+from ..redact import mask
+from ..validators import validate_base_url, validate_header, validate_model_id
+from . import audit
+
+KEEP: Any = object()  # "leave the stored secret as it is"
+
+KEY_REQUIRED_FOR_NEW_HOST = (
+    "The base URL now points to a different host: enter the API key again (or choose "
+    "'Remove key'), so that the stored key is never sent to a host it was not saved for."
+)
+HEADERS_REQUIRED_FOR_NEW_HOST = (
+    "The base URL now points to a different host: enter the custom headers again, so that "
+    "their stored values are never sent to a host they were not saved for."
+)
+STALE_VERSION = (
+    "Someone else changed provider {name!r} while you were editing it. Reload the page to see "
+    "their change, then make yours again."
+)
+DEFAULT_PROVIDER_DELETE = (
+    "Provider {name!r} holds the active default model. Switch the default to another provider "
+    "first, then remove this one."
+)
+DEFAULT_PROVIDER_DISABLE = (
+    "Provider {name!r} holds the active default model. Switch the default to another provider "
+    "before disabling it."
+)
+DEFAULT_PROVIDER_DISABLED = "Provider {name!r} is disabled: enable it before making it the default."
+PROVIDER_IN_GROUPS = (
+    "Provider {name!r} serves routing groups ({groups}). Remove it from those groups first, "
+    "or disable it to take it out of routing for now."
+)
+NOTHING_TO_REVERT = "There is no previous default model to return to."
+
+_PLAIN_FIELDS = ("name", "kind", "base_url", "api_version", "timeout", "max_retries", "enabled")
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port
+
+
+def _set_api_key(provider: Provider, api_key: str) -> None:
+    provider.api_key_ciphertext = crypto.encrypt(api_key) if api_key else ""
+    provider.api_key_hint = mask(api_key)
+
+
+def _set_headers(provider: Provider, headers: dict[str, str]) -> None:
+    provider.header_names = sorted(headers)
+    provider.headers_ciphertext = crypto.encrypt(json.dumps(headers)) if headers else ""
+
+
+def _clean_headers(headers: dict[str, str]) -> dict[str, str]:
+    cleaned = {}
+    for name, value in headers.items():
+        clean_name, clean_value = validate_header(name, value)
+        cleaned[clean_name] = clean_value
+    return cleaned
+
+
+def _validate(provider: Provider) -> list[str]:
+    """Validate everything about the row; return warnings worth showing."""
+    errors: dict[str, list] = {}
+    warnings: list[str] = []
+    kind = None
+    try:
+        kind = kinds.get_kind(provider.kind)
+    except ValidationError as exc:
+        errors["kind"] = exc.messages
+    if kind is not None:
+        for field, message in kind.field_errors(
+            base_url=provider.base_url,
+            has_api_key=bool(provider.api_key_ciphertext),
+            api_version=provider.api_version,
+        ).items():
+            errors.setdefault(field, []).append(message)
+        if provider.base_url and "base_url" not in errors:
+            try:
+                checked = validate_base_url(provider.base_url, local=kind.local)
+                provider.base_url = checked.url
+                warnings.extend(checked.warnings)
+            except ValidationError as exc:
+                errors["base_url"] = exc.messages
+    try:
+        provider.full_clean(exclude=list(errors))
+    except ValidationError as exc:
+        for field, messages in exc.message_dict.items():
+            errors.setdefault(field, []).extend(messages)
+    if errors:
+        raise ValidationError(errors)
+    return warnings
+
+
+def _diff(before: dict[str, Any], provider: Provider) -> dict[str, Any]:
+    return {
+        field: [before[field], getattr(provider, field)]
+        for field in _PLAIN_FIELDS
+        if before[field] != getattr(provider, field)
+    }
+
+
+@transaction.atomic
+def provider_create(
+    *,
+    name: str,
+    kind: str,
+    base_url: str = "",
+    api_key: str = "",
+    headers: dict[str, str] | None = None,
+    api_version: str = "",
+    timeout: float | None = None,
+    max_retries: int | None = None,
+    enabled: bool = True,
+    actor: audit.Actor = None,
+) -> Provider:
+    provider = Provider(
+        name=name.strip(),
+        kind=kind,
+        base_url=base_url.strip(),
+        api_version=api_version.strip(),
+        enabled=enabled,
+        created_by=audit.actor_user(actor),
+        updated_by=audit.actor_user(actor),
+    )
+    if timeout is not None:
+        provider.timeout = timeout
+    if max_retries is not None:
+        provider.max_retries = max_retries
+    _set_api_key(provider, api_key.strip())
+    _set_headers(provider, _clean_headers(headers or {}))
+    provider.validation_warnings = _validate(provider)
+    provider.save()
+    changes: dict[str, Any] = {f: [None, getattr(provider, f)] for f in _PLAIN_FIELDS}
+    if api_key:
+        changes["api_key"] = "set"
+    if headers:
+        changes["headers"] = f"set ({', '.join(provider.header_names)})"
+    audit.record(actor=actor, action="provider.create", target=provider.name, changes=changes)
+    live.bump_version()
+    return provider
+
+
+@transaction.atomic
+def provider_update(
+    *,
+    provider: Provider,
+    actor: audit.Actor = None,
+    expected_version: int | None = None,
+    api_key: Any = KEEP,
+    headers: Any = KEEP,
+    **fields: Any,
+) -> Provider:
+    """Change fields of a provider. `api_key`/`headers`: KEEP leaves them, "" / {} removes."""
+    unknown = set(fields) - set(_PLAIN_FIELDS)
+    if unknown:
+        raise TypeError(f"provider_update() got unexpected fields: {sorted(unknown)}")
+    # Lock the row: two editors saving at once must not both pass the version check.
+    locked = Provider.objects.select_for_update().get(pk=provider.pk)
+    if expected_version is not None and locked.version != expected_version:
+        raise ValidationError(STALE_VERSION.format(name=locked.name), code="stale")
+    if fields.get("enabled") is False and locked.enabled:
+        _refuse_if_default(locked, DEFAULT_PROVIDER_DISABLE)
+
+    before = {field: getattr(locked, field) for field in _PLAIN_FIELDS}
+    old_origin = _origin(locked.effective_base_url)
+    for field, value in fields.items():
+        setattr(locked, field, value.strip() if isinstance(value, str) else value)
+    errors = {}
+    if _origin(locked.effective_base_url) != old_origin:
+        if api_key is KEEP and locked.api_key_ciphertext:
+            errors["api_key"] = [KEY_REQUIRED_FOR_NEW_HOST]
+        if headers is KEEP and locked.headers_ciphertext:
+            errors["headers"] = [HEADERS_REQUIRED_FOR_NEW_HOST]
+    if errors:
+        raise ValidationError(errors)
+
+    changes = _diff(before, locked)
+    if api_key is not KEEP:
+        api_key = api_key.strip()
+        if api_key or locked.api_key_ciphertext:
+            changes["api_key"] = "changed" if api_key else "removed"
+        _set_api_key(locked, api_key)
+    if headers is not KEEP:
+        cleaned = _clean_headers(headers)
+        changes["headers"] = f"changed ({', '.join(sorted(cleaned)) or 'none'})"
+        _set_headers(locked, cleaned)
+    locked.validation_warnings = _validate(locked)
+    locked.version += 1
+    locked.updated_by = audit.actor_user(actor)
+    locked.save()
+    audit.record(actor=actor, action="provider.update", target=locked.name, changes=changes)
+    live.bump_version()
+    return locked
+
+
+def _refuse_if_default(provider: Provider, message: str) -> None:
+    if DefaultModel.objects.filter(id=1, provider=provider).exists():
+        raise ValidationError(message.format(name=provider.name), code="holds_default")
+
+
+@transaction.atomic
+def provider_remove(*, provider: Provider, actor: audit.Actor = None) -> None:
+    locked = Provider.objects.select_for_update().get(pk=provider.pk)
+    _refuse_if_default(locked, DEFAULT_PROVIDER_DELETE)
+    groups = sorted(set(locked.deployments.values_list("group__name", flat=True)))
+    if groups:
+        raise ValidationError(
+            PROVIDER_IN_GROUPS.format(name=locked.name, groups=", ".join(groups)), code="in_use"
+        )
+    # The "previous default" pointer is only a convenience for Revert; drop it with the row.
+    name = locked.name
+    locked.delete()
+    audit.record(actor=actor, action="provider.remove", target=name, changes={})
+    live.bump_version()
+
+
+@transaction.atomic
+def default_model_set(
+    *,
+    provider: Provider | None = None,
+    model: str = "",
+    group: RoutingGroup | None = None,
+    actor: audit.Actor = None,
+) -> DefaultModel:
+    """Make one provider model, or one routing group, the active default."""
+    if (group is None) == (provider is None):
+        raise TypeError("default_model_set() takes a provider and model, or a group")
+    if provider is not None:
+        model = validate_model_id(model.strip())
+        provider = Provider.objects.select_for_update().get(pk=provider.pk)
+        if not provider.enabled:
+            raise ValidationError(DEFAULT_PROVIDER_DISABLED.format(name=provider.name))
+        provider.kind_info.check_model(base_url=provider.effective_base_url, model=model)
+        label = f"{provider.name}/{model}"
+    else:
+        group = RoutingGroup.objects.get(pk=group.pk)
+        model = ""
+        label = group.name
+    # Locking the row serialises concurrent switches; each one is applied and audited in turn.
+    current = (
+        # of=("self",): PostgreSQL refuses to lock the nullable side of the outer joins.
+        DefaultModel.objects.select_for_update(of=("self",))
+        .select_related("provider", "group")
+        .filter(id=1)
+        .first()
+    )
+    if current is None:
+        current = DefaultModel(id=1, version=0)
+        previous = None
+    else:
+        previous = str(current)
+        current.previous_provider, current.previous_model = current.provider, current.model
+        current.previous_group = current.group
+    current.provider, current.model, current.group = provider, model, group
+    current.version += 1
+    current.changed_by = audit.actor_user(actor)
+    current.changed_by_name = audit.actor_name(actor)
+    current.full_clean()
+    current.save()
+    audit.record(
+        actor=actor, action="default.set", target="default", changes={"default": [previous, label]}
+    )
+    live.bump_version()
+    return current
+
+
+def default_model_revert(*, actor: audit.Actor = None) -> DefaultModel:
+    current = (
+        DefaultModel.objects.select_related("previous_provider", "previous_group")
+        .filter(id=1)
+        .first()
+    )
+    if current is None or not current.previous_label:
+        raise ValidationError(NOTHING_TO_REVERT, code="nothing_to_revert")
+    if current.previous_group is not None:
+        return default_model_set(group=current.previous_group, actor=actor)
+    return default_model_set(
+        provider=current.previous_provider, model=current.previous_model, actor=actor
+    )
+
+
+def default_model_get() -> DefaultModel | None:
+    return (
+        DefaultModel.objects.select_related(
+            "provider", "group", "previous_provider", "previous_group"
+        )
+        .filter(id=1)
+        .first()
+    )

@@ -1,0 +1,34 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from .views import audit, config, dashboard, groups, provider, team, tokens, usage
+
+urlpatterns = [
+    path("", dashboard.overview, name="overview"),
+    path("default/", dashboard.default_set, name="default_set"),
+    path("default/revert/", dashboard.default_revert, name="default_revert"),
+    path("models/", provider.model_options, name="model_options"),
+    path("providers/add/", provider.provider_add, name="provider_add"),
+    path("providers/kind-fields/", provider.kind_fields, name="kind_fields"),
+    path("providers/test-all/", provider.test_all, name="test_all"),
+    path("providers/<str:name>/", provider.provider_detail, name="provider_detail"),
+    path("providers/<str:name>/edit/", provider.provider_edit, name="provider_edit"),
+    path("providers/<str:name>/remove/", provider.provider_remove, name="provider_remove"),
+    path("providers/<str:name>/test/", provider.provider_test, name="provider_test"),
+    path("groups/", groups.group_list, name="group_list"),
+    path("groups/add/", groups.group_add, name="group_add"),
+    path("groups/router/", groups.router_settings, name="router_settings"),
+    path("groups/<str:name>/", groups.group_edit, name="group_edit"),
+    path("groups/<str:name>/remove/", groups.group_remove, name="group_remove"),
+    path("groups/<str:name>/test/", groups.group_test, name="group_test"),
+    path("config/export/", config.config_export, name="config_export"),
+    path("config/import/", config.config_import, name="config_import"),
+    path("tokens/", tokens.token_list, name="token_list"),
+    path("tokens/<str:name>/revoke/", tokens.token_revoke, name="token_revoke"),
+    path("usage/", usage.usage, name="usage"),
+    path("audit/", audit.audit_log, name="audit_log"),
+    path("users/", team.users, name="users"),
+    path("setup/", team.setup, name="setup"),
+    path("login/", team.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+]

@@ -1,0 +1,577 @@
+"""Checks for values that end up in the requests this server makes: base URLs, names, headers.
+
+The server calls provider base URLs with stored API keys, so whoever can save a base URL can
+make the server send requests (with secrets) to an address of their choosing. SSRF is the
+main threat; every check here refuses what it cannot prove harmless.
+"""
+
+import ipaddress
+import re
+import socket
+import unicodedata
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+MAX_URL_LENGTH = 2000
+MAX_MODEL_ID_LENGTH = 200
+MAX_PROVIDER_NAME_LENGTH = 63
+
+# --- Messages. Each says what is wrong and how to fix it; tests assert on these. ---
+
+URL_REQUIRED = "Enter a base URL, e.g. https://api.openai.com/v1."
+URL_TOO_LONG = (
+    "Base URL is longer than %(max)d characters; use the provider's API base URL, "
+    "e.g. https://api.openai.com/v1."
+)
+URL_WHITESPACE = (
+    "Base URL contains spaces, line breaks or other invisible characters; "
+    "remove them and paste the URL again."
+)
+URL_NOT_ASCII = (
+    "Base URL contains non-ASCII characters; write international host names in their "
+    "xn-- (punycode) form and percent-encode other characters."
+)
+URL_BACKSLASH = "Base URL contains a backslash (\\); use forward slashes (/) only."
+URL_FRAGMENT = "Base URL must not contain a fragment (#...); remove everything from the # on."
+URL_QUERY = (
+    "Base URL must not contain a query string (?...): a base URL is only scheme, host, "
+    "optional port and path. Remove everything from the ? on; API keys go in the API key "
+    "field and extra parameters in headers."
+)
+SCHEME_MISSING = (
+    "Base URL must start with https:// (or http:// for a local provider), "
+    "e.g. https://api.openai.com/v1."
+)
+SCHEME_UNSUPPORTED = (
+    "Base URL scheme %(scheme)s:// is not supported; use https:// "
+    "(or http:// for a local provider)."
+)
+HTTPS_REQUIRED = (
+    "Base URL must use https:// (plain http is only allowed for local providers on this "
+    "machine or hosts listed in ROUTING_ALLOWED_PRIVATE_HOSTS)."
+)
+USERINFO = (
+    "Base URL must not contain a user name or password (the part before @); remove it "
+    "and put the API key in the API key field instead."
+)
+HOST_REQUIRED = (
+    "Base URL has no host; write it as https://host/path, e.g. https://api.openai.com/v1."
+)
+HOST_INVALID = (
+    "Base URL host is not a valid host name; use letters, digits, hyphens and dots "
+    "(e.g. api.openai.com), and put IPv6 addresses in brackets (e.g. http://[::1]:11434)."
+)
+HOST_TRAILING_DOT = (
+    "Base URL host %(host)s ends with a dot; remove the trailing dot "
+    "(e.g. api.openai.com rather than api.openai.com.)."
+)
+HOST_NUMERIC_NOT_CANONICAL = (
+    "Base URL host %(host)s looks like an IP address in a non-standard spelling; write IPv4 "
+    "addresses in dotted-decimal: four numbers from 0 to 255 without leading zeros "
+    "(e.g. 192.0.2.10)."
+)
+IPV6_INVALID = (
+    "The bracketed host in the base URL is not a valid IPv6 address (zone IDs such as "
+    "%eth0 are not supported); write it like http://[::1]:11434."
+)
+PORT_INVALID = (
+    "Base URL port must be a number from 1 to 65535, e.g. https://llm.example.com:8443/v1."
+)
+ADDRESS_METADATA = (
+    "%(address)s is a cloud metadata service, which could hand out this server's cloud "
+    "credentials, so it is never allowed; use the provider's real API URL."
+)
+ADDRESS_LINK_LOCAL = (
+    "%(address)s is a link-local address (169.254.0.0/16 or fe80::/10), which is never "
+    "allowed because cloud metadata services live there; use the provider's real API URL."
+)
+ADDRESS_UNSPECIFIED = (
+    "%(address)s is the unspecified address (0.0.0.0 or ::), not a real destination; "
+    "to reach a server on this machine use 127.0.0.1 (or ::1)."
+)
+ADDRESS_MULTICAST = (
+    "%(address)s is a multicast address, which cannot serve an API; "
+    "use the provider's own host name or IP address."
+)
+ADDRESS_RESERVED = (
+    "%(address)s is a reserved or broadcast address, which cannot serve an API; "
+    "use the provider's own host name or IP address."
+)
+ADDRESS_LOOPBACK = (
+    "%(address)s is a loopback address (this server itself), which only local provider "
+    "kinds (Ollama, LM Studio, vLLM) may use; pick a local kind, use the provider's public "
+    "https:// URL, or ask an administrator to list the host in ROUTING_ALLOWED_PRIVATE_HOSTS."
+)
+ADDRESS_PRIVATE = (
+    "%(address)s is a private or otherwise non-public network address; use the provider's "
+    "public https:// URL, or ask an administrator to add the host or its network to "
+    "ROUTING_ALLOWED_PRIVATE_HOSTS."
+)
+UNRESOLVED_WARNING = (
+    "%(host)s could not be resolved right now; the URL was accepted and the address will be "
+    "checked again when the app connects."
+)
+ALLOWED_HOSTS_NOT_A_LIST = (
+    "ROUTING_ALLOWED_PRIVATE_HOSTS must be a list of strings, e.g. ['10.0.0.0/8', 'llm.internal']."
+)
+ALLOWED_HOSTS_BAD_ENTRY = (
+    "ROUTING_ALLOWED_PRIVATE_HOSTS entry %r is not a host name, IP address or CIDR network; "
+    "use entries like 'llm.internal', '10.0.0.5' or '10.0.0.0/8'."
+)
+
+MODEL_ID_REQUIRED = "Enter a model ID, e.g. gpt-4o-mini or llama3.1:8b."
+MODEL_ID_TOO_LONG = (
+    "Model ID is longer than %(max)d characters; use the model name exactly as the provider "
+    "lists it, e.g. gpt-4o-mini."
+)
+MODEL_ID_INVALID = (
+    "Model ID must start with a letter or digit and contain only letters, digits and . _ : / - "
+    "(no spaces), e.g. gpt-4o-mini or meta-llama/Llama-3.1-8B-Instruct."
+)
+MODEL_ID_DOTDOT = (
+    "Model ID must not contain '..'; use the model name exactly as the provider lists it, "
+    "e.g. llama3.1:8b."
+)
+
+PROVIDER_NAME_REQUIRED = "Enter a provider name, e.g. openai-prod."
+PROVIDER_NAME_TOO_LONG = (
+    "Provider name is longer than %(max)d characters; use a short name, e.g. openai-prod."
+)
+PROVIDER_NAME_INVALID = (
+    "Provider name may only contain lower-case letters, digits, - and _, and must start with "
+    "a letter or digit, e.g. openai-prod."
+)
+
+HEADER_NAME_REQUIRED = "Enter a header name, e.g. X-Org-Id."
+HEADER_NAME_INVALID = (
+    "Header name may only contain letters, digits and !#$%&'*+-.^_`|~ (no spaces or colons); "
+    "enter just the name, e.g. X-Org-Id, and put the value in the value field."
+)
+HEADER_NAME_FORBIDDEN = (
+    "The %(name)s header is managed by the HTTP client and cannot be configured; remove it."
+)
+HEADER_VALUE_INVALID = (
+    "The value for header %(name)s contains a line break, NUL or other control character; "
+    "enter it again as a single line."
+)
+HEADER_VALUE_NOT_ASCII = (
+    "The value for header %(name)s contains non-ASCII characters, which HTTP headers cannot "
+    "carry reliably; use plain ASCII text."
+)
+
+# --- What is forbidden. ---
+
+# Alibaba's metadata service and AWS's IPv6 one sit outside link-local, and Azure's WireServer
+# is a public address reachable only from inside Azure, so ranges alone do not catch them.
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(a)
+    for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200", "168.63.129.16")
+)
+# Names that only mean something inside a cloud; outside one they do not resolve and would be
+# accepted with a warning, so they are refused by name as well.
+METADATA_HOSTNAMES = frozenset(
+    {
+        "metadata",
+        "metadata.google.internal",
+        "metadata.goog",
+        "instance-data",
+        "instance-data.ec2.internal",
+        "metadata.tencentyun.com",
+    }
+)
+# Header names the HTTP client owns: letting a user set them allows request smuggling or
+# sending the request (and its API key) to a different virtual host.
+FORBIDDEN_HEADERS = frozenset(
+    {
+        "connection",
+        "content-length",
+        "host",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+
+_THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+_PORT_RE = re.compile(r"[0-9]{1,5}")
+# Underscores are not valid in DNS names but Docker Compose service names use them.
+_LABEL_RE = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+# URL parsers treat a host whose last label is a number as an IPv4 address in any base.
+_NUMERIC_LABEL_RE = re.compile(r"[0-9]+|0x[0-9a-f]*")
+_OCTET_RE = re.compile(r"0|[1-9][0-9]{0,2}")
+_MODEL_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]*")
+_PROVIDER_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
+# Control, format and unassigned characters, and Unicode line and paragraph separators.
+_BREAKING = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+_TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+@dataclass(frozen=True)
+class BaseURL:
+    url: str
+    scheme: str
+    host: str
+    port: int | None
+    warnings: tuple[str, ...] = ()
+
+
+def _invalid(message: str, code: str, **params: object) -> ValidationError:
+    return ValidationError(message, code=code, params=params or None)
+
+
+# --- Addresses. ---
+
+
+def resolve_host(host: str) -> list[IPAddress]:
+    """Every address `host` resolves to, in resolver order; OSError when it does not resolve."""
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except UnicodeError as exc:
+        # The IDNA codec refuses some names before any lookup; to callers that is "no such name".
+        raise OSError(f"cannot resolve {host!r}") from exc
+    addresses: list[IPAddress] = []
+    for info in infos:
+        ip = _without_scope(ipaddress.ip_address(info[4][0]))
+        if ip not in addresses:
+            addresses.append(ip)
+    if not addresses:
+        raise OSError(f"{host!r} resolved to no addresses")
+    return addresses
+
+
+def allowed_private_hosts() -> list[str | IPNetwork]:
+    """ROUTING_ALLOWED_PRIVATE_HOSTS as lower-cased names and networks (a bare IP is a /32)."""
+    entries = getattr(settings, "ROUTING_ALLOWED_PRIVATE_HOSTS", [])
+    if not isinstance(entries, list | tuple | set | frozenset):
+        # A bare string would otherwise be read character by character.
+        raise ImproperlyConfigured(ALLOWED_HOSTS_NOT_A_LIST)
+    parsed: list[str | IPNetwork] = []
+    for entry in entries:
+        if not isinstance(entry, str):
+            raise ImproperlyConfigured(ALLOWED_HOSTS_BAD_ENTRY % (entry,))
+        text = entry.strip().lower().removeprefix("[").removesuffix("]")
+        try:
+            parsed.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            if not _is_host_name(text):
+                raise ImproperlyConfigured(ALLOWED_HOSTS_BAD_ENTRY % (entry,)) from None
+            parsed.append(text)
+    return parsed
+
+
+def check_address(ip: IPAddress | str, *, local: bool, host: str | None = None) -> None:
+    """Refuse an address this server must not connect to.
+
+    `host` is the name `ip` was resolved from, if any: a name listed in
+    ROUTING_ALLOWED_PRIVATE_HOSTS may use private addresses, and it makes messages clearer.
+    """
+    if isinstance(ip, str):
+        ip = ipaddress.ip_address(ip)
+    _check_address(ip, local=local, host=host, listed=allowed_private_hosts())
+
+
+def _check_address(
+    ip: IPAddress, *, local: bool, host: str | None, listed: list[str | IPNetwork]
+) -> None:
+    ip = _without_scope(ip)
+    embedded = _embedded_ipv4(ip)
+    target = ip if embedded is None else embedded
+    address = str(ip) if embedded is None else f"{ip} (IPv6 form of {embedded})"
+    if host is not None:
+        address = f"{host} (resolves to {address})"
+    # Listing cannot unlock these: there is no legitimate API behind them.
+    if target in METADATA_ADDRESSES:
+        raise _invalid(ADDRESS_METADATA, "address_metadata", address=address)
+    if target.is_link_local:
+        raise _invalid(ADDRESS_LINK_LOCAL, "address_link_local", address=address)
+    if target.is_unspecified:
+        raise _invalid(ADDRESS_UNSPECIFIED, "address_unspecified", address=address)
+    if target.is_multicast:
+        raise _invalid(ADDRESS_MULTICAST, "address_multicast", address=address)
+    allowed = (host is not None and host.lower() in listed) or _in_networks(ip, target, listed)
+    if target.is_loopback:
+        if local or allowed:
+            return
+        raise _invalid(ADDRESS_LOOPBACK, "address_loopback", address=address)
+    # ::/8 is "reserved" and holds ::1 and the IPv4-compatible forms, hence after loopback.
+    if target.is_reserved or target in _THIS_NETWORK:
+        raise _invalid(ADDRESS_RESERVED, "address_reserved", address=address)
+    if allowed:
+        return
+    # Python counts deprecated site-local fec0::/10 as global.
+    if not target.is_global or getattr(target, "is_site_local", False):
+        raise _invalid(ADDRESS_PRIVATE, "address_private", address=address)
+
+
+def _without_scope(ip: IPAddress) -> IPAddress:
+    # A zone ID makes fd00:ec2::254%eth0 compare unequal to fd00:ec2::254.
+    if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id:
+        return ipaddress.IPv6Address(int(ip))
+    return ip
+
+
+def _embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address a mapped, NAT64 or 6to4 IPv6 address actually reaches."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return None
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip.sixtofour
+
+
+def _in_networks(ip: IPAddress, target: IPAddress, listed: list[str | IPNetwork]) -> bool:
+    return any(ip in entry or target in entry for entry in listed if not isinstance(entry, str))
+
+
+def _http_allowed(ip: IPAddress, *, local: bool, listed: list[str | IPNetwork]) -> bool:
+    embedded = _embedded_ipv4(ip)
+    target = ip if embedded is None else embedded
+    return (local and target.is_loopback) or _in_networks(ip, target, listed)
+
+
+# --- Base URLs. ---
+
+
+def validate_base_url(value: str, *, local: bool) -> BaseURL:
+    """Check a provider base URL; `local` is True for kinds that run on this machine."""
+    _check_url_text(value)
+    scheme, authority, path = _split_url(value)
+    host, ip, port = _parse_authority(authority)
+    listed = allowed_private_hosts()
+    warnings: tuple[str, ...] = ()
+    if ip is not None:
+        _check_address(ip, local=local, host=None, listed=listed)
+        http_ok = _http_allowed(ip, local=local, listed=listed)
+    else:
+        http_ok, warnings = _check_host_name(host, local=local, listed=listed)
+    if scheme == "http" and not http_ok:
+        raise _invalid(HTTPS_REQUIRED, "https_required")
+    netloc = f"[{host}]" if ip is not None and ip.version == 6 else host
+    if port is not None:
+        netloc = f"{netloc}:{port}"
+    return BaseURL(
+        url=f"{scheme}://{netloc}{path.rstrip('/')}",
+        scheme=scheme,
+        host=host,
+        port=port,
+        warnings=warnings,
+    )
+
+
+def _check_url_text(value: str) -> None:
+    if not value:
+        raise _invalid(URL_REQUIRED, "required")
+    if len(value) > MAX_URL_LENGTH:
+        raise _invalid(URL_TOO_LONG, "url_too_long", max=MAX_URL_LENGTH)
+    # Category C covers control, format (zero-width, bidi) and unassigned characters.
+    if any(ch.isspace() or unicodedata.category(ch)[0] == "C" for ch in value):
+        raise _invalid(URL_WHITESPACE, "url_whitespace")
+    # Non-ASCII hosts get IDNA-mapped by clients (fullwidth digits become an IP address).
+    if not value.isascii():
+        raise _invalid(URL_NOT_ASCII, "url_not_ascii")
+    # Browsers read \ as /, other parsers do not: the two would disagree on the host.
+    if "\\" in value:
+        raise _invalid(URL_BACKSLASH, "url_backslash")
+    if "#" in value:
+        raise _invalid(URL_FRAGMENT, "url_fragment")
+    if "?" in value:
+        raise _invalid(URL_QUERY, "url_query")
+
+
+def _split_url(value: str) -> tuple[str, str, str]:
+    match = _SCHEME_RE.match(value)
+    if match is None:
+        raise _invalid(SCHEME_MISSING, "url_scheme")
+    scheme = match.group(1).lower()
+    if scheme not in ("http", "https"):
+        raise _invalid(SCHEME_UNSUPPORTED, "url_scheme", scheme=scheme)
+    authority, slash, path = value[match.end() :].partition("/")
+    return scheme, authority, slash + path
+
+
+def _parse_authority(authority: str) -> tuple[str, IPAddress | None, int | None]:
+    # Checked first and never echoed: the part before @ is usually a secret.
+    if "@" in authority:
+        raise _invalid(USERINFO, "url_userinfo")
+    if authority.startswith("["):
+        literal, bracket, rest = authority[1:].partition("]")
+        if not bracket or "%" in literal:
+            raise _invalid(IPV6_INVALID, "url_host")
+        try:
+            ip: IPAddress | None = ipaddress.IPv6Address(literal)
+        except ValueError:
+            raise _invalid(IPV6_INVALID, "url_host") from None
+        host = str(ip)
+        if rest and not rest.startswith(":"):
+            raise _invalid(HOST_INVALID, "url_host")
+    else:
+        if authority.count(":") > 1:
+            raise _invalid(HOST_INVALID, "url_host")
+        host, colon, port_text = authority.partition(":")
+        host = host.lower()
+        rest = colon + port_text
+        if not host:
+            raise _invalid(HOST_REQUIRED, "url_host_required")
+        ip = _parse_host_name(host)
+    port = _parse_port(rest[1:]) if rest else None
+    return host, ip, port
+
+
+def _parse_host_name(host: str) -> ipaddress.IPv4Address | None:
+    """The IPv4 address `host` spells, or None for a host name."""
+    if host.endswith("."):
+        raise _invalid(HOST_TRAILING_DOT, "url_host", host=host)
+    labels = host.split(".")
+    if _NUMERIC_LABEL_RE.fullmatch(labels[-1]):
+        # Only the one spelling everybody agrees on: 0x7f.1, 0177.0.0.1 and 2130706433 all
+        # reach 127.0.0.1 through some parser.
+        if len(labels) != 4 or not all(
+            _OCTET_RE.fullmatch(label) and int(label) <= 255 for label in labels
+        ):
+            raise _invalid(HOST_NUMERIC_NOT_CANONICAL, "url_host_numeric", host=host)
+        return ipaddress.IPv4Address(host)
+    if not _is_host_name(host):
+        raise _invalid(HOST_INVALID, "url_host")
+    return None
+
+
+def _is_host_name(host: str) -> bool:
+    labels = host.split(".")
+    return (
+        len(host) <= 253
+        and not _NUMERIC_LABEL_RE.fullmatch(labels[-1])
+        and all(_LABEL_RE.fullmatch(label) for label in labels)
+    )
+
+
+def _parse_port(text: str) -> int:
+    if not _PORT_RE.fullmatch(text) or not 1 <= int(text) <= 65535:
+        raise _invalid(PORT_INVALID, "url_port")
+    return int(text)
+
+
+def _check_host_name(
+    host: str, *, local: bool, listed: list[str | IPNetwork]
+) -> tuple[bool, tuple[str, ...]]:
+    """Check a host name's addresses; returns whether http is allowed, and warnings."""
+    if host in METADATA_HOSTNAMES:
+        raise _invalid(ADDRESS_METADATA, "address_metadata", address=host)
+    name_listed = host in listed
+    if host == "localhost" and (local or name_listed):
+        return True, ()
+    # RFC 6761 reserves *.localhost for loopback; remote kinds may not rely on DNS to say so.
+    if (host == "localhost" or host.endswith(".localhost")) and not (local or name_listed):
+        raise _invalid(ADDRESS_LOOPBACK, "address_loopback", address=host)
+    try:
+        addresses = resolve_host(host)
+    except OSError:
+        return name_listed, (UNRESOLVED_WARNING % {"host": host},)
+    for ip in addresses:
+        _check_address(ip, local=local, host=host, listed=listed)
+    http_ok = name_listed or all(_http_allowed(ip, local=local, listed=listed) for ip in addresses)
+    return http_ok, ()
+
+
+# --- Model IDs, provider names, headers. ---
+
+
+def validate_model_id(value: str) -> str:
+    if not value:
+        raise _invalid(MODEL_ID_REQUIRED, "required")
+    if len(value) > MAX_MODEL_ID_LENGTH:
+        raise _invalid(MODEL_ID_TOO_LONG, "model_id_too_long", max=MAX_MODEL_ID_LENGTH)
+    if not _MODEL_ID_RE.fullmatch(value):
+        raise _invalid(MODEL_ID_INVALID, "model_id_invalid")
+    # Some providers put the model ID in the URL path.
+    if ".." in value:
+        raise _invalid(MODEL_ID_DOTDOT, "model_id_dotdot")
+    return value
+
+
+def _validate_slug(value: str, *, required: str, too_long: str, invalid: str) -> str:
+    if not value:
+        raise _invalid(required, "required")
+    if len(value) > MAX_PROVIDER_NAME_LENGTH:
+        raise _invalid(too_long, "name_too_long", max=MAX_PROVIDER_NAME_LENGTH)
+    if not _PROVIDER_NAME_RE.fullmatch(value):
+        raise _invalid(invalid, "name_invalid")
+    return value
+
+
+def validate_provider_name(value: str) -> str:
+    return _validate_slug(
+        value,
+        required=PROVIDER_NAME_REQUIRED,
+        too_long=PROVIDER_NAME_TOO_LONG,
+        invalid=PROVIDER_NAME_INVALID,
+    )
+
+
+# Groups and tokens follow the provider-name rule, with messages that name what they are.
+GROUP_NAME_REQUIRED = "Enter a group name, e.g. fast."
+GROUP_NAME_TOO_LONG = "Group name is longer than %(max)d characters; use a short name, e.g. fast."
+GROUP_NAME_INVALID = (
+    "Group name may only contain lower-case letters, digits, - and _, and must start with "
+    "a letter or digit, e.g. fast."
+)
+TOKEN_NAME_REQUIRED = "Enter a token name, e.g. billing-service."
+TOKEN_NAME_TOO_LONG = (
+    "Token name is longer than %(max)d characters; use a short name, e.g. billing-service."
+)
+TOKEN_NAME_INVALID = (
+    "Token name may only contain lower-case letters, digits, - and _, and must start with "
+    "a letter or digit, e.g. billing-service."
+)
+
+
+def validate_group_name(value: str) -> str:
+    return _validate_slug(
+        value,
+        required=GROUP_NAME_REQUIRED,
+        too_long=GROUP_NAME_TOO_LONG,
+        invalid=GROUP_NAME_INVALID,
+    )
+
+
+def validate_token_name(value: str) -> str:
+    return _validate_slug(
+        value,
+        required=TOKEN_NAME_REQUIRED,
+        too_long=TOKEN_NAME_TOO_LONG,
+        invalid=TOKEN_NAME_INVALID,
+    )
+
+
+def validate_header(name: str, value: str) -> tuple[str, str]:
+    """Check one extra request header; returns the stripped name and value.
+
+    No message quotes the value (it is usually a secret), nor a name that failed the token
+    check (people paste "Authorization: Bearer sk-..." into the name field).
+    """
+    name, value = name.strip(), value.strip()
+    if not name:
+        raise _invalid(HEADER_NAME_REQUIRED, "required")
+    if not _TOKEN_RE.fullmatch(name):
+        raise _invalid(HEADER_NAME_INVALID, "header_name_invalid")
+    if name.lower() in FORBIDDEN_HEADERS:
+        raise _invalid(HEADER_NAME_FORBIDDEN, "header_name_forbidden", name=name)
+    # Tab is the one control character a field value may hold (RFC 7230 section 3.2).
+    if any(ch != "\t" and unicodedata.category(ch) in _BREAKING for ch in value):
+        raise _invalid(HEADER_VALUE_INVALID, "header_value_invalid", name=name)
+    if not value.isascii():
+        raise _invalid(HEADER_VALUE_NOT_ASCII, "header_value_not_ascii", name=name)
+    return name, value

@@ -1,0 +1,142 @@
+"""LiteLLM config pages: download the export, upload a config to preview and import it."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_GET
+
+from .. import crypto, services
+from ..roles import role_required
+
+TEMPLATE = "providers/config_import.html"
+EXPORT_FILENAME = "routing-config.yaml"
+# Long enough to read a preview, short enough that a stale page cannot apply old input.
+PREVIEW_MAX_AGE = 15 * 60
+FILE_TOO_LARGE = "The file is larger than {limit} KB; this is not a LiteLLM config."
+NOT_TEXT = "The file is not UTF-8 text."
+PREVIEW_EXPIRED = "That preview has expired; upload the files and preview them again."
+
+
+class _BlankTextarea(forms.Textarea):
+    """Never renders what was typed: the values are keys."""
+
+    def format_value(self, value):
+        return None
+
+
+def _read(upload, limit: int = services.MAX_CONFIG_BYTES) -> str:
+    if upload.size > limit:
+        raise ValidationError(FILE_TOO_LARGE.format(limit=limit // 1024))
+    try:
+        return upload.read().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValidationError(NOT_TEXT) from None
+
+
+class ConfigImportForm(forms.Form):
+    config = forms.FileField(
+        label="LiteLLM config file",
+        help_text="A LiteLLM proxy config.yaml, e.g. one exported from here.",
+    )
+    env_file = forms.FileField(
+        label="Environment file",
+        required=False,
+        help_text="A .env file with the values of the os.environ/NAME references in the config "
+        "(the file `routing export --env-file` writes).",
+    )
+    environment = forms.CharField(
+        label="Environment values",
+        required=False,
+        widget=_BlankTextarea(attrs={"rows": 4, "autocomplete": "off", "spellcheck": "false"}),
+        help_text="Or paste NAME=value lines here; they win over the file and are never shown "
+        "again. The server's own environment is never read.",
+    )
+
+    def clean_config(self) -> dict:
+        return services.parse_yaml(_read(self.cleaned_data["config"]))
+
+    def clean_env_file(self) -> dict[str, str]:
+        upload = self.cleaned_data.get("env_file")
+        return services.parse_env(_read(upload)) if upload else {}
+
+    def clean_environment(self) -> dict[str, str]:
+        return services.parse_env(self.cleaned_data.get("environment") or "")
+
+
+def _seal(request: HttpRequest, data: dict, env: dict[str, str]) -> str:
+    """The uploaded input, encrypted, for the Import button: the page never holds the
+    file's secrets in plain text, and only this user can apply it, only for a while."""
+    payload = {"user": request.user.pk, "at": time.time(), "data": data, "env": env}
+    return crypto.encrypt(json.dumps(payload, default=str))
+
+
+def _unseal(request: HttpRequest, token: str) -> dict | None:
+    try:
+        payload = json.loads(crypto.decrypt(token))
+    except (crypto.UndecryptableSecret, ValueError):
+        return None
+    if payload.get("user") != request.user.pk:
+        return None
+    if not 0 <= time.time() - payload.get("at", 0) <= PREVIEW_MAX_AGE:
+        return None
+    return payload
+
+
+def _summary(report: services.ImportReport) -> str:
+    return (
+        f"Imported the LiteLLM config: {len(report.created)} created, "
+        f"{len(report.updated)} updated, {len(report.unchanged)} unchanged."
+    )
+
+
+@require_GET
+@role_required("editor")
+def config_export(request: HttpRequest) -> HttpResponse:
+    config, _ = services.export_config()
+    response = HttpResponse(
+        services.render_yaml(config), content_type="application/yaml; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{EXPORT_FILENAME}"'
+    return response
+
+
+@sensitive_post_parameters("environment", "token")
+@role_required("editor")
+def config_import(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST" and "token" in request.POST:
+        return _apply(request)
+    form = ConfigImportForm(request.POST or None, request.FILES or None)
+    context: dict = {"form": form, "nav": "config"}
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data["config"]
+        env = {**form.cleaned_data["env_file"], **form.cleaned_data["environment"]}
+        report = services.import_config(data=data, environ=env, dry_run=True, actor=request.user)
+        context["report"] = report
+        if report.ok and report.changed:
+            context["token"] = _seal(request, data, env)
+        context["form"] = ConfigImportForm()
+    return render(request, TEMPLATE, context)
+
+
+def _apply(request: HttpRequest) -> HttpResponse:
+    payload = _unseal(request, request.POST["token"])
+    if payload is None:
+        messages.error(request, PREVIEW_EXPIRED)
+        return redirect("config_import")
+    report = services.import_config(
+        data=payload["data"], environ=payload["env"], dry_run=False, actor=request.user
+    )
+    if report.ok:
+        messages.success(request, _summary(report))
+        return redirect("overview")
+    # The database moved since the preview: show what now stands in the way.
+    context = {"form": ConfigImportForm(), "report": report, "nav": "config"}
+    return render(request, TEMPLATE, context)

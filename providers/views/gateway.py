@@ -1,0 +1,223 @@
+"""The OpenAI-compatible gateway: /v1/chat/completions, /v1/models, /v1/providers, /healthz.
+
+Bearer tokens only: a dashboard session is never accepted here. Token checks and model
+resolution read the per-process snapshot, so a request costs no configuration query.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from .. import live, request_log, services
+from ..llm import is_loaded
+from ..models import Provider
+from ..services.tokens import hash_token
+
+# What a client may set. Anything else (api_base, api_key, base_url, ...) is dropped: letting
+# a caller choose where a request goes would send the stored key to a host of its choosing.
+PASSTHROUGH = frozenset(
+    {
+        "frequency_penalty",
+        "logit_bias",
+        "logprobs",
+        "max_completion_tokens",
+        "max_tokens",
+        "metadata",
+        "modalities",
+        "n",
+        "parallel_tool_calls",
+        "presence_penalty",
+        "reasoning_effort",
+        "response_format",
+        "seed",
+        "stop",
+        "stream",
+        "stream_options",
+        "temperature",
+        "tool_choice",
+        "tools",
+        "top_logprobs",
+        "top_p",
+        "user",
+    }
+)
+MISSING_TOKEN = (
+    "Missing bearer token. Send 'Authorization: Bearer <token>'; an editor creates tokens on "
+    "the dashboard or with `python manage.py routing token create NAME`."
+)
+INVALID_TOKEN = "Invalid or revoked token."
+EXPIRED_TOKEN = "This token has expired; ask an editor for a new one."
+MODEL_NOT_ALLOWED = "Token {token!r} may not use model {model!r}."
+BAD_JSON = "The request body must be a JSON object."
+BAD_MESSAGES = "'messages' must be a non-empty list of chat messages."
+
+
+def _error(status: int, message: str, type_: str, code: str | None = None) -> JsonResponse:
+    return JsonResponse(
+        {"error": {"message": message, "type": type_, "code": code, "param": None}}, status=status
+    )
+
+
+async def _snapshot() -> live.Snapshot:
+    return live.peek() or await sync_to_async(live.snapshot)()
+
+
+async def _authenticate(
+    request: HttpRequest,
+) -> tuple[live.Snapshot, live.TokenEntry] | JsonResponse:
+    scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not raw.strip():
+        return _error(401, MISSING_TOKEN, "authentication_error", "missing_token")
+    snap = await _snapshot()
+    token = snap.tokens.get(hash_token(raw.strip()))
+    if token is None:
+        return _error(401, INVALID_TOKEN, "authentication_error", "invalid_api_key")
+    if token.expires_at is not None and token.expires_at <= timezone.now():
+        return _error(401, EXPIRED_TOKEN, "authentication_error", "expired_token")
+    return snap, token
+
+
+def _upstream_error(exc: services.ProviderError) -> JsonResponse:
+    status = exc.status_code
+    if status == 429:
+        return _error(429, str(exc), "rate_limit_error", "upstream_rate_limited")
+    if status is None:
+        return _error(503, str(exc), "service_unavailable", "upstream_unreachable")
+    if status >= 500:
+        return _error(status, str(exc), "api_error", "upstream_error")
+    if status in (401, 403):
+        # The caller's token is fine; the provider refused *our* stored credentials.
+        return _error(502, str(exc), "api_error", "upstream_auth_failed")
+    return _error(status, str(exc), "invalid_request_error", "upstream_rejected")
+
+
+def _dump(obj: Any) -> dict:
+    return obj.model_dump(mode="json") if hasattr(obj, "model_dump") else dict(obj)
+
+
+async def _sse(stream: Any) -> AsyncIterator[str]:
+    try:
+        async for chunk in stream:
+            yield f"data: {json.dumps(_dump(chunk))}\n\n"
+    except services.ProviderError as exc:
+        payload = json.loads(_upstream_error(exc).content)
+        yield f"data: {json.dumps(payload)}\n\n"
+    yield "data: [DONE]\n\n"
+
+
+@csrf_exempt
+async def chat_completions(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return _error(405, "Use POST.", "invalid_request_error", "method_not_allowed")
+    auth = await _authenticate(request)
+    if isinstance(auth, JsonResponse):
+        return auth
+    _, token = auth
+    try:
+        body = json.loads(request.body or b"null")
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return _error(400, BAD_JSON, "invalid_request_error", "invalid_json")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return _error(400, BAD_MESSAGES, "invalid_request_error", "invalid_messages")
+    model = body.get("model") or "default"
+    if not isinstance(model, str):
+        return _error(400, "'model' must be a string.", "invalid_request_error", "invalid_model")
+    if not token.allows(model):
+        message = MODEL_NOT_ALLOWED.format(token=token.name, model=model)
+        return _error(403, message, "permission_error", "model_not_allowed")
+    params = {key: value for key, value in body.items() if key in PASSTHROUGH}
+    # A context variable: it follows this request into the service layer and its stream.
+    request_log.current_token.set(token.name)
+    try:
+        response = await services.acompletion(messages, model=model, **params)
+    except services.UnknownModel as exc:
+        return _error(404, str(exc), "invalid_request_error", "model_not_found")
+    except services.Unavailable as exc:
+        return _error(503, str(exc), "service_unavailable", "no_deployment")
+    except services.ProviderError as exc:
+        return _upstream_error(exc)
+    if params.get("stream"):
+        streaming = StreamingHttpResponse(_sse(response), content_type="text/event-stream")
+        streaming["Cache-Control"] = "no-cache"
+        return streaming
+    return JsonResponse(_dump(response))
+
+
+async def models(request: HttpRequest) -> HttpResponse:
+    auth = await _authenticate(request)
+    if isinstance(auth, JsonResponse):
+        return auth
+    snap, token = auth
+    named: dict[str, str] = {}
+    if snap.default is not None:
+        named["default"] = "routing-admin"
+        if snap.default[0] == "model":
+            named[f"{snap.default[1]}/{snap.default[2]}"] = snap.default[1]
+    for group in snap.groups.values():
+        named[group.name] = "routing-group"
+        for deployment in group.deployments:
+            named[deployment.label] = deployment.provider.name
+    for entry in snap.providers.values():
+        for model_id in entry.models:
+            named[f"{entry.name}/{model_id}"] = entry.name
+    data = [
+        {"id": model_id, "object": "model", "created": 0, "owned_by": owner}
+        for model_id, owner in sorted(named.items())
+        if token.allows(model_id)
+    ]
+    return JsonResponse({"object": "list", "data": data})
+
+
+async def providers(request: HttpRequest) -> HttpResponse:
+    auth = await _authenticate(request)
+    if isinstance(auth, JsonResponse):
+        return auth
+    data = [
+        {
+            "name": p.name,
+            "kind": p.kind,
+            "display_name": p.kind_info.label,
+            "health": {
+                "ok": p.last_test_ok,
+                "latency_ms": p.last_test_latency_ms,
+                "checked_at": p.last_test_at.isoformat() if p.last_test_at else None,
+            },
+        }
+        async for p in Provider.objects.filter(enabled=True).only(
+            "name", "kind", "last_test_ok", "last_test_latency_ms", "last_test_at"
+        )
+    ]
+    return JsonResponse({"object": "list", "data": data})
+
+
+def _database_answers() -> bool:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not healthy"
+        connection.close()
+        return False
+
+
+async def healthz(request: HttpRequest) -> HttpResponse:
+    ok = await sync_to_async(_database_answers)()
+    return JsonResponse(
+        {
+            "status": "ok" if ok else "unavailable",
+            "database": "ok" if ok else "unavailable",
+            "litellm": "loaded" if is_loaded() else "not loaded",
+        },
+        status=200 if ok else 503,
+    )

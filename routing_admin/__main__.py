@@ -1,0 +1,74 @@
+"""`python -m routing_admin` (what `bin/run` calls): run the app on the embedded default.
+
+On first start it writes a local `.env` with a generated SECRET_KEY and encryption key;
+this is the only place the project ever generates a key. Then it applies migrations and
+serves on 127.0.0.1.
+"""
+
+import argparse
+import os
+import secrets
+import sys
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+ENV_FILE = BASE_DIR / ".env"
+# Not vLLM's 8000, LiteLLM proxy's 4000, LM Studio's 1234 or Ollama's 11434.
+DEFAULT_PORT = 8420
+
+ENV_HEADER = """\
+# Written by `bin/run` for local use. Keep this file private (mode 0600) and out of git.
+# Losing ROUTING_ENCRYPTION_KEYS makes every stored API key unreadable: back it up.
+"""
+
+
+def ensure_env_file(path: Path = ENV_FILE) -> list[str]:
+    """Add the keys that are neither in the environment nor in the file; return their names."""
+    from cryptography.fernet import Fernet
+    from dotenv import dotenv_values
+
+    existing = dotenv_values(path) if path.exists() else {}
+
+    def missing(name: str) -> bool:
+        return not (os.environ.get(name, "").strip() or (existing.get(name) or "").strip())
+
+    generated = {}
+    if missing("SECRET_KEY"):
+        generated["SECRET_KEY"] = secrets.token_urlsafe(50)
+    if missing("ROUTING_ENCRYPTION_KEYS"):
+        generated["ROUTING_ENCRYPTION_KEYS"] = Fernet.generate_key().decode()
+    if generated:
+        new_file = not path.exists()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a") as handle:
+            if new_file:
+                handle.write(ENV_HEADER)
+            for name, value in generated.items():
+                handle.write(f"{name}={value}\n")
+    return list(generated)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="bin/run", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default=os.environ.get("ROUTING_HOST", "127.0.0.1"))
+    parser.add_argument(
+        "--port", type=int, default=int(os.environ.get("ROUTING_PORT", DEFAULT_PORT))
+    )
+    args = parser.parse_args(argv)
+
+    for name in ensure_env_file():
+        print(f"Generated {name} into {ENV_FILE} (back it up).", file=sys.stderr)
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "routing_admin.settings")
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", interactive=False, verbosity=0)
+    print(f"Routing Admin: http://{args.host}:{args.port}/", file=sys.stderr)
+    # --insecure serves static files with DEBUG off; fine for this single local process.
+    call_command("runserver", f"{args.host}:{args.port}", use_reloader=False, insecure_serving=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+import pytest
+
+from providers import live, request_log
+from tests.upstream import upstream, upstream_factory  # noqa: F401 - fixtures
+
+SECRET = "sk-test-" + "A1b2C3d4E5f6G7h8J9k0"  # fake, key-shaped so redaction is exercised
+
+
+def shared_database_url() -> str:
+    """DATABASE_URL of the test database, for subprocesses that must share it."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return "sqlite:///" + s["NAME"]
+    return f"postgres://{s['USER']}@{s['HOST']}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_config_watcher(django_db_setup):
+    yield
+    # Before the test database is dropped: the PostgreSQL listener holds a connection to it.
+    live.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_live_cache():
+    # Each test's database is rolled back; a snapshot from an earlier test must not survive.
+    live.reset()
+    request_log.discard()
+    yield
+    live.reset()
+    request_log.discard()
+
+
+@pytest.fixture
+def local_upstreams(settings):
+    """Let remote kinds (openai, anthropic, ...) point at test servers on 127.0.0.1."""
+    settings.ROUTING_ALLOWED_PRIVATE_HOSTS = ["127.0.0.1"]
+
+
+@pytest.fixture
+def make_provider(db, local_upstreams):
+    from providers import services
+
+    def make(name="acme", kind="openai", base_url="", api_key=SECRET, **kwargs):
+        return services.provider_create(
+            name=name, kind=kind, base_url=base_url, api_key=api_key, actor="test", **kwargs
+        )
+
+    return make
+
+
+@pytest.fixture
+def login_as(db, client):
+    """Log the test client in with a user of the given role ("viewer"/"editor"/"admin")."""
+    from django.contrib.auth.models import Group, User
+
+    def login(role: str, username: str | None = None):
+        user = User.objects.create_user(username or role, password="pw-" + role)
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
+        client.force_login(user)
+        return user
+
+    return login

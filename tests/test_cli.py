@@ -1,0 +1,218 @@
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from providers.models import AuditEvent, DefaultModel, Provider
+from tests.conftest import SECRET, shared_database_url
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def routing(*args: str, stdin: str = "") -> str:
+    out = io.StringIO()
+    old_stdin = sys.stdin
+    sys.stdin = io.StringIO(stdin)
+    try:
+        call_command("routing", *args, stdout=out, stderr=io.StringIO())
+    finally:
+        sys.stdin = old_stdin
+    return out.getvalue()
+
+
+@pytest.fixture
+def cli(db, local_upstreams):
+    return routing
+
+
+def test_add_with_key_from_env_list_masks_it(cli, monkeypatch, upstream):
+    monkeypatch.setenv("TEAM_OPENAI_KEY", SECRET)
+    cli(
+        "provider",
+        "add",
+        "--name",
+        "openai-prod",
+        "--kind",
+        "openai",
+        "--base-url",
+        upstream.base_url + "/v1",
+        "--api-key-env",
+        "TEAM_OPENAI_KEY",
+    )
+    listing = cli("provider", "list")
+    assert "openai-prod" in listing and "sk-…J9k0" in listing
+    assert SECRET not in listing
+    assert Provider.objects.get().get_api_key() == SECRET
+
+
+def test_add_with_key_from_stdin_and_headers(cli):
+    cli(
+        "provider",
+        "add",
+        "--name",
+        "azure-eu",
+        "--kind",
+        "azure",
+        "--base-url",
+        "https://contoso.openai.azure.com",
+        "--api-key-stdin",
+        "--api-version",
+        "2024-10-21",
+        "--header",
+        "X-Team: hdr-value-secret",
+        "--timeout",
+        "30",
+        stdin=SECRET + "\n",
+    )
+    provider = Provider.objects.get()
+    assert (provider.api_version, provider.timeout) == ("2024-10-21", 30)
+    assert provider.get_headers() == {"X-Team": "hdr-value-secret"}
+    shown = cli("provider", "show", "azure-eu")
+    assert "X-Team" in shown and "hdr-value-secret" not in shown and SECRET not in shown
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--name", "x", "--kind", "openai", "--api-key-env", "UNSET_VAR_XYZ"], "UNSET_VAR_XYZ"),
+        (["--name", "Bad!", "--kind", "ollama"], "name:"),
+        (
+            ["--name", "x", "--kind", "openai_compatible", "--base-url", "http://10.0.0.5/v1"],
+            "base-url:",
+        ),
+        (["--name", "x", "--kind", "ollama", "--header", "no colon"], "Name: value"),
+    ],
+)
+def test_invalid_add_is_one_clear_error_and_stores_nothing(cli, args, message):
+    with pytest.raises(CommandError) as info:
+        cli("provider", "add", *args)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+    assert not Provider.objects.exists()
+    assert not AuditEvent.objects.exists()
+
+
+def test_default_set_show_and_remove_guard(cli, upstream):
+    cli(
+        "provider",
+        "add",
+        "--name",
+        "local",
+        "--kind",
+        "vllm",
+        "--base-url",
+        upstream.base_url + "/v1",
+    )
+    assert "local/meta-llama/Llama-3.1-8B" in cli(
+        "default", "set", "local", "meta-llama/Llama-3.1-8B"
+    )
+    assert "version 1" in cli("default", "show")
+    with pytest.raises(CommandError, match="Switch the default"):
+        cli("provider", "remove", "local")
+    assert DefaultModel.objects.get().provider.name == "local"
+
+
+def test_remove_and_unknown_provider(cli):
+    cli("provider", "add", "--name", "gone", "--kind", "ollama")
+    assert "Removed" in cli("provider", "remove", "gone")
+    with pytest.raises(CommandError, match="No provider named 'gone'"):
+        cli("provider", "show", "gone")
+
+
+def test_provider_test_reports_ok_with_latency(cli, upstream):
+    upstream.models = ["gpt-4o", "gpt-4o-mini"]
+    os.environ["CLI_TEST_KEY"] = SECRET
+    cli(
+        "provider",
+        "add",
+        "--name",
+        "up",
+        "--kind",
+        "openai",
+        "--base-url",
+        upstream.base_url + "/v1",
+        "--api-key-env",
+        "CLI_TEST_KEY",
+    )
+    out = cli("provider", "test", "up")
+    assert out.startswith("up: ok,") and "2 models found" in out
+    assert upstream.last.path == "/v1/models"
+    assert upstream.last.headers["authorization"] == f"Bearer {SECRET}"
+
+
+def test_provider_test_failure_exits_1_with_redacted_error(cli, upstream, monkeypatch):
+    monkeypatch.setenv("CLI_TEST_KEY", SECRET)
+    cli(
+        "provider",
+        "add",
+        "--name",
+        "up",
+        "--kind",
+        "openai",
+        "--base-url",
+        upstream.base_url + "/v1",
+        "--api-key-env",
+        "CLI_TEST_KEY",
+    )
+    upstream.fail_next(401, {"error": {"message": f"bad key {SECRET}"}})
+    with pytest.raises(CommandError) as info:
+        cli("provider", "test", "up")
+    assert info.value.returncode == 1
+    assert "HTTP 401" in str(info.value) and SECRET not in str(info.value)
+    assert Provider.objects.get().last_test_ok is False
+
+
+def test_rotate_key_command(cli, settings):
+    from cryptography.fernet import Fernet
+
+    cli("provider", "add", "--name", "a", "--kind", "openai", "--api-key-stdin", stdin=SECRET)
+    settings.ROUTING_ENCRYPTION_KEYS = (
+        Fernet.generate_key().decode(),
+        *settings.ROUTING_ENCRYPTION_KEYS,
+    )
+    assert "Re-encrypted 1 provider(s)" in cli("rotate-key")
+    assert "Re-encrypted 0 provider(s); 1 already" in cli("rotate-key")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_real_command_line_exit_status_and_single_stderr_line(local_upstreams):
+    from django.conf import settings as dj
+
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "routing_admin.settings",
+        "SECRET_KEY": dj.SECRET_KEY,
+        "ROUTING_ENCRYPTION_KEYS": ",".join(dj.ROUTING_ENCRYPTION_KEYS),
+    }
+    env["DATABASE_URL"] = shared_database_url()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "routing",
+            "provider",
+            "add",
+            "--name",
+            "x",
+            "--kind",
+            "openai",
+            "--base-url",
+            "https://127.0.0.1/v1",
+            "--api-key-stdin",
+        ],
+        input=SECRET,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "base-url:" in lines[0]
+    assert SECRET not in result.stderr + result.stdout
+    assert not Provider.objects.exists()

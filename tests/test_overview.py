@@ -1,0 +1,167 @@
+import pytest
+from django.urls import reverse
+
+from providers import services
+from providers.models import DefaultModel
+from tests.conftest import SECRET
+
+HX = {"HTTP_HX_REQUEST": "true"}
+
+
+def test_it_requires_login(client, db):
+    from django.contrib.auth.models import User
+
+    User.objects.create_user("someone", password="x")
+    response = client.get("/")
+    assert response.status_code == 302 and response["Location"].startswith("/login/")
+
+
+def test_empty_state_tells_an_editor_what_to_do(client, login_as):
+    login_as("editor")
+    html = client.get("/").content.decode()
+    assert "No providers yet" in html
+    assert 'href="/providers/add/"' in html
+
+
+def test_empty_state_for_a_viewer_has_no_add_button(client, login_as):
+    login_as("viewer")
+    html = client.get("/").content.decode()
+    assert "Ask an editor" in html and "Add provider</a>" not in html
+
+
+def test_table_shows_masked_key_health_and_default(client, login_as, make_provider):
+    user = login_as("viewer")
+    p = make_provider(name="openai-prod")
+    services.default_model_set(provider=p, model="gpt-4o-mini", actor=user)
+    html = client.get("/").content.decode()
+    assert "openai-prod" in html and "sk-…J9k0" in html
+    assert "never tested" in html
+    assert "openai-prod/gpt-4o-mini" in html and f"by {user.username}" in html
+    assert SECRET not in html
+
+
+def test_overview_query_count_does_not_grow_with_providers(
+    client, login_as, make_provider, django_assert_max_num_queries
+):
+    login_as("viewer")
+    for i in range(3):
+        make_provider(name=f"p{i}")
+    with django_assert_max_num_queries(12) as small:
+        client.get("/")
+    for i in range(3, 30):
+        make_provider(name=f"p{i}")
+    with django_assert_max_num_queries(len(small.captured_queries)):
+        client.get("/")
+
+
+def test_make_default_with_htmx_returns_the_card_only(client, login_as, make_provider):
+    login_as("editor")
+    make_provider(name="a")
+    response = client.post(reverse("default_set"), {"provider": "a", "model": "gpt-4o"}, **HX)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" not in html and 'id="default-card"' in html
+    assert "a/gpt-4o" in html
+    assert DefaultModel.objects.get().model == "gpt-4o"
+
+
+def test_make_default_without_javascript_redirects(client, login_as, make_provider):
+    login_as("editor")
+    make_provider(name="a")
+    response = client.post(
+        reverse("default_set"), {"provider": "a", "model": "gpt-4o", "next": "/"}
+    )
+    assert response.status_code == 302 and response["Location"] == "/"
+    assert DefaultModel.objects.get().model == "gpt-4o"
+
+
+def test_invalid_model_is_refused_and_escaped(client, login_as, make_provider):
+    login_as("editor")
+    make_provider(name="a")
+    response = client.post(
+        reverse("default_set"), {"provider": "a", "model": "<script>alert(1)</script>"}, **HX
+    )
+    html = response.content.decode()
+    assert response.status_code == 422
+    assert "<script>alert(1)" not in html and "&lt;script&gt;" in html
+    assert not DefaultModel.objects.exists()
+
+
+def test_revert_returns_to_previous_default(client, login_as, make_provider):
+    login_as("editor")
+    a, b = make_provider(name="a"), make_provider(name="b")
+    services.default_model_set(provider=a, model="m1")
+    services.default_model_set(provider=b, model="m2")
+    html = client.get("/").content.decode()
+    assert ">Revert</button>" in html
+    client.post(reverse("default_revert"), **HX)
+    assert (DefaultModel.objects.get().provider.name, DefaultModel.objects.get().model) == (
+        "a",
+        "m1",
+    )
+
+
+@pytest.mark.parametrize("url", ["default_set", "default_revert"])
+@pytest.mark.parametrize("headers", [{}, HX])
+def test_viewer_gets_403_on_switching(client, login_as, make_provider, url, headers):
+    login_as("viewer")
+    make_provider(name="a")
+    response = client.post(reverse(url), {"provider": "a", "model": "m"}, **headers)
+    assert response.status_code == 403
+    assert not DefaultModel.objects.exists()
+
+
+def test_get_never_switches(client, login_as, make_provider):
+    login_as("editor")
+    make_provider(name="a")
+    assert client.get(reverse("default_set"), {"provider": "a", "model": "m"}).status_code == 405
+    assert not DefaultModel.objects.exists()
+
+
+def test_model_suggestions_come_from_the_last_test(client, login_as, make_provider, upstream):
+    login_as("viewer")
+    upstream.models = ["gpt-4o", "gpt-4o-mini"]
+    make_provider(name="a", base_url=upstream.base_url + "/v1")
+    empty = client.get(reverse("model_options"), {"provider": "a"}, **HX).content.decode()
+    assert "gpt-4o" not in empty
+    refreshed = client.post(reverse("model_options"), {"provider": "a"}, **HX).content.decode()
+    assert '<option value="gpt-4o-mini">' in refreshed
+
+
+def test_a_group_default_is_shown_by_name_and_revert_names_it(client, login_as, make_provider):
+    from providers.models import RoutingGroup
+    from providers.services import DeploymentSpec
+
+    login_as("editor")
+    p = make_provider(name="a")
+    services.group_save(name="fast", deployments=[DeploymentSpec("a", "m")])
+    services.default_model_set(group=RoutingGroup.objects.get(name="fast"))
+    services.default_model_set(provider=p, model="m2")
+    html = client.get("/").content.decode()
+    assert "<code>a/m2</code>" in html and "to <code>fast</code>" in html
+    client.post(reverse("default_revert"))
+    html = client.get("/").content.decode()
+    assert "<code>fast</code>" in html and "routing group" in html
+
+
+def test_editor_makes_a_group_the_default_from_the_groups_page(client, login_as, make_provider):
+    from providers.services import DeploymentSpec
+
+    login_as("editor")
+    make_provider(name="a")
+    services.group_save(name="fast", deployments=[DeploymentSpec("a", "m")])
+    assert ">Make default</button>" in client.get(reverse("group_list")).content.decode()
+    response = client.post(reverse("default_set"), {"group": "fast", "next": "/groups/"})
+    assert response.status_code == 302
+    assert DefaultModel.objects.get().group.name == "fast"
+
+
+def test_a_gateway_token_never_opens_the_dashboard(client, db):
+    from django.contrib.auth.models import User
+
+    from providers.services.tokens import token_create
+
+    User.objects.create_user("someone", password="x")
+    _, raw = token_create(name="app")
+    response = client.get("/", HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert response.status_code == 302 and response["Location"].startswith("/login/")
