@@ -50,6 +50,13 @@ class Provider(models.Model):
     last_test_at = models.DateTimeField(null=True, blank=True)
     last_test_message = models.CharField(max_length=500, blank=True)
     discovered_models = models.JSONField(default=list, blank=True, editable=False)
+    # Health (issue #6): failures in a row, and since when the provider counts as unhealthy
+    # (ROUTING_HEALTH_FAILURE_THRESHOLD failures in a row; cleared by the next success).
+    consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
+    unhealthy_since = models.DateTimeField(null=True, blank=True, editable=False)
+    drain_when_unhealthy = models.BooleanField(
+        "Take out of routing groups while unhealthy", default=False
+    )
 
     class Meta:
         ordering = ["name"]
@@ -83,6 +90,27 @@ class Provider(models.Model):
         if not self.headers_ciphertext:
             return {}
         return json.loads(crypto.decrypt(self.headers_ciphertext))
+
+
+class ProbeResult(models.Model):
+    """One connection test of a provider: the health history behind the provider page's
+    chart. Only the last few per provider are kept (services.health.HISTORY_LENGTH)."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="probes")
+    at = models.DateTimeField()
+    ok = models.BooleanField()
+    latency_ms = models.FloatField(null=True, blank=True)
+    status = models.PositiveSmallIntegerField(null=True, blank=True)
+    message = models.CharField(max_length=300, blank=True)
+    # Who ran it: "health-check", "cli:alice", a username, ...
+    source = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["provider", "-at"], name="probe_provider_at")]
+
+    def __str__(self) -> str:
+        return f"{self.provider_id} {self.at:%Y-%m-%d %H:%M:%S} {'ok' if self.ok else 'error'}"
 
 
 class ConfigState(models.Model):
@@ -300,3 +328,75 @@ class RequestLog(models.Model):
             models.Index(fields=["token_name", "at"]),
             models.Index(fields=["model", "at"]),
         ]
+
+
+class RollupPeriod(models.TextChoices):
+    HOUR = "h", "hour"
+    DAY = "d", "day"
+
+
+class UsageRollup(models.Model):
+    """Request-log totals per hour and per day, for each (provider, model, token name).
+
+    Kept up to date by the request-log writer in the same transaction as the records, so the
+    usage page reads a few thousand rows for a month instead of every request."""
+
+    period = models.CharField(max_length=1, choices=RollupPeriod.choices)
+    start = models.DateTimeField()
+    provider = models.CharField(max_length=63, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    token_name = models.CharField(max_length=63)
+    requests = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    cost = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # Its index, led by (period, start), is the one every range query uses.
+            models.UniqueConstraint(
+                fields=["period", "start", "provider", "model", "token_name"],
+                name="unique_usage_rollup",
+            )
+        ]
+
+
+class LatencyRollup(models.Model):
+    """How many successful requests fell in each latency bucket (see services.usage), per
+    hour and per day: percentiles over any range without sorting every request."""
+
+    period = models.CharField(max_length=1, choices=RollupPeriod.choices)
+    start = models.DateTimeField()
+    provider = models.CharField(max_length=63, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    token_name = models.CharField(max_length=63)
+    bucket = models.PositiveSmallIntegerField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["period", "start", "provider", "model", "token_name", "bucket"],
+                name="unique_latency_rollup",
+            )
+        ]
+
+
+class ThrottleHit(models.Model):
+    """One counted event for a throttle: a failed login (per account and per address) or a
+    connection test (per person). Rows live in the database so that every process, and every
+    worker, sees the same counts; providers.throttle deletes them once they are too old."""
+
+    scope = models.CharField(max_length=16)
+    key = models.CharField(max_length=200)
+    at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["scope", "key", "at"], name="throttle_scope_key_at"),
+            models.Index(fields=["at"], name="throttle_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.key} {self.at:%Y-%m-%d %H:%M:%S}"

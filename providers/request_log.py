@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def _price(item: dict[str, Any]) -> float | None:
     litellm_model = item.pop("litellm_model", "")
     prompt, completion = item.get("prompt_tokens"), item.get("completion_tokens")
     if not litellm_model or prompt is None or completion is None:
-        return None
+        return item.get("cost")
     from .llm import litellm
 
     try:
@@ -80,27 +80,33 @@ def _price(item: dict[str, Any]) -> float | None:
     return (prompt_cost + completion_cost) or None
 
 
-def _write(items: list[dict[str, Any]]) -> None:
+def write(items: list[dict[str, Any]]) -> None:
+    """Write records, their roll-ups and their tokens' last use, all or nothing: a batch
+    that fails is queued again whole, so it is never counted twice."""
     from .models import AccessToken, RequestLog
+    from .services.usage import rollup_add
 
     rows, last_used = [], {}
     for item in items:
+        item.setdefault("token_name", "in-process")
         item["cost"] = _price(item)
         rows.append(RequestLog(**item))
-        name = item.get("token_name", "in-process")
+        name = item["token_name"]
         if name != "in-process":
             last_used[name] = max(last_used.get(name, item["at"]), item["at"])
-    RequestLog.objects.bulk_create(rows)
-    # A token's "last used" rides along with the batch: no write on the request path.
-    for name, at in last_used.items():
-        AccessToken.objects.filter(name=name).update(last_used_at=at)
+    with transaction.atomic():
+        RequestLog.objects.bulk_create(rows)
+        rollup_add(records=items)
+        # A token's "last used" rides along with the batch: no write on the request path.
+        for name, at in last_used.items():
+            AccessToken.objects.filter(name=name).update(last_used_at=at)
 
 
 def flush() -> int:
     """Write everything queued now, on the calling thread; returns how many were written."""
     written = 0
     while items := _drain():
-        _write(items)
+        write(items)
         written += len(items)
     return written
 
@@ -113,7 +119,7 @@ def _run() -> None:
         try:
             items = _drain()
             if items:
-                _write(items)
+                write(items)
         except Exception:  # noqa: BLE001 - keep the records; try again next round
             log.warning("Could not write the request log; will retry", exc_info=True)
             for item in items:

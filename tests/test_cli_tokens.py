@@ -15,6 +15,12 @@ def routing(*args: str) -> tuple[str, str]:
     return out.getvalue(), err.getvalue()
 
 
+def test_token_create_names_the_allowed_model_that_is_invalid(db):
+    with pytest.raises(CommandError, match=r"allowed-models: Allowed model 'bad!id' is not valid"):
+        routing("token", "create", "ci-app", "--allow", "fast", "--allow", "bad!id")
+    assert not AccessToken.objects.exists()
+
+
 def test_token_create_prints_it_once_and_stores_only_the_hash(db):
     out, err = routing("token", "create", "ci-app", "--expires-in-days", "7", "--allow", "fast")
     raw = out.strip()

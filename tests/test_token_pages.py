@@ -3,6 +3,7 @@
 import hashlib
 import re
 from datetime import timedelta
+from html import escape
 
 import pytest
 from django.urls import reverse
@@ -76,6 +77,7 @@ def test_expiry_in_days_sets_expires_at(client, login_as):
         ({"name": ""}, "name", "This field is required."),
         ({"expires_in_days": "0"}, "expires_in_days", "greater than or equal to 1"),
         ({"expires_in_days": "soon"}, "expires_in_days", "Enter a whole number."),
+        ({"allowed_models": "fast bad!id"}, "allowed_models", escape("Allowed model 'bad!id'")),
         ({"allowed_models": "fast bad!id"}, "allowed_models", MODEL_ID_INVALID[:30]),
     ],
 )

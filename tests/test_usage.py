@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from providers import request_log
 from providers.models import RequestLog
 from providers.selectors import usage as selectors
 
@@ -41,8 +42,9 @@ def log(count=1, *, ago=timedelta(minutes=10), **fields):
         row = {**defaults, **fields, "at": now - delta}
         if latencies:
             row["latency_ms"] = latencies[i]
-        rows.append(RequestLog(**row))
-    RequestLog.objects.bulk_create(rows)
+        rows.append(row)
+    # The writer's path: the records and their roll-ups, together.
+    request_log.write(rows)
 
 
 def _text(html: str) -> str:

@@ -1,6 +1,16 @@
-# Placeholder for hourly usage roll-up (issue #5); its operations are filled in with that feature.
+# Hourly and daily roll-ups of the request log (issue #5): the usage page reads these for
+# ranges of a day or more. Existing records are counted in once, here.
 
-from django.db import migrations
+from django.db import migrations, models
+
+
+def backfill(apps, schema_editor):
+    # The roll-up code counts into the tables by name, which this migration creates as they
+    # are today; a later change to their columns brings its own migration.
+    from providers.services.usage import rollup_rebuild
+
+    if apps.get_model("providers", "RequestLog").objects.exists():
+        rollup_rebuild()
 
 
 class Migration(migrations.Migration):
@@ -8,4 +18,61 @@ class Migration(migrations.Migration):
         ("providers", "0008_login_throttle"),
     ]
 
-    operations = []
+    operations = [
+        migrations.CreateModel(
+            name="LatencyRollup",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("period", models.CharField(choices=[("h", "hour"), ("d", "day")], max_length=1)),
+                ("start", models.DateTimeField()),
+                ("provider", models.CharField(blank=True, max_length=63)),
+                ("model", models.CharField(blank=True, max_length=200)),
+                ("token_name", models.CharField(max_length=63)),
+                ("bucket", models.PositiveSmallIntegerField()),
+                ("count", models.PositiveIntegerField(default=0)),
+            ],
+            options={
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("period", "start", "provider", "model", "token_name", "bucket"),
+                        name="unique_latency_rollup",
+                    )
+                ],
+            },
+        ),
+        migrations.CreateModel(
+            name="UsageRollup",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("period", models.CharField(choices=[("h", "hour"), ("d", "day")], max_length=1)),
+                ("start", models.DateTimeField()),
+                ("provider", models.CharField(blank=True, max_length=63)),
+                ("model", models.CharField(blank=True, max_length=200)),
+                ("token_name", models.CharField(max_length=63)),
+                ("requests", models.PositiveIntegerField(default=0)),
+                ("errors", models.PositiveIntegerField(default=0)),
+                ("prompt_tokens", models.BigIntegerField(default=0)),
+                ("completion_tokens", models.BigIntegerField(default=0)),
+                ("cost", models.FloatField(blank=True, null=True)),
+            ],
+            options={
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("period", "start", "provider", "model", "token_name"),
+                        name="unique_usage_rollup",
+                    )
+                ],
+            },
+        ),
+        migrations.RunPython(backfill, migrations.RunPython.noop),
+    ]

@@ -1,19 +1,21 @@
 """Aggregates over the request log for the usage page.
 
-The log may hold millions of rows, so every query here is either an aggregate or a bounded
-slice, filtered on `at` (plus provider, model or token name, each of which leads an index
-with `at`), and the number of queries is fixed: it never grows with the number of rows.
+The log may hold millions of rows. Ranges of a day or more read the hourly or daily
+roll-ups (services.usage) instead; the last hour, and the page of recent requests, read the
+log through its `at` index. Every query is an aggregate or a bounded slice, and the number
+of queries is fixed: it never grows with the number of rows.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce, Trunc, TruncDay, TruncHour, TruncMinute
 
-from ..models import RequestLog
+from ..models import LatencyRollup, RequestLog, UsageRollup
+from ..services.usage import bucket_bounds, period_start
 
 # Distinct (provider, model, token) combinations read for the filter selects.
 CHOICES_LIMIT = 500
@@ -38,18 +40,26 @@ class Range:
     # The database truncates to this unit; Python folds the result into `bucket`, so
     # five-minute and six-hour buckets need no database-specific date arithmetic.
     trunc: type[Trunc]
+    # The roll-up the time series reads (None: the request log itself), and the one every
+    # other aggregate reads; the range starts at the beginning of the latter's hour or day,
+    # so both cover exactly the same requests.
+    rollup: str | None = None
+    align: str | None = None
 
 
 RANGES = {
     r.key: r
     for r in (
         Range("1h", "Last hour", timedelta(hours=1), timedelta(minutes=5), TruncMinute),
-        Range("24h", "Last 24 hours", timedelta(hours=24), timedelta(hours=1), TruncHour),
-        Range("7d", "Last 7 days", timedelta(days=7), timedelta(hours=6), TruncHour),
-        Range("30d", "Last 30 days", timedelta(days=30), timedelta(days=1), TruncDay),
+        Range("24h", "Last 24 hours", timedelta(hours=24), timedelta(hours=1), TruncHour, "h", "h"),
+        Range("7d", "Last 7 days", timedelta(days=7), timedelta(hours=6), TruncHour, "h", "d"),
+        Range("30d", "Last 30 days", timedelta(days=30), timedelta(days=1), TruncDay, "d", "d"),
     )
 }
 DEFAULT_RANGE = "24h"
+# Up to this many requests in a range, latency percentiles are exact (read from the log);
+# above it they come from the roll-up's histogram, within about 12%.
+EXACT_PERCENTILES_UP_TO = 20_000
 
 
 @dataclass(frozen=True)
@@ -111,31 +121,54 @@ class TokenUsage:
         return self.prompt_tokens + self.completion_tokens
 
 
-def requests_in(*, since: datetime, until: datetime, filters: Filters) -> QuerySet[RequestLog]:
-    # order_by(): the model's "-at, -id" ordering has no place in aggregates.
-    rows = RequestLog.objects.filter(at__gte=since, at__lte=until).order_by()
-    if filters.provider:
-        rows = rows.filter(provider=filters.provider)
-    if filters.model:
-        rows = rows.filter(model=filters.model)
-    if filters.token:
-        rows = rows.filter(token_name=filters.token)
-    return rows
+@dataclass(frozen=True)
+class Window:
+    """What the page shows: a range ending now, and the filters."""
+
+    rng: Range
+    since: datetime
+    until: datetime
+    filters: Filters
+
+    def _filtered(self, rows: QuerySet) -> QuerySet:
+        if self.filters.provider:
+            rows = rows.filter(provider=self.filters.provider)
+        if self.filters.model:
+            rows = rows.filter(model=self.filters.model)
+        if self.filters.token:
+            rows = rows.filter(token_name=self.filters.token)
+        return rows
+
+    def requests(self) -> QuerySet[RequestLog]:
+        # order_by(): the model's "-at, -id" ordering has no place in aggregates.
+        rows = RequestLog.objects.filter(at__gte=self.since, at__lte=self.until).order_by()
+        return self._filtered(rows)
+
+    def rollups(
+        self, model: type[UsageRollup | LatencyRollup] = UsageRollup, *, period: str = ""
+    ) -> QuerySet:
+        period = period or self.rng.align
+        rows = model.objects.filter(period=period, start__gte=self.since)
+        return self._filtered(rows.filter(start__lte=self.until).order_by())
 
 
-def filter_choices(*, since: datetime, until: datetime) -> dict[str, list[str]]:
-    """Distinct providers, models and token names seen in the range.
+def window(rng: Range, *, until: datetime, filters: Filters) -> Window:
+    since = until - rng.span
+    if rng.align:
+        since = period_start(since, rng.align)
+    return Window(rng, since, until, filters)
+
+
+def filter_choices(w: Window) -> dict[str, list[str]]:
+    """Distinct providers, models and token names seen in the range (whatever the filters).
 
     One grouped query rather than three DISTINCTs: the range is read once (through the `at`
-    index), and only the few combinations come back; limited all the same."""
-    combinations = (
-        RequestLog.objects.filter(at__gte=since, at__lte=until)
-        .values_list("provider", "model", "token_name")
-        .distinct()
-        .order_by()[:CHOICES_LIMIT]
-    )
+    index, or the roll-up's), and only the few combinations come back; limited all the same."""
+    unfiltered = replace(w, filters=Filters())
+    rows = unfiltered.rollups() if w.rng.rollup else unfiltered.requests()
+    combinations = rows.values_list("provider", "model", "token_name").distinct()
     seen: dict[str, set[str]] = {"provider": set(), "model": set(), "token": set()}
-    for provider, model, token in combinations:
+    for provider, model, token in combinations[:CHOICES_LIMIT]:
         seen["provider"].add(provider)
         seen["model"].add(model)
         seen["token"].add(token)
@@ -153,30 +186,30 @@ def bucket_starts(rng: Range, *, since: datetime, until: datetime) -> list[datet
     return [datetime.fromtimestamp(s, tz=UTC) for s in range(first, last + size, size)]
 
 
-def activity(
-    rows: QuerySet[RequestLog], rng: Range, *, since: datetime, until: datetime
-) -> tuple[Totals, list[ProviderSeries]]:
+def _activity_rows(w: Window):
+    """Requests, errors, tokens and cost per provider and time slot."""
+    if w.rng.rollup:
+        rows = w.rollups(period=w.rng.rollup).values("provider", slot=F("start"))
+        tokens = Sum(F("prompt_tokens") + F("completion_tokens"))
+        requests, errors = Sum("requests"), Sum("errors")
+    else:
+        rows = w.requests().annotate(slot=w.rng.trunc("at", tzinfo=UTC)).values("provider", "slot")
+        tokens = Sum(_tokens_expression())
+        requests, errors = Count("id"), Count("id", filter=Q(ok=False))
+    return rows.annotate(requests=requests, errors=errors, tokens=tokens, cost=Sum("cost"))
+
+
+def activity(w: Window) -> tuple[Totals, list[ProviderSeries]]:
     """Totals, and requests and errors per provider and bucket, the busiest providers first.
 
-    One query: at most one row per provider and truncation unit comes back (60 for the last
-    hour, 168 for seven days), whatever the number of requests; the totals are their sums."""
-    counts = (
-        rows.annotate(slot=rng.trunc("at", tzinfo=UTC))
-        .values("provider", "slot")
-        .annotate(
-            requests=Count("id"),
-            errors=Count("id", filter=Q(ok=False)),
-            tokens=Sum(_tokens_expression()),
-            cost=Sum("cost"),
-        )
-        .order_by()
-    )
-    size = int(rng.bucket.total_seconds())
-    starts = bucket_starts(rng, since=since, until=until)
+    One query: at most one row per provider and slot comes back (60 for the last hour, 30
+    for a month), whatever the number of requests; the totals are their sums."""
+    size = int(w.rng.bucket.total_seconds())
+    starts = bucket_starts(w.rng, since=w.since, until=w.until)
     first = int(starts[0].timestamp())
     per_provider: dict[str, list[list[int]]] = {}
     tokens, costs = 0, []
-    for row in counts:
+    for row in _activity_rows(w):
         tokens += row["tokens"] or 0
         if row["cost"] is not None:
             costs.append(row["cost"])
@@ -213,10 +246,16 @@ def _offset(percent: int, count: int) -> int:
     return max((percent * count + 99) // 100 - 1, 0)
 
 
-def latency_by_model(rows: QuerySet[RequestLog]) -> list[Latency]:
-    """p50/p90/p99 latency of successful requests for the busiest models.
+def latency_by_model(w: Window, *, requests: int) -> list[Latency]:
+    """p50/p90/p99 latency of successful requests for the busiest models: exact while the
+    range holds few requests, from the roll-up's histogram beyond that."""
+    if w.rng.rollup and requests > EXACT_PERCENTILES_UP_TO:
+        return _latency_from_histogram(w)
+    return _latency_exact(w.requests())
 
-    Portable percentiles (SQLite has no percentile_cont): one grouped count for the top
+
+def _latency_exact(rows: QuerySet[RequestLog]) -> list[Latency]:
+    """Portable percentiles (SQLite has no percentile_cont): one grouped count for the top
     LATENCY_MODELS models, then one small query per model and percentile that fetches the
     single latency at that rank. At most 1 + 10 * 3 queries, however many rows there are."""
     ok = rows.filter(ok=True)
@@ -245,19 +284,54 @@ def latency_by_model(rows: QuerySet[RequestLog]) -> list[Latency]:
     return result
 
 
-def usage_by_token(rows: QuerySet[RequestLog]) -> list[TokenUsage]:
+def _latency_from_histogram(w: Window) -> list[Latency]:
+    """One grouped query: per model, how many requests fell in each latency bucket."""
+    histograms: dict[tuple[str, str], dict[int, int]] = {}
+    counts = w.rollups(LatencyRollup).values("provider", "model", "bucket")
+    for row in counts.annotate(n=Sum("count")):
+        buckets = histograms.setdefault((row["provider"], row["model"]), {})
+        buckets[row["bucket"]] = row["n"]
+    ranked = sorted(histograms.items(), key=lambda item: (-sum(item[1].values()), item[0]))
+    return [
+        Latency(provider, model, sum(buckets.values()), _percentiles(buckets))
+        for (provider, model), buckets in ranked[:LATENCY_MODELS]
+    ]
+
+
+def _percentiles(buckets: dict[int, int]) -> tuple[float | None, ...]:
+    # The value at each rank, placed evenly within its bucket's bounds.
+    count = sum(buckets.values())
+    values = []
+    for percent in PERCENTILES:
+        rank, below = _offset(percent, count), 0
+        for bucket in sorted(buckets):
+            if rank < below + buckets[bucket]:
+                low, high = bucket_bounds(bucket)
+                values.append(low + (high - low) * (rank - below + 0.5) / buckets[bucket])
+                break
+            below += buckets[bucket]
+    return tuple(values)
+
+
+def usage_by_token(w: Window) -> list[TokenUsage]:
     """Tokens (prompt + completion) and cost per access token name, the heaviest first."""
-    grouped = (
-        rows.values("token_name")
-        .annotate(
-            requests=Count("id"),
-            prompt=Sum(Coalesce("prompt_tokens", 0)),
-            completion=Sum(Coalesce("completion_tokens", 0)),
-            spent=Sum("cost"),
-            total=Sum(_tokens_expression()),
+    if w.rng.rollup:
+        rows = w.rollups().values("token_name")
+        requests, prompt, completion = (
+            Sum("requests"),
+            Sum("prompt_tokens"),
+            Sum("completion_tokens"),
         )
-        .order_by("-total", "token_name")[:TOKEN_ROWS]
-    )
+        total = Sum(F("prompt_tokens") + F("completion_tokens"))
+    else:
+        rows = w.requests().values("token_name")
+        requests = Count("id")
+        prompt = Sum(Coalesce("prompt_tokens", 0))
+        completion = Sum(Coalesce("completion_tokens", 0))
+        total = Sum(_tokens_expression())
+    grouped = rows.annotate(
+        requests=requests, prompt=prompt, completion=completion, spent=Sum("cost"), total=total
+    ).order_by("-total", "token_name")[:TOKEN_ROWS]
     return [
         TokenUsage(
             token=row["token_name"],
@@ -270,11 +344,11 @@ def usage_by_token(rows: QuerySet[RequestLog]) -> list[TokenUsage]:
     ]
 
 
-def recent_requests(rows: QuerySet[RequestLog], *, page: int) -> tuple[list[RequestLog], bool]:
+def recent_requests(w: Window, *, page: int) -> tuple[list[RequestLog], bool]:
     """One page of requests, newest first, and whether there is a next one.
 
     One row more than a page tells whether a next page exists: no COUNT(*) over the range."""
     page = min(page, MAX_PAGE)
     start = (page - 1) * PER_PAGE
-    found = list(rows.order_by("-at", "-id")[start : start + PER_PAGE + 1])
+    found = list(w.requests().order_by("-at", "-id")[start : start + PER_PAGE + 1])
     return found[:PER_PAGE], len(found) > PER_PAGE and page < MAX_PAGE

@@ -18,6 +18,7 @@ from . import audit
 TOKEN_PREFIX = "ra-"
 ALREADY_REVOKED = "Token {name!r} is already revoked."
 EXPIRY_IN_PAST = "The expiry must be in the future."
+BAD_ALLOWED_MODEL = "Allowed model {entry!r} is not valid: {reason}"
 
 
 def hash_token(raw: str) -> str:
@@ -36,7 +37,12 @@ def token_create(
     """Returns the row and the plaintext token, which is never stored or shown again."""
     allowed = [m.strip() for m in allowed_models or [] if m.strip()]
     for model in allowed:
-        validate_model_id(model)
+        try:
+            validate_model_id(model)
+        except ValidationError as exc:
+            reason = " ".join(exc.messages)
+            message = BAD_ALLOWED_MODEL.format(entry=model, reason=reason)
+            raise ValidationError({"allowed_models": [message]}) from None
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationError({"expires_at": [EXPIRY_IN_PAST]})
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)

@@ -56,10 +56,6 @@ class TokenForm(forms.Form):
         return list(dict.fromkeys(name for name in names if name))
 
     def add_service_errors(self, exc: ValidationError) -> None:
-        if not hasattr(exc, "error_dict"):
-            # token_create raises field-less errors only from its model ID check.
-            self.add_error("allowed_models", exc)
-            return
         for field, errors in exc.error_dict.items():
             field = FORM_FIELD.get(field, field)
             self.add_error(field if field in self.fields else None, errors)

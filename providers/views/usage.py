@@ -179,9 +179,11 @@ def _choices(values: list[str], selected: str) -> list[str]:
     return values
 
 
-def _charts(rows, series: list[selectors.ProviderSeries]) -> dict:
-    latencies = selectors.latency_by_model(rows)
-    usages = selectors.usage_by_token(rows)
+def _charts(
+    w: selectors.Window, totals: selectors.Totals, series: list[selectors.ProviderSeries]
+) -> dict:
+    latencies = selectors.latency_by_model(w, requests=totals.requests)
+    usages = selectors.usage_by_token(w)
     # The table fallback reads across providers: one line per bucket.
     table = [
         (bucket.start, [(s.buckets[i].requests, s.buckets[i].errors) for s in series])
@@ -207,19 +209,17 @@ def usage(request: HttpRequest) -> HttpResponse:
         model=request.GET.get("model", ""),
         token=request.GET.get("token", ""),
     )
-    until = timezone.now()
-    since = until - rng.span
+    w = selectors.window(rng, until=timezone.now(), filters=filters)
     page = _page_number(request.GET.get("page"))
-    rows = selectors.requests_in(since=since, until=until, filters=filters)
-    totals, series = selectors.activity(rows, rng, since=since, until=until)
+    totals, series = selectors.activity(w)
     context = {
         "nav": "usage",
         "ranges": selectors.RANGES.values(),
         "range": rng,
         "bucket_name": BUCKET_NAMES[rng.key],
         "time_format": TIME_FORMATS[rng.key],
-        "since": since,
-        "until": until,
+        "since": w.since,
+        "until": w.until,
         "filters": filters,
         "totals": totals,
         "error_rate": 100 * totals.errors / totals.requests if totals.requests else 0,
@@ -229,9 +229,9 @@ def usage(request: HttpRequest) -> HttpResponse:
     }
     # An empty range costs one query; the other charts' queries run only when there is data.
     if totals.requests:
-        context.update(_charts(rows, series))
-        context["requests"], context["has_next"] = selectors.recent_requests(rows, page=page)
-    choices = selectors.filter_choices(since=since, until=until)
+        context.update(_charts(w, totals, series))
+        context["requests"], context["has_next"] = selectors.recent_requests(w, page=page)
+    choices = selectors.filter_choices(w)
     context["providers"] = _choices(choices["provider"], filters.provider)
     context["models"] = _choices(choices["model"], filters.model)
     context["tokens"] = _choices(choices["token"], filters.token)
