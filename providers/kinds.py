@@ -24,6 +24,29 @@ API_KEY_REQUIRED = "{label} needs an API key."
 
 
 @dataclass(frozen=True)
+class EnvConvention:
+    """Variables that, in `.env` files in common use, describe one provider of a kind.
+
+    Each tuple lists spellings of one setting, preferred first; the convention applies when
+    one of its key or base URL variables is set.
+    """
+
+    api_key: tuple[str, ...] = ()
+    base_url: tuple[str, ...] = ()
+    api_version: tuple[str, ...] = ()
+    name: str = ""  # names the provider
+    headers: str = ""  # extra headers, as a JSON object
+    # A base URL that is not this kind's own makes the provider that kind instead: with
+    # OPENAI_BASE_URL pointing elsewhere, OPENAI_API_KEY is the key of a compatible server.
+    other_host_kind: str = ""
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        single = tuple(v for v in (self.name, self.headers) if v)
+        return self.api_key + self.base_url + self.api_version + single
+
+
+@dataclass(frozen=True)
 class ProviderKind:
     slug: str
     label: str
@@ -39,10 +62,18 @@ class ProviderKind:
     api_version_example: str = ""
     model_example: str = ""
     models_path: str = "/models"
+    env_conventions: tuple[EnvConvention, ...] = ()
+    # How LiteLLM's `prefix/model` (DEFAULT_MODEL in a .env file) names this kind, preferred
+    # first; empty means litellm_prefix alone.
+    env_model_prefixes: tuple[str, ...] = ()
 
     @property
     def base_url_required(self) -> bool:
         return not self.default_base_url
+
+    @property
+    def model_prefixes(self) -> tuple[str, ...]:
+        return self.env_model_prefixes or (self.litellm_prefix,)
 
     @property
     def shows_api_version(self) -> bool:
@@ -192,6 +223,13 @@ KINDS: dict[str, ProviderKind] = {
             litellm_prefix="openai",
             default_base_url="https://api.openai.com/v1",
             model_example="gpt-4o-mini",
+            env_conventions=(
+                EnvConvention(
+                    api_key=("OPENAI_API_KEY",),
+                    base_url=("OPENAI_BASE_URL", "OPENAI_API_BASE"),
+                    other_host_kind="openai_compatible",
+                ),
+            ),
         ),
         AnthropicKind(
             slug="anthropic",
@@ -199,6 +237,9 @@ KINDS: dict[str, ProviderKind] = {
             litellm_prefix="anthropic",
             default_base_url="https://api.anthropic.com",
             model_example="claude-sonnet-4-5",
+            env_conventions=(
+                EnvConvention(api_key=("ANTHROPIC_API_KEY",), base_url=("ANTHROPIC_BASE_URL",)),
+            ),
         ),
         GeminiKind(
             slug="gemini",
@@ -206,6 +247,7 @@ KINDS: dict[str, ProviderKind] = {
             litellm_prefix="gemini",
             default_base_url="https://generativelanguage.googleapis.com",
             model_example="gemini-2.5-flash",
+            env_conventions=(EnvConvention(api_key=("GEMINI_API_KEY", "GOOGLE_API_KEY")),),
         ),
         AzureKind(
             slug="azure",
@@ -215,6 +257,18 @@ KINDS: dict[str, ProviderKind] = {
             api_version_required=True,
             api_version_example="2024-10-21",
             model_example="<deployment name>",
+            env_conventions=(
+                EnvConvention(
+                    api_key=("AZURE_API_KEY",),
+                    base_url=("AZURE_API_BASE",),
+                    api_version=("AZURE_API_VERSION",),
+                ),
+                EnvConvention(
+                    api_key=("AZURE_OPENAI_API_KEY",),
+                    base_url=("AZURE_OPENAI_ENDPOINT",),
+                    api_version=("OPENAI_API_VERSION", "AZURE_API_VERSION"),
+                ),
+            ),
         ),
         AzureAIKind(
             slug="azure_ai",
@@ -222,6 +276,9 @@ KINDS: dict[str, ProviderKind] = {
             litellm_prefix="azure_ai",
             base_url_example="https://<resource>.services.ai.azure.com/models",
             model_example="DeepSeek-R1",
+            env_conventions=(
+                EnvConvention(api_key=("AZURE_AI_API_KEY",), base_url=("AZURE_AI_API_BASE",)),
+            ),
         ),
         ProviderKind(
             slug="openrouter",
@@ -229,6 +286,9 @@ KINDS: dict[str, ProviderKind] = {
             litellm_prefix="openrouter",
             default_base_url="https://openrouter.ai/api/v1",
             model_example="openai/gpt-4o-mini",
+            env_conventions=(
+                EnvConvention(api_key=("OPENROUTER_API_KEY",), base_url=("OPENROUTER_BASE_URL",)),
+            ),
         ),
         ProviderKind(
             slug="groq",
@@ -236,6 +296,7 @@ KINDS: dict[str, ProviderKind] = {
             litellm_prefix="groq",
             default_base_url="https://api.groq.com/openai/v1",
             model_example="llama-3.3-70b-versatile",
+            env_conventions=(EnvConvention(api_key=("GROQ_API_KEY",)),),
         ),
         ProviderKind(
             slug="together",
@@ -243,6 +304,8 @@ KINDS: dict[str, ProviderKind] = {
             litellm_prefix="together_ai",
             default_base_url="https://api.together.xyz/v1",
             model_example="meta-llama/Llama-3.3-70B-Instruct-Turbo",
+            env_conventions=(EnvConvention(api_key=("TOGETHER_API_KEY", "TOGETHERAI_API_KEY")),),
+            env_model_prefixes=("together_ai", "together"),
         ),
         ProviderKind(
             slug="mistral",
@@ -250,6 +313,7 @@ KINDS: dict[str, ProviderKind] = {
             litellm_prefix="mistral",
             default_base_url="https://api.mistral.ai/v1",
             model_example="mistral-small-latest",
+            env_conventions=(EnvConvention(api_key=("MISTRAL_API_KEY",)),),
         ),
         ProviderKind(
             slug="deepseek",
@@ -257,6 +321,7 @@ KINDS: dict[str, ProviderKind] = {
             litellm_prefix="deepseek",
             default_base_url="https://api.deepseek.com/v1",
             model_example="deepseek-chat",
+            env_conventions=(EnvConvention(api_key=("DEEPSEEK_API_KEY",)),),
         ),
         ProviderKind(
             slug="openai_compatible",
@@ -265,6 +330,19 @@ KINDS: dict[str, ProviderKind] = {
             base_url_example="https://llm.example.com/v1",
             api_key_required=False,
             model_example="my-model",
+            env_conventions=(
+                EnvConvention(
+                    api_key=("OPENAI_COMPAT_API_KEY",), base_url=("OPENAI_COMPAT_API_BASE",)
+                ),
+                EnvConvention(
+                    api_key=("OPENAI_COMPATIBLE_API_KEY",),
+                    base_url=("OPENAI_COMPATIBLE_BASE_URL",),
+                    name="OPENAI_COMPATIBLE_PROVIDER_NAME",
+                    headers="OPENAI_COMPATIBLE_CUSTOM_HEADERS",
+                ),
+            ),
+            # "openai/" last: it means OpenAI itself when the file also has OPENAI_API_KEY.
+            env_model_prefixes=("openai_compat", "openai_compatible", "openai"),
         ),
         OllamaKind(
             slug="ollama",
@@ -275,6 +353,10 @@ KINDS: dict[str, ProviderKind] = {
             placeholder_api_key="ollama",
             local=True,
             model_example="llama3.2",
+            env_conventions=(
+                EnvConvention(base_url=("OLLAMA_API_BASE", "OLLAMA_BASE_URL", "OLLAMA_HOST")),
+            ),
+            env_model_prefixes=("ollama_chat", "ollama"),
         ),
         ProviderKind(
             slug="lm_studio",
@@ -285,6 +367,12 @@ KINDS: dict[str, ProviderKind] = {
             placeholder_api_key="lm-studio",
             local=True,
             model_example="qwen2.5-7b-instruct",
+            env_conventions=(
+                EnvConvention(
+                    api_key=("LM_STUDIO_API_KEY",),
+                    base_url=("LMSTUDIO_BASE_URL", "LM_STUDIO_API_BASE"),
+                ),
+            ),
         ),
         ProviderKind(
             slug="vllm",
@@ -295,6 +383,13 @@ KINDS: dict[str, ProviderKind] = {
             placeholder_api_key="EMPTY",
             local=True,
             model_example="meta-llama/Llama-3.1-8B-Instruct",
+            env_conventions=(
+                EnvConvention(
+                    api_key=("VLLM_API_KEY", "HOSTED_VLLM_API_KEY"),
+                    base_url=("VLLM_BASE_URL", "HOSTED_VLLM_API_BASE"),
+                ),
+            ),
+            env_model_prefixes=("hosted_vllm", "vllm"),
         ),
     )
 }

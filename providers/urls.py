@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from .views import audit, config, dashboard, groups, provider, team, tokens, usage
+from .views import audit, config, dashboard, env_import, groups, provider, team, tokens, usage
 
 urlpatterns = [
     path("", dashboard.overview, name="overview"),
@@ -15,6 +15,7 @@ urlpatterns = [
     path("providers/<str:name>/edit/", provider.provider_edit, name="provider_edit"),
     path("providers/<str:name>/remove/", provider.provider_remove, name="provider_remove"),
     path("providers/<str:name>/test/", provider.provider_test, name="provider_test"),
+    path("providers/<str:name>/health/", provider.provider_drain, name="provider_drain"),
     path("groups/", groups.group_list, name="group_list"),
     path("groups/add/", groups.group_add, name="group_add"),
     path("groups/router/", groups.router_settings, name="router_settings"),
@@ -23,6 +24,7 @@ urlpatterns = [
     path("groups/<str:name>/test/", groups.group_test, name="group_test"),
     path("config/export/", config.config_export, name="config_export"),
     path("config/import/", config.config_import, name="config_import"),
+    path("config/env/", env_import.env_import, name="env_import"),
     path("tokens/", tokens.token_list, name="token_list"),
     path("tokens/<str:name>/revoke/", tokens.token_revoke, name="token_revoke"),
     path("usage/", usage.usage, name="usage"),

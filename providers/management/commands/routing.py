@@ -28,6 +28,8 @@ NO_SUCH_GROUP = (
 API_KEY_ENV_EMPTY = "Environment variable {var} is not set or empty; export the key in it first."
 API_KEY_STDIN_EMPTY = "No API key arrived on standard input; pipe it in, e.g. `printenv KEY | ...`."
 HEADER_FORMAT = '--header must look like "Name: value" (got a value without a colon).'
+TEST_WHICH = "Name one provider to test, or give --all for every enabled one (not both)."
+CONCURRENCY_POSITIVE = "--concurrency must be at least 1."
 PASSWORD_STDIN_EMPTY = "No password arrived on standard input; pipe it in: `printenv PW | ...`."
 
 
@@ -65,6 +67,40 @@ def _test_display(provider: Provider) -> str:
     return "error"
 
 
+def _concurrency_argument(parser) -> None:
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=8,
+        metavar="N",
+        help="Test at most N providers at a time (default 8); each has its own timeout.",
+    )
+
+
+def _health_line(provider: Provider, result: services.ConnectionResult) -> str:
+    """One line per provider for logs: never a key (test messages are redacted)."""
+    if result.ok:
+        line = f"{provider.name}: ok, {result.latency_ms:.0f} ms, {result.message}"
+    else:
+        line = f"{provider.name}: FAILED, {result.message}"
+        line += f" ({provider.consecutive_failures} in a row"
+        line += ", unhealthy)" if provider.unhealthy_since else ")"
+    if result.health_change:
+        line += f" [now {result.health_change}]"
+    return line
+
+
+def _read_env_text(name: str) -> str:
+    if name == "-":
+        return sys.stdin.read()
+    try:
+        return Path(name).read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise CommandError(f"Cannot read {name}: {exc.strerror}.") from None
+    except UnicodeDecodeError:
+        raise CommandError(f"Cannot read {name}: it is not UTF-8 text.") from None
+
+
 class Command(BaseCommand):
     help = "Manage providers, the default model and encryption keys."
 
@@ -89,9 +125,21 @@ class Command(BaseCommand):
         for action, text in (
             ("show", "Show one provider."),
             ("remove", "Remove a provider."),
-            ("test", "Test a provider's connection."),
         ):
             provider_commands.add_parser(action, help=text).add_argument("name")
+        test = provider_commands.add_parser(
+            "test", help="Test a provider's connection, or every enabled one with --all."
+        )
+        test.add_argument("name", nargs="?")
+        test.add_argument("--all", action="store_true", help="Test every enabled provider.")
+        _concurrency_argument(test)
+
+        health_check = commands.add_parser(
+            "health-check",
+            help="Test every enabled provider and record its health (for cron or a timer); "
+            "exit 1 when any failed.",
+        )
+        _concurrency_argument(health_check)
 
         default = commands.add_parser("default", help="Show or set the active default model.")
         default_commands = default.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -142,6 +190,14 @@ class Command(BaseCommand):
         )
         import_litellm.add_argument("file", metavar="FILE")
         import_litellm.add_argument(
+            "--dry-run", action="store_true", help="Show what would change; change nothing."
+        )
+        import_env = commands.add_parser(
+            "import-env",
+            help="Create or update providers (and the default model) from a .env file.",
+        )
+        import_env.add_argument("file", metavar="FILE", help="The .env file; - reads stdin.")
+        import_env.add_argument(
             "--dry-run", action="store_true", help="Show what would change; change nothing."
         )
 
@@ -254,11 +310,51 @@ class Command(BaseCommand):
         self.stdout.write(f"Removed provider {options['name']}.")
 
     def _provider_test(self, options: dict, actor: str) -> None:
+        if options["all"] == bool(options["name"]):
+            raise CommandError(TEST_WHICH)
+        if options["all"]:
+            self._test_enabled(options, actor, progress=True)
+            return
         provider = _provider(options["name"])
-        result = services.provider_test(provider=provider)
+        result = services.provider_test(provider=provider, actor=actor)
         if not result.ok:
             raise CommandError(f"{provider.name}: {result.message}", returncode=1)
         self.stdout.write(f"{provider.name}: ok, {result.latency_ms:.0f} ms, {result.message}")
+
+    def _health_check(self, options: dict, actor: str) -> None:
+        from providers.services.health import HEALTH_CHECK_ACTOR
+
+        self._test_enabled(options, HEALTH_CHECK_ACTOR, progress=False)
+
+    def _test_enabled(self, options: dict, actor: str, *, progress: bool) -> None:
+        """Test every enabled provider concurrently, printing each result as it arrives."""
+        if options["concurrency"] < 1:
+            raise CommandError(CONCURRENCY_POSITIVE)
+        providers = list(Provider.objects.filter(enabled=True))
+        if not providers:
+            self.stdout.write("No enabled providers to test.")
+            return
+        done = 0
+
+        def report(provider: Provider, result: services.ConnectionResult) -> None:
+            nonlocal done
+            done += 1
+            prefix = f"[{done}/{len(providers)}] " if progress else ""
+            self.stdout.write(prefix + _health_line(provider, result))
+            self.stdout.flush()
+
+        results = services.provider_test_many(
+            providers=providers,
+            max_workers=options["concurrency"],
+            actor=actor,
+            on_result=report,
+        )
+        failed = [p.name for p, r in results if not r.ok]
+        if failed:
+            raise CommandError(
+                f"{len(failed)} of {len(results)} failed: {', '.join(failed)}.", returncode=1
+            )
+        self.stdout.write(f"All {len(results)} enabled providers answered.")
 
     # --- default ----------------------------------------------------------------------
     def _default_set(self, options: dict, actor: str) -> None:
@@ -348,6 +444,31 @@ class Command(BaseCommand):
             )
         else:
             self.stdout.write(f"Imported: {created} created, {updated} updated.")
+
+    def _import_env(self, options: dict, actor: str) -> None:
+        from providers.services.env_import import SKIPPED, import_env
+
+        text = _read_env_text(options["file"])
+        report = import_env(text=text, dry_run=options["dry_run"], actor=actor)
+        for problem in report.unreadable + report.warnings:
+            self.stderr.write(f"Warning: {problem}")
+        for row in report.rows:
+            detail = f": {row.detail}" if row.detail else ""
+            (self.stderr if row.action == SKIPPED else self.stdout).write(
+                f"{row.action:<10} {row.subject}{detail}"
+            )
+        for var, reason in report.ignored:
+            self.stdout.write(f"{'ignored':<10} {var} ({reason})")
+        if not report.rows:
+            self.stdout.write("The file describes no provider this import knows.")
+        done = "Dry run, nothing was changed" if options["dry_run"] else "Imported"
+        self.stdout.write(f"{done}: {report.summary()}.")
+        if report.of(SKIPPED):
+            raise CommandError(
+                f"{len(report.of(SKIPPED))} item(s) skipped, listed above; the rest "
+                + ("would be imported." if options["dry_run"] else "was imported."),
+                returncode=1,
+            )
 
     # --- users ------------------------------------------------------------------------
     def _user_add(self, options: dict, actor: str) -> None:
