@@ -254,6 +254,24 @@ def _entry(provider) -> ProviderEntry:
     )
 
 
+def _drain_unhealthy(
+    deployments: dict[int, list[DeploymentEntry]], draining: dict[str, int]
+) -> None:
+    """Health (issue #6): unhealthy providers whose "take out of routing groups while
+    unhealthy" switch is on leave their groups. Never the provider holding the active default
+    (the dashboard flags it instead), and never a group's last deployments: a group that only
+    unhealthy providers serve keeps them, since a struggling provider beats a certain error."""
+    from .models import DefaultModel
+
+    default_provider = DefaultModel.objects.filter(id=1).values_list("provider_id", flat=True)
+    protected = default_provider.first()
+    names = {name for name, pk in draining.items() if pk != protected}
+    for group_id, entries in deployments.items():
+        kept = [d for d in entries if d.provider.name not in names]
+        if kept:
+            deployments[group_id] = kept
+
+
 def _read_version() -> int:
     from .models import ConfigState
 
@@ -271,7 +289,8 @@ def _build(version: int) -> Snapshot:
         RoutingGroup,
     )
 
-    providers = {p.name: _entry(p) for p in Provider.objects.filter(enabled=True)}
+    rows = list(Provider.objects.filter(enabled=True))
+    providers = {p.name: _entry(p) for p in rows}
     deployments: dict[int, list[DeploymentEntry]] = {}
     for d in Deployment.objects.select_related("provider").order_by("position", "id"):
         entry = providers.get(d.provider.name)
@@ -281,6 +300,9 @@ def _build(version: int) -> Snapshot:
         deployments.setdefault(d.group_id, []).append(
             DeploymentEntry(d.id, entry, d.model, d.weight, d.rpm, d.tpm, d.timeout)
         )
+    draining = {p.name: p.pk for p in rows if p.drain_when_unhealthy and p.unhealthy_since}
+    if draining:
+        _drain_unhealthy(deployments, draining)
     fallbacks: dict[int, list[str]] = {}
     for group_id, name in GroupFallback.objects.order_by("position", "id").values_list(
         "group_id", "fallback__name"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 from dotenv import load_dotenv
 
 from providers.crypto import KeyConfigError, parse_keys
@@ -49,7 +50,71 @@ except KeyConfigError as exc:
     raise ImproperlyConfigured(str(exc)) from None
 
 DEBUG = _env_bool("DEBUG")
-ALLOWED_HOSTS = _env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
+
+# --- HTTPS and the production defaults ------------------------------------------------------
+# Secure unless told otherwise: HTTPS redirect, Secure cookies, HSTS. ROUTING_HTTPS_REDIRECT=0
+# turns the redirect off, for two deployments: TLS terminated in front (then also set
+# ROUTING_PROXY_SSL_HEADER, and cookies stay Secure), or plain HTTP on loopback only (what
+# `bin/run` does; cookies lose the Secure flag, and a system check refuses non-loopback
+# ALLOWED_HOSTS). DEBUG=1 defaults to plain HTTP, since it is never production.
+ROUTING_HTTPS_REDIRECT = _env_bool("ROUTING_HTTPS_REDIRECT", default=not DEBUG)
+_proxy_ssl_header = _env("ROUTING_PROXY_SSL_HEADER")  # e.g. X-Forwarded-Proto
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https") if _proxy_ssl_header else None
+)
+ROUTING_PLAIN_HTTP = not ROUTING_HTTPS_REDIRECT and SECURE_PROXY_SSL_HEADER is None
+SECURE_SSL_REDIRECT = ROUTING_HTTPS_REDIRECT
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = not ROUTING_PLAIN_HTTP
+# Nothing reads the CSRF cookie from JavaScript: htmx sends the token from <body hx-headers>.
+CSRF_COOKIE_HTTPONLY = True
+# HSTS is only ever sent on HTTPS responses; 0 turns it off.
+SECURE_HSTS_SECONDS = int(_env("ROUTING_HSTS_SECONDS", "31536000"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = True
+X_FRAME_OPTIONS = "DENY"
+# Django's own CSP: no inline script or style and no eval. htmx runs under it because
+# base.html turns off its eval and its injected indicator style (the htmx-config meta tag).
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF],
+    "connect-src": [CSP.SELF],
+    "font-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
+SILENCED_SYSTEM_CHECKS = []
+if not ROUTING_HTTPS_REDIRECT:
+    # A documented choice (TLS in front, or loopback only), not an oversight.
+    SILENCED_SYSTEM_CHECKS.append("security.W008")
+if ROUTING_PLAIN_HTTP:
+    # Secure cookies cannot work over plain HTTP; providers.checks insists on loopback instead.
+    SILENCED_SYSTEM_CHECKS += ["security.W012", "security.W016"]
+
+# No default in production: a missing ALLOWED_HOSTS is a system check error, not a guess.
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+ALLOWED_HOSTS = _env_list("ALLOWED_HOSTS") or (
+    LOOPBACK_HOSTS if DEBUG or ROUTING_PLAIN_HTTP else []
+)
+
+# Proxies whose X-Forwarded-For is believed (IPs or CIDR networks); from anyone else the
+# header is ignored and the peer address is the client.
+ROUTING_TRUSTED_PROXIES = _env_list("ROUTING_TRUSTED_PROXIES")
+# Fingerprints of the encryption keys `bin/run` generated for local use (see providers.checks).
+ROUTING_DEV_KEY_IDS = _env_list("ROUTING_DEV_KEY_IDS")
+
+# Login throttling: this many failed logins for one account within the window lock it for
+# the lockout time (the right password is refused too); an address gets a larger budget
+# across all accounts, against password spraying.
+ROUTING_LOGIN_FAILURE_LIMIT = int(_env("ROUTING_LOGIN_FAILURE_LIMIT", "10"))
+ROUTING_LOGIN_IP_FAILURE_LIMIT = int(_env("ROUTING_LOGIN_IP_FAILURE_LIMIT", "50"))
+ROUTING_LOGIN_WINDOW_SECONDS = int(_env("ROUTING_LOGIN_WINDOW_SECONDS", "900"))
+ROUTING_LOGIN_LOCKOUT_SECONDS = int(_env("ROUTING_LOGIN_LOCKOUT_SECONDS", "900"))
+# Connection tests (and other upstream probes from the dashboard) per person per minute.
+ROUTING_TESTS_PER_MINUTE = int(_env("ROUTING_TESTS_PER_MINUTE", "60"))
 
 # Private hosts that providers may live on (host names, IPs or CIDR networks); http:// is
 # allowed for them. Link-local and cloud-metadata addresses stay forbidden regardless.
@@ -57,6 +122,10 @@ ROUTING_ALLOWED_PRIVATE_HOSTS = _env_list("ROUTING_ALLOWED_PRIVATE_HOSTS")
 # Safety net for live switching: how often a process re-reads the configuration version even
 # when no change notification arrived.
 ROUTING_CONFIG_RECHECK_SECONDS = float(_env("ROUTING_CONFIG_RECHECK_SECONDS", "5"))
+
+# Connection tests failing in a row before a provider counts as unhealthy (one success
+# makes it healthy again).
+ROUTING_HEALTH_FAILURE_THRESHOLD = max(1, int(_env("ROUTING_HEALTH_FAILURE_THRESHOLD", "3")))
 
 # How long request-log records are kept (`routing prune-requests` deletes older ones).
 ROUTING_REQUEST_LOG_RETENTION_DAYS = float(_env("ROUTING_REQUEST_LOG_RETENTION_DAYS", "30"))
@@ -73,7 +142,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # A database outage becomes a 503 page (or OpenAI-shaped JSON on /v1/), not a 500.
+    "providers.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -145,8 +217,15 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": _env("LOG_LEVEL", "INFO")},
     "loggers": {
-        # LiteLLM logs request details at DEBUG, headers included; keep it quiet.
+        # LiteLLM and the provider SDKs under it log request options at DEBUG, headers
+        # included, and httpx logs URLs (Gemini's carries the key) at INFO: whatever LOG_LEVEL
+        # says, they stay at WARNING.
         "LiteLLM": {"level": "WARNING"},
+        "LiteLLM Router": {"level": "WARNING"},
+        "LiteLLM Proxy": {"level": "WARNING"},
+        "openai": {"level": "WARNING"},
+        "anthropic": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
     },
 }

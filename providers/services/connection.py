@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 import httpx
 from django.core.exceptions import ValidationError
-from django.utils import timezone
 
-from .. import crypto
+from .. import crypto, outbound
 from ..models import Provider
 from ..redact import redact
 from ..validators import validate_base_url
+from . import audit, health
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 TIMED_OUT = "No answer within {timeout:g} s (the provider's timeout)."
@@ -25,6 +26,7 @@ REDIRECTED = (
 HTTP_ERROR = "HTTP {status}: {detail}"
 NOT_JSON = "The answer was not JSON: is the base URL right (it usually ends in /v1)?"
 TOO_LARGE = "The answer was larger than 4 MiB; is the base URL right?"
+PROBE_CRASHED = "The test itself failed unexpectedly ({error})."
 KEY_UNDECRYPTABLE = (
     "The stored API key cannot be decrypted with ROUTING_ENCRYPTION_KEYS; restore the key it "
     "was encrypted with, or enter the API key again."
@@ -38,14 +40,24 @@ class ConnectionResult:
     latency_ms: float | None = None
     models: list[str] = field(default_factory=list)
     status: int | None = None
+    # "healthy" / "unhealthy" when this test changed the provider's health state.
+    health_change: str = ""
 
 
-def _read_capped(response: httpx.Response) -> bytes:
+def _client(url: str, timeout: float) -> httpx.Client:
+    """The one place the test's HTTP client is made (so its transport can be hardened)."""
+    return outbound.client(timeout=timeout)
+
+
+def _read_capped(response: httpx.Response, deadline: float) -> bytes:
     body = bytearray()
     for chunk in response.iter_bytes():
         body.extend(chunk)
         if len(body) > MAX_BODY_BYTES:
             raise ValueError(TOO_LARGE)
+        # httpx's timeout is per read: a server trickling bytes would never trip it.
+        if time.perf_counter() > deadline:
+            raise httpx.ReadTimeout("the whole answer took longer than the timeout")
     return bytes(body)
 
 
@@ -66,10 +78,10 @@ def _probe(provider: Provider) -> ConnectionResult:
     started = time.perf_counter()
     try:
         with (
-            httpx.Client(timeout=provider.timeout, follow_redirects=False) as client,
+            _client(url, provider.timeout) as client,
             client.stream("GET", url, headers={**headers, **kind.auth_headers(api_key)}) as resp,
         ):
-            body = _read_capped(resp)
+            body = _read_capped(resp, started + provider.timeout)
     except httpx.TimeoutException:
         return ConnectionResult(ok=False, message=TIMED_OUT.format(timeout=provider.timeout))
     except httpx.HTTPError as exc:
@@ -108,39 +120,45 @@ def _probe(provider: Provider) -> ConnectionResult:
     )
 
 
-def provider_test(*, provider: Provider) -> ConnectionResult:
-    """Run the real connection test and record its outcome on the provider row."""
+def provider_test(*, provider: Provider, actor: audit.Actor = None) -> ConnectionResult:
+    """Run the real connection test and record its outcome (last test, model list, health
+    history and state) on the provider."""
     result = _probe(provider)
-    _record(provider, result)
+    result.health_change = health.probe_record(provider=provider, result=result, actor=actor)
     return result
 
 
+def _outcome(future: Future) -> ConnectionResult:
+    try:
+        return future.result()
+    except Exception as exc:  # noqa: BLE001 - one broken probe must not abort the batch
+        # The type only: an unexpected exception's text may carry the request, key included.
+        return ConnectionResult(ok=False, message=PROBE_CRASHED.format(error=type(exc).__name__))
+
+
 def provider_test_many(
-    *, providers: list[Provider], max_workers: int = 8
+    *,
+    providers: list[Provider],
+    max_workers: int = 8,
+    actor: audit.Actor = None,
+    on_result: Callable[[Provider, ConnectionResult], None] | None = None,
 ) -> list[tuple[Provider, ConnectionResult]]:
     """Test several providers concurrently, at most `max_workers` at a time. Each probe has
-    its own timeout, so one hanging provider never stalls the others."""
+    its own timeout, so one hanging provider never stalls the others: each result is
+    recorded, and `on_result` called, as soon as it arrives. Returned in the given order."""
     if not providers:
         return []
+    results: dict[int, ConnectionResult] = {}
     # Threads only talk to the network; results are written here, on the caller's connection.
-    with ThreadPoolExecutor(max_workers=min(max_workers, len(providers))) as pool:
-        results = list(pool.map(_probe, providers))
-    for provider, result in zip(providers, results, strict=True):
-        _record(provider, result)
-    return list(zip(providers, results, strict=True))
-
-
-def _record(provider: Provider, result: ConnectionResult) -> None:
-    fields = {
-        "last_test_ok": result.ok,
-        "last_test_latency_ms": result.latency_ms,
-        "last_test_at": timezone.now(),
-        "last_test_message": result.message[:500],
-    }
-    if result.ok:
-        fields["discovered_models"] = result.models
-    # A plain UPDATE: a test result is not a configuration change, so it neither bumps the
-    # edit version (which would make an open edit form stale) nor the routing version.
-    Provider.objects.filter(pk=provider.pk).update(**fields)
-    for name, value in fields.items():
-        setattr(provider, name, value)
+    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(providers)))) as pool:
+        futures = {pool.submit(_probe, p): i for i, p in enumerate(providers)}
+        for future in as_completed(futures):
+            index = futures[future]
+            provider, result = providers[index], _outcome(future)
+            result.health_change = health.probe_record(
+                provider=provider, result=result, actor=actor
+            )
+            results[index] = result
+            if on_result is not None:
+                on_result(provider, result)
+    return [(p, results[i]) for i, p in enumerate(providers)]

@@ -13,6 +13,7 @@ from .. import services
 from ..forms import DefaultModelForm
 from ..models import Provider, RoutingGroup
 from ..roles import role_required
+from ..services.health import default_health_warning
 from .team import first_run_redirect
 
 TEMPLATE = "providers/overview.html"
@@ -48,9 +49,14 @@ def overview(request: HttpRequest) -> HttpResponse:
 @role_required("viewer")
 def _overview(request: HttpRequest) -> HttpResponse:
     providers = Provider.objects.all()
-    return render(
-        request, TEMPLATE, {"nav": "overview", "providers": providers, **_default_context()}
-    )
+    context = {
+        "nav": "overview",
+        "providers": providers,
+        # The default's provider is never taken out of routing for its health: flagged here.
+        "health_warning": default_health_warning(),
+        **_default_context(),
+    }
+    return render(request, TEMPLATE, context)
 
 
 def _back(request: HttpRequest) -> str:

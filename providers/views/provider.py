@@ -2,23 +2,115 @@
 
 from __future__ import annotations
 
+import statistics
+from dataclasses import dataclass
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import trigger_client_event
 
-from .. import services
+from .. import live, services
 from ..forms import ProviderForm
-from ..models import AuditEvent, Provider
+from ..models import AuditEvent, DefaultModel, ProbeResult, Provider
 from ..roles import role_required
+from ..services import health
+from ..throttle import limit_tests
 from .dashboard import _back, _default_context
 
 FORM_TEMPLATE = "providers/provider_form.html"
 DETAIL_TEMPLATE = "providers/provider_detail.html"
+DRAIN_ON = "{name} will be taken out of its routing groups while it is unhealthy."
+DRAIN_OFF = "{name} stays in its routing groups even while it is unhealthy."
+# The provider page's health section listens for this, to redraw its chart after a test.
+TESTED_EVENT = "provider-tested"
+
+# The health chart's geometry, in SVG user units: one slot per kept test, newest on the right.
+CHART_WIDTH, CHART_PLOT, CHART_HEIGHT = 600, 100, 122
+CHART_SLOT = CHART_WIDTH / health.HISTORY_LENGTH
 
 
+@dataclass(frozen=True)
+class HistoryBar:
+    probe: ProbeResult
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+@dataclass(frozen=True)
+class HistoryChart:
+    bars: list[HistoryBar]
+    peak_ms: float
+    ok: int
+    failed: int
+    median_ms: float | None
+    width: int = CHART_WIDTH
+    plot: int = CHART_PLOT
+    height: int = CHART_HEIGHT
+    label_y: int = CHART_HEIGHT - 6
+
+
+def _history_chart(probes: list[ProbeResult]) -> HistoryChart | None:
+    """Latency of each test as a bar; a failed test is a full-height bar in the error colour,
+    so that an outage stands out whatever its latency."""
+    if not probes:
+        return None
+    latencies = [p.latency_ms for p in probes if p.ok and p.latency_ms is not None]
+    peak = max(latencies, default=0.0) or 1.0
+    offset = health.HISTORY_LENGTH - len(probes)
+    bars = []
+    for i, probe in enumerate(probes):
+        if probe.ok and probe.latency_ms is not None:
+            height = round(max(2.0, probe.latency_ms / peak * CHART_PLOT), 1)
+        else:
+            height = float(CHART_PLOT)
+        x = round((offset + i) * CHART_SLOT + 1, 1)
+        bars.append(HistoryBar(probe, x, round(CHART_PLOT - height, 1), CHART_SLOT - 3, height))
+    return HistoryChart(
+        bars=bars,
+        peak_ms=peak if latencies else 0.0,
+        ok=sum(p.ok for p in probes),
+        failed=sum(not p.ok for p in probes),
+        median_ms=statistics.median(latencies) if latencies else None,
+    )
+
+
+def _routing_state(provider: Provider) -> dict:
+    """While unhealthy with its switch on: the groups it was taken out of, and those that
+    kept it (it holds the default, or it is all the group has left); read from the same
+    snapshot the router is built from."""
+    if not (provider.enabled and provider.unhealthy_since and provider.drain_when_unhealthy):
+        return {}
+    member = set(provider.deployments.values_list("group__name", flat=True))
+    serving = {
+        name
+        for name, group in live.snapshot().groups.items()
+        if any(d.provider.name == provider.name for d in group.deployments)
+    }
+    return {
+        "drained_from": sorted(member - serving),
+        "kept_in": sorted(member & serving),
+        "holds_default": DefaultModel.objects.filter(id=1, provider=provider).exists(),
+    }
+
+
+def _health_context(provider: Provider) -> dict:
+    history = health.history(provider=provider)
+    return {
+        "provider": provider,
+        "history": history,
+        "chart": _history_chart(history),
+        "threshold": health.failure_threshold(),
+        **_routing_state(provider),
+    }
+
+
+@sensitive_variables("kwargs")  # the key and header values, for an error report
 def _save(request: HttpRequest, form: ProviderForm) -> Provider | None:
     """Run the service for a valid form; put its errors back on the form."""
     if not form.is_valid() or "_refresh" in request.POST:
@@ -81,14 +173,29 @@ def kind_fields(request: HttpRequest) -> HttpResponse:
 @role_required("viewer")
 def provider_detail(request: HttpRequest, name: str) -> HttpResponse:
     provider = get_object_or_404(Provider, name=name)
+    if request.htmx and request.htmx.target == "health":
+        return render(request, DETAIL_TEMPLATE + "#health", _health_context(provider))
     events = AuditEvent.objects.filter(target=provider.name)[:10]
     context = {
-        "provider": provider,
+        **_health_context(provider),
         "events": events,
         "nav": "overview",
         **_default_context(selected=provider.name if provider.enabled else ""),
     }
     return render(request, DETAIL_TEMPLATE, context)
+
+
+@require_POST
+@role_required("editor")
+def provider_drain(request: HttpRequest, name: str) -> HttpResponse:
+    """Switch "take out of routing groups while unhealthy"."""
+    provider = get_object_or_404(Provider, name=name)
+    drain = request.POST.get("drain_when_unhealthy") == "on"
+    health.provider_drain_set(provider=provider, drain_when_unhealthy=drain, actor=request.user)
+    messages.success(request, (DRAIN_ON if drain else DRAIN_OFF).format(name=provider.name))
+    if request.htmx:
+        return render(request, DETAIL_TEMPLATE + "#health", _health_context(provider))
+    return redirect("provider_detail", name=provider.name)
 
 
 @require_POST
@@ -106,17 +213,19 @@ def provider_remove(request: HttpRequest, name: str) -> HttpResponse:
 
 @require_POST
 @role_required("viewer")
+@limit_tests
 def provider_test(request: HttpRequest, name: str) -> HttpResponse:
     provider = get_object_or_404(Provider, name=name)
-    result = services.provider_test(provider=provider)
+    result = services.provider_test(provider=provider, actor=request.user)
     if request.htmx:
-        # "Test all" shows results in its own list: a separate id prefix keeps ids unique.
-        scope = "all" if request.POST.get("scope") == "all" else "test"
-        return render(
+        # From "Test all", the result is marked so that the progress count can find it.
+        batch = request.POST.get("scope") == "all"
+        response = render(
             request,
             DETAIL_TEMPLATE + "#test_result",
-            {"provider": provider, "result": result, "scope": scope},
+            {"provider": provider, "result": result, "batch": batch},
         )
+        return trigger_client_event(response, TESTED_EVENT)
     level = messages.SUCCESS if result.ok else messages.ERROR
     latency = f" in {result.latency_ms:.0f} ms" if result.latency_ms is not None else ""
     messages.add_message(request, level, f"{provider.name}: {result.message}{latency}")
@@ -124,12 +233,13 @@ def provider_test(request: HttpRequest, name: str) -> HttpResponse:
 
 
 @role_required("viewer")
+@limit_tests
 def model_options(request: HttpRequest) -> HttpResponse:
     """htmx: the chosen provider's model list as suggestions; POST refreshes it first."""
     params = request.POST if request.method == "POST" else request.GET
     provider = get_object_or_404(Provider, name=params.get("provider", ""))
     if request.method == "POST":
-        services.provider_test(provider=provider)
+        services.provider_test(provider=provider, actor=request.user)
     return render(
         request,
         "providers/overview.html#model_options",
@@ -139,12 +249,15 @@ def model_options(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @role_required("viewer")
+@limit_tests
 def test_all(request: HttpRequest) -> HttpResponse:
     providers = list(Provider.objects.filter(enabled=True))
     if request.htmx:
-        # Each row fetches its own result, so progress is visible as answers arrive.
+        # Each row's health cell turns to "testing…" and fetches its own result (at most six
+        # at a time: the browser's connection limit is the bound), so the table updates as
+        # answers arrive and a hanging provider holds up only its own row.
         return render(request, "providers/overview.html#test_all_progress", {"targets": providers})
-    results = services.provider_test_many(providers=providers)
+    results = services.provider_test_many(providers=providers, actor=request.user)
     failed = [p.name for p, r in results if not r.ok]
     if failed:
         messages.error(request, f"{len(failed)} of {len(results)} failed: {', '.join(failed)}.")

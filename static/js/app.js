@@ -1,8 +1,13 @@
-// "Test all" progress: count the results swapped in so far. No inline script, no eval.
+// "Test all" progress: each row's health cell is replaced as its result arrives, so count
+// the cells still pending and the results marked as failed. No inline script, no eval.
 document.addEventListener("htmx:afterSettle", function () {
   var box = document.getElementById("test-all-box");
-  if (!box) return;
-  var done = box.querySelectorAll("[data-test-done]").length;
+  if (!box || !box.querySelector("progress")) return;
+  var total = Number(box.dataset.testTotal);
+  var done = total - document.querySelectorAll("[data-test-pending]").length;
+  var failed = document.querySelectorAll("[data-test-batch=failed]").length;
   box.querySelector("progress").value = done;
   box.querySelector("[data-count]").textContent = done;
+  box.querySelector("[data-failed-count]").textContent = failed;
+  box.querySelector("[data-failed]").hidden = failed === 0;
 });
