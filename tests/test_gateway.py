@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from providers import services
-from providers.models import AccessToken
+from providers.models import AccessToken, Provider
 from providers.services import DeploymentSpec as D
 from providers.services.tokens import token_create, token_revoke
 
@@ -164,8 +164,11 @@ def test_models_and_providers_never_show_keys(gateway, setup):
     services.group_save(name="fast", deployments=[D("pb", "small")])
     ids = {m.id for m in client(gateway, token).models.list()}
     assert {"default", "fast", "pa/gpt-4o-mini", "pb/small"} <= ids
-    body = httpx.get(gateway + "/v1/providers", headers={"Authorization": f"Bearer {token}"}).text
-    assert '"pa"' in body and "sk-test" not in body
+    Provider.objects.filter(name="pb").update(unhealthy_since=timezone.now())
+    answer = httpx.get(gateway + "/v1/providers", headers={"Authorization": f"Bearer {token}"})
+    assert '"pa"' in answer.text and "sk-test" not in answer.text
+    health = {p["name"]: p["health"] for p in answer.json()["data"]}
+    assert health["pa"]["healthy"] is True and health["pb"]["healthy"] is False
 
 
 def test_dashboard_session_is_not_accepted(gateway, setup, client):

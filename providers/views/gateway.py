@@ -192,11 +192,15 @@ async def providers(request: HttpRequest) -> HttpResponse:
                 "ok": p.last_test_ok,
                 "latency_ms": p.last_test_latency_ms,
                 "checked_at": p.last_test_at.isoformat() if p.last_test_at else None,
+                # Health-check's verdict: several failures in a row (issue #6).
+                "healthy": p.unhealthy_since is None,
+                "unhealthy_since": p.unhealthy_since.isoformat() if p.unhealthy_since else None,
             },
         }
         async for p in Provider.objects.filter(enabled=True).only(
-            "name", "kind", "last_test_ok", "last_test_latency_ms", "last_test_at"
-        )
+            "name", "kind", "last_test_ok", "last_test_latency_ms", "last_test_at",
+            "unhealthy_since",
+        )  # fmt: skip
     ]
     return JsonResponse({"object": "list", "data": data})
 
