@@ -30,6 +30,13 @@ def parse_header_lines(text: str) -> dict[str, str]:
     return headers
 
 
+class _WriteOnlyTextarea(forms.Textarea):
+    """A textarea that never renders a value, like PasswordInput(render_value=False)."""
+
+    def format_value(self, value):
+        return None
+
+
 class ProviderForm(forms.Form):
     name = forms.CharField(
         label="Name",
@@ -50,7 +57,8 @@ class ProviderForm(forms.Form):
     headers = forms.CharField(
         label="Custom headers",
         required=False,
-        widget=forms.Textarea(attrs={"rows": 2, "autocomplete": "off", "spellcheck": "false"}),
+        # Write-only like the key: a refused form must not send typed values back.
+        widget=_WriteOnlyTextarea(attrs={"rows": 2, "autocomplete": "off", "spellcheck": "false"}),
         help_text='One per line, "Name: value". Values are stored encrypted and never shown.',
     )
     remove_headers = forms.BooleanField(label="Remove custom headers", required=False)

@@ -3,6 +3,12 @@
 On first start it writes a local `.env` with a generated SECRET_KEY and encryption key;
 this is the only place the project ever generates a key. Then it applies migrations and
 serves on 127.0.0.1.
+
+It serves plain HTTP on loopback: DEBUG stays off (error pages never show a traceback), and
+ROUTING_HTTPS_REDIRECT=0 turns off the HTTPS redirect and Secure cookies, which a system check
+allows for loopback ALLOWED_HOSTS only. The generated keys are marked as development keys
+(the "dev-only-" prefix, and the encryption key's fingerprint in ROUTING_DEV_KEY_IDS), so
+that the checks refuse them anywhere else.
 """
 
 import argparse
@@ -15,6 +21,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 ENV_FILE = BASE_DIR / ".env"
 # Not vLLM's 8000, LiteLLM proxy's 4000, LM Studio's 1234 or Ollama's 11434.
 DEFAULT_PORT = 8420
+DEV_SECRET_KEY_PREFIX = "dev-only-"
 
 ENV_HEADER = """\
 # Written by `bin/run` for local use. Keep this file private (mode 0600) and out of git.
@@ -27,6 +34,8 @@ def ensure_env_file(path: Path = ENV_FILE) -> list[str]:
     from cryptography.fernet import Fernet
     from dotenv import dotenv_values
 
+    from providers.checks import dev_key_id
+
     existing = dotenv_values(path) if path.exists() else {}
 
     def missing(name: str) -> bool:
@@ -34,9 +43,16 @@ def ensure_env_file(path: Path = ENV_FILE) -> list[str]:
 
     generated = {}
     if missing("SECRET_KEY"):
-        generated["SECRET_KEY"] = secrets.token_urlsafe(50)
+        generated["SECRET_KEY"] = DEV_SECRET_KEY_PREFIX + secrets.token_urlsafe(50)
     if missing("ROUTING_ENCRYPTION_KEYS"):
-        generated["ROUTING_ENCRYPTION_KEYS"] = Fernet.generate_key().decode()
+        key = Fernet.generate_key().decode()
+        generated["ROUTING_ENCRYPTION_KEYS"] = key
+        ids = [(existing.get("ROUTING_DEV_KEY_IDS") or "").strip(), dev_key_id(key)]
+        generated["ROUTING_DEV_KEY_IDS"] = ",".join(filter(None, ids))
+    ours = generated or (path.exists() and path.read_text().startswith(ENV_HEADER))
+    if ours and missing("ROUTING_HTTPS_REDIRECT"):
+        # So that `manage.py` commands run beside `bin/run` see the same loopback deployment.
+        generated["ROUTING_HTTPS_REDIRECT"] = "0"
     if generated:
         new_file = not path.exists()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -57,8 +73,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     for name in ensure_env_file():
-        print(f"Generated {name} into {ENV_FILE} (back it up).", file=sys.stderr)
+        print(f"Wrote {name} into {ENV_FILE} (back it up).", file=sys.stderr)
 
+    # Plain HTTP on loopback (see the docstring); an explicit setting still wins.
+    os.environ.setdefault("ROUTING_HTTPS_REDIRECT", "0")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "routing_admin.settings")
     import django
     from django.core.management import call_command

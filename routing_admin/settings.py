@@ -64,6 +64,8 @@ SECURE_PROXY_SSL_HEADER = (
 )
 ROUTING_PLAIN_HTTP = not ROUTING_HTTPS_REDIRECT and SECURE_PROXY_SSL_HEADER is None
 SECURE_SSL_REDIRECT = ROUTING_HTTPS_REDIRECT
+# A load balancer's health check may speak plain HTTP to the app; the answer holds no secret.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = not ROUTING_PLAIN_HTTP
 # Nothing reads the CSRF cookie from JavaScript: htmx sends the token from <body hx-headers>.
 CSRF_COOKIE_HTTPONLY = True

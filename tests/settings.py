@@ -13,8 +13,19 @@ os.environ.setdefault("SECRET_KEY", "tests-only-" + Fernet.generate_key().decode
 os.environ.setdefault("ROUTING_ENCRYPTION_KEYS", Fernet.generate_key().decode())
 os.environ.setdefault("DATABASE_URL", "sqlite:///" + os.path.join(tempfile.gettempdir(), "ra.db"))
 
-from routing_admin.settings import *  # noqa: E402, F403
-from routing_admin.settings import DATABASES  # noqa: E402
+# The test client and live_server speak plain HTTP on loopback, like `bin/run`. Set only
+# while the settings load: subprocesses that tests start get the production defaults unless
+# they ask otherwise.
+_https_redirect = os.environ.get("ROUTING_HTTPS_REDIRECT")
+os.environ["ROUTING_HTTPS_REDIRECT"] = "0"
+try:
+    from routing_admin.settings import *  # noqa: E402, F403
+    from routing_admin.settings import DATABASES  # noqa: E402
+finally:
+    if _https_redirect is None:
+        del os.environ["ROUTING_HTTPS_REDIRECT"]
+    else:
+        os.environ["ROUTING_HTTPS_REDIRECT"] = _https_redirect
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not Django's default in-memory test database, so that tests can read the bytes

@@ -187,6 +187,8 @@ def test_real_command_line_exit_status_and_single_stderr_line(local_upstreams):
         "DJANGO_SETTINGS_MODULE": "routing_admin.settings",
         "SECRET_KEY": dj.SECRET_KEY,
         "ROUTING_ENCRYPTION_KEYS": ",".join(dj.ROUTING_ENCRYPTION_KEYS),
+        # Test keys pass the production checks only on a loopback deployment, like bin/run.
+        "ROUTING_HTTPS_REDIRECT": "0",
     }
     env["DATABASE_URL"] = shared_database_url()
     result = subprocess.run(

@@ -53,6 +53,8 @@ def test_switch_reaches_every_worker_without_restart(upstream_factory, make_prov
         "SECRET_KEY": dj.SECRET_KEY,
         "ROUTING_ENCRYPTION_KEYS": ",".join(dj.ROUTING_ENCRYPTION_KEYS),
         "ROUTING_ALLOWED_PRIVATE_HOSTS": "127.0.0.1",
+        # Plain HTTP on loopback, like bin/run (and test keys are only accepted there).
+        "ROUTING_HTTPS_REDIRECT": "0",
         # Only the change signal may carry the switch, not the periodic safety net.
         "ROUTING_CONFIG_RECHECK_SECONDS": "3600",
         "ROUTING_PRELOAD_LITELLM": "1",

@@ -1,6 +1,6 @@
-# Placeholder for login throttling (issue #7); its operations are filled in with that feature.
+# Login throttling and the connection-test rate limit (issue #7).
 
-from django.db import migrations
+from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
@@ -8,4 +8,25 @@ class Migration(migrations.Migration):
         ("providers", "0007_provider_health"),
     ]
 
-    operations = []
+    operations = [
+        migrations.CreateModel(
+            name="ThrottleHit",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("scope", models.CharField(max_length=16)),
+                ("key", models.CharField(max_length=200)),
+                ("at", models.DateTimeField()),
+            ],
+            options={
+                "indexes": [
+                    models.Index(fields=["scope", "key", "at"], name="throttle_scope_key_at"),
+                    models.Index(fields=["at"], name="throttle_at"),
+                ],
+            },
+        ),
+    ]

@@ -27,6 +27,7 @@ from ..forms_groups import (
 )
 from ..models import DefaultModel, Deployment, GroupFallback, KeyState, Provider, RoutingGroup
 from ..roles import role_required
+from ..throttle import limit_tests
 
 LIST_TEMPLATE = "providers/groups.html"
 FORM_TEMPLATE = "providers/group_form.html"
@@ -225,6 +226,7 @@ def _back(request: HttpRequest) -> str:
 
 @require_POST
 @role_required("viewer")
+@limit_tests
 def group_test(request: HttpRequest, name: str) -> HttpResponse:
     group = get_object_or_404(RoutingGroup, name=name)
     outcome = _ping(group.name)

@@ -12,11 +12,13 @@ from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
 from .. import services
 from ..roles import ROLES, role_required, user_role
 from ..services.users import SetupClosed, first_admin_create
+from ..throttle import LoginForm
 
 User = get_user_model()
 
@@ -61,6 +63,7 @@ def _put_back(form: forms.Form, exc: ValidationError) -> None:
 
 class LoginView(auth_views.LoginView):
     template_name = "registration/login.html"
+    authentication_form = LoginForm  # refuses every password while locked out
     redirect_authenticated_user = True
 
     def get_context_data(self, **kwargs):
@@ -93,6 +96,7 @@ def _setup_closed(request: HttpRequest) -> HttpResponse:
     return render(request, "providers/setup.html", {"closed": True}, status=404)
 
 
+@sensitive_post_parameters("password", "password2")
 @require_http_methods(["GET", "POST"])
 def setup(request: HttpRequest) -> HttpResponse:
     if _anyone():
@@ -200,6 +204,7 @@ def _change_role(request: HttpRequest) -> HttpResponse:
     return redirect("users")
 
 
+@sensitive_post_parameters("password")
 @require_http_methods(["GET", "POST"])
 @role_required("admin")
 def users(request: HttpRequest) -> HttpResponse:

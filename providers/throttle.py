@@ -1,0 +1,221 @@
+"""Login throttling and the per-person limit on connection tests.
+
+Counts are rows in the database (ThrottleHit), so every process and every worker shares
+them. An attempt is recorded *before* the password is checked, then counted: two requests
+racing each other both see the other's row, so parallel guesses cannot slip past the limit.
+
+The client address is the peer address; X-Forwarded-For is believed only from a proxy listed
+in ROUTING_TRUSTED_PROXIES, so a forged header changes nothing. Account lockout keys on the
+username alone, whatever the address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import unicodedata
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from functools import cache, wraps
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth.forms import AuthenticationForm
+from django.db.models import Max
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django_htmx.http import reswap, retarget
+
+from .models import ThrottleHit
+
+ACCOUNT_LOCKED = (
+    "Too many failed logins for this account: it is locked for {minutes} more minute{s}, and "
+    "until then no password is accepted, not even the right one. Try again later, or ask an "
+    "admin."
+)
+ADDRESS_BLOCKED = (
+    "Too many failed logins from your network address: logging in from it is blocked for "
+    "{minutes} more minute{s}."
+)
+TOO_MANY_TESTS = (
+    "Too many connection tests: at most {limit} a minute per person. Try again in {seconds} s."
+)
+
+LOGIN_USER, LOGIN_ADDRESS, TESTS = "login-user", "login-ip", "tests"
+TEST_WINDOW = timedelta(minutes=1)
+
+
+# --- the client address -----------------------------------------------------------------
+
+
+@cache
+def _networks(entries: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            continue  # reported by the system check routing.E005
+    return tuple(networks)
+
+
+def _trusted(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return any(ip in net for net in _networks(tuple(settings.ROUTING_TRUSTED_PROXIES)))
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The peer address; behind trusted proxies, the first address in X-Forwarded-For (read
+    from the right) that is not itself a trusted proxy."""
+    address = request.META.get("REMOTE_ADDR", "") or "unknown"
+    if not _trusted(address):
+        return address
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    for hop in reversed([part.strip() for part in forwarded.split(",") if part.strip()]):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return address  # garbage in the chain: trust nothing beyond our own proxy
+        if not _trusted(hop):
+            return hop
+        address = hop
+    return address
+
+
+# --- counting ---------------------------------------------------------------------------
+
+
+def _prune(now: datetime) -> None:
+    horizon = max(settings.ROUTING_LOGIN_WINDOW_SECONDS, settings.ROUTING_LOGIN_LOCKOUT_SECONDS, 60)
+    ThrottleHit.objects.filter(at__lt=now - timedelta(seconds=horizon)).delete()
+
+
+def _minutes(seconds: float) -> dict:
+    minutes = max(1, math.ceil(seconds / 60))
+    return {"minutes": minutes, "s": "" if minutes == 1 else "s"}
+
+
+def _locked_for(hit: ThrottleHit, limit: int, now: datetime) -> float:
+    """Seconds left of a lockout: `limit` failures (other than this attempt) within the window
+    lock the key until the lockout time has passed since the latest of them."""
+    window = timedelta(seconds=settings.ROUTING_LOGIN_WINDOW_SECONDS)
+    earlier = ThrottleHit.objects.filter(
+        scope=hit.scope, key=hit.key, at__gte=now - window
+    ).exclude(pk=hit.pk)
+    summary = earlier.aggregate(latest=Max("at"))
+    if summary["latest"] is None or earlier.count() < limit:
+        return 0.0
+    until = summary["latest"] + timedelta(seconds=settings.ROUTING_LOGIN_LOCKOUT_SECONDS)
+    return max(0.0, (until - now).total_seconds())
+
+
+def normalise_username(username: str) -> str:
+    # "Admin", "ADMIN" and a full-width "ａｄｍｉｎ" are one account for the lockout.
+    return unicodedata.normalize("NFKC", username).casefold().strip()[:200]
+
+
+class LoginAttempt:
+    """One login attempt, counted as a failure until `succeeded()` says otherwise."""
+
+    def __init__(self, username: str, address: str) -> None:
+        now = timezone.now()
+        _prune(now)
+        self.hits = [
+            ThrottleHit.objects.create(scope=LOGIN_USER, key=normalise_username(username), at=now),
+            ThrottleHit.objects.create(scope=LOGIN_ADDRESS, key=address[:200], at=now),
+        ]
+        account, network = self.hits
+        self.refusal = ""
+        if seconds := _locked_for(account, settings.ROUTING_LOGIN_FAILURE_LIMIT, now):
+            self.refusal = ACCOUNT_LOCKED.format(**_minutes(seconds))
+        elif seconds := _locked_for(network, settings.ROUTING_LOGIN_IP_FAILURE_LIMIT, now):
+            self.refusal = ADDRESS_BLOCKED.format(**_minutes(seconds))
+        if self.refusal:
+            # A refused attempt checks no password, so it is no failure: it must not make
+            # the lockout last for ever.
+            self.forget()
+
+    def forget(self) -> None:
+        ThrottleHit.objects.filter(pk__in=[hit.pk for hit in self.hits]).delete()
+
+    def succeeded(self) -> None:
+        account, _ = self.hits
+        # The account's failures are forgiven; the address keeps its other failures, or one
+        # valid account would reset the budget of a password sprayer.
+        ThrottleHit.objects.filter(scope=LOGIN_USER, key=account.key).delete()
+        self.forget()
+
+
+class LoginForm(AuthenticationForm):
+    """Django's login form, refusing every password while the account (or the address) is
+    locked out."""
+
+    def clean(self):
+        username = self.cleaned_data.get("username")
+        password = self.cleaned_data.get("password")
+        if username is None or not password:
+            return super().clean()
+        attempt = LoginAttempt(username, client_ip(self.request) if self.request else "unknown")
+        if attempt.refusal:
+            raise forms.ValidationError(attempt.refusal, code="locked_out")
+        cleaned = super().clean()  # raises on a wrong password: the attempt stays a failure
+        attempt.succeeded()
+        return cleaned
+
+
+# --- the connection-test limit ------------------------------------------------------------
+
+
+def _test_budget(key: str) -> float:
+    """Record one test for `key`; seconds to wait when over the limit, else 0."""
+    now = timezone.now()
+    _prune(now)
+    hit = ThrottleHit.objects.create(scope=TESTS, key=key, at=now)
+    recent = ThrottleHit.objects.filter(scope=TESTS, key=key, at__gt=now - TEST_WINDOW)
+    if recent.count() <= settings.ROUTING_TESTS_PER_MINUTE:
+        return 0.0
+    hit.delete()  # refused: it does not use up the next minute's budget
+    oldest = recent.order_by("at").values_list("at", flat=True).first() or now
+    return max(1.0, (oldest + TEST_WINDOW - now).total_seconds())
+
+
+def _too_many(request: HttpRequest, seconds: float) -> HttpResponse:
+    message = TOO_MANY_TESTS.format(
+        limit=settings.ROUTING_TESTS_PER_MINUTE, seconds=math.ceil(seconds)
+    )
+    if getattr(request, "htmx", False):
+        response = render(request, "429.html#message", {"message": message}, status=429)
+        # Into the page's message area: the result slot of the test keeps its place.
+        response = reswap(retarget(response, "#messages"), "innerHTML")
+    else:
+        response = render(request, "429.html", {"message": message}, status=429)
+    response["Retry-After"] = str(math.ceil(seconds))
+    return response
+
+
+def limit_tests(view: Callable) -> Callable:
+    """A POST to the view counts as one connection test against the person's per-minute
+    budget; over it, the answer is 429 with a message. Put it under role_required."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs):
+        counted = request.method == "POST" and request.user.is_authenticated
+        if counted and (seconds := _test_budget(str(request.user.pk))):
+            return _too_many(request, seconds)
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def unlock(username: str) -> int:
+    """End an account's lockout before its time (its failed logins are forgotten)."""
+    deleted, _ = ThrottleHit.objects.filter(
+        scope=LOGIN_USER, key=normalise_username(username)
+    ).delete()
+    return deleted

@@ -1,0 +1,228 @@
+"""Production defaults and the system checks that refuse development keys and hosts.
+
+The settings module is read from the environment, so each case runs `manage.py` in a process
+of its own with a controlled environment. Every variable the settings read is set, empty when
+unused: an empty value counts as missing, and it stops python-dotenv from filling it from a
+developer's local .env.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from django.core.checks import run_checks
+from dotenv import dotenv_values
+
+from providers.checks import dev_key_id
+from routing_admin.__main__ import ensure_env_file
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET_KEY = secrets.token_urlsafe(50)
+KEY = Fernet.generate_key().decode()
+PRODUCTION = {
+    "DEBUG": "0",
+    "SECRET_KEY": SECRET_KEY,
+    "ALLOWED_HOSTS": "admin.example.com",
+    "ROUTING_ENCRYPTION_KEYS": KEY,
+}
+READ_BY_SETTINGS = (
+    "DEBUG",
+    "SECRET_KEY",
+    "ALLOWED_HOSTS",
+    "ROUTING_ENCRYPTION_KEYS",
+    "ROUTING_HTTPS_REDIRECT",
+    "ROUTING_PROXY_SSL_HEADER",
+    "ROUTING_HSTS_SECONDS",
+    "ROUTING_TRUSTED_PROXIES",
+    "ROUTING_DEV_KEY_IDS",
+    "LOG_LEVEL",
+)
+DUMP = (
+    "import json, django; django.setup(); from django.conf import settings as s; "
+    "print(json.dumps({n: getattr(s, n) for n in ("
+    "'SECURE_SSL_REDIRECT', 'SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE', "
+    "'SESSION_COOKIE_HTTPONLY', 'SECURE_HSTS_SECONDS', 'SECURE_HSTS_INCLUDE_SUBDOMAINS', "
+    "'X_FRAME_OPTIONS', 'SECURE_CONTENT_TYPE_NOSNIFF', 'SECURE_PROXY_SSL_HEADER', "
+    "'SECURE_CSP', 'MIDDLEWARE', 'ALLOWED_HOSTS')}))"
+)
+
+
+def _environment(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("ROUTING_", "DJANGO_"))}
+    return {
+        **base,
+        **dict.fromkeys(READ_BY_SETTINGS, ""),
+        "DJANGO_SETTINGS_MODULE": "routing_admin.settings",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'unused.sqlite3'}",
+        **env,
+    }
+
+
+def _manage(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        capture_output=True,
+        text=True,
+        env=_environment(env, tmp_path),
+        timeout=120,
+        cwd=ROOT,
+    )
+
+
+def _deploy_check(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    return _manage(tmp_path, "check", "--deploy", "--fail-level", "WARNING", **env)
+
+
+def _settings(tmp_path: Path, **env: str) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-c", DUMP],
+        capture_output=True,
+        text=True,
+        env=_environment(env, tmp_path),
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def _ids(messages) -> set[str]:
+    return {message.id for message in messages}
+
+
+@pytest.fixture
+def bin_run_env(tmp_path, monkeypatch) -> dict[str, str]:
+    """What `bin/run` writes into a fresh .env."""
+    for name in ("SECRET_KEY", "ROUTING_ENCRYPTION_KEYS", "ROUTING_HTTPS_REDIRECT"):
+        monkeypatch.delenv(name, raising=False)
+    env_file = tmp_path / ".env"
+    ensure_env_file(env_file)
+    assert (env_file.stat().st_mode & 0o777) == 0o600
+    return dict(dotenv_values(env_file))
+
+
+# --- production defaults ------------------------------------------------------------------
+
+
+def test_deploy_check_is_clean_with_only_the_four_production_settings(tmp_path):
+    result = _deploy_check(tmp_path, **PRODUCTION)
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_defaults_force_https_secure_cookies_hsts_and_no_framing(tmp_path):
+    s = _settings(tmp_path, **PRODUCTION)
+    assert s["SECURE_SSL_REDIRECT"] is True
+    assert s["SESSION_COOKIE_SECURE"] is True and s["CSRF_COOKIE_SECURE"] is True
+    assert s["SESSION_COOKIE_HTTPONLY"] is True
+    assert s["SECURE_HSTS_SECONDS"] >= 31536000 and s["SECURE_HSTS_INCLUDE_SUBDOMAINS"]
+    assert s["X_FRAME_OPTIONS"] == "DENY" and s["SECURE_CONTENT_TYPE_NOSNIFF"]
+    assert "django.middleware.csp.ContentSecurityPolicyMiddleware" in s["MIDDLEWARE"]
+    policy = json.dumps(s["SECURE_CSP"])
+    assert "unsafe-eval" not in policy and "unsafe-inline" not in policy
+    assert s["SECURE_CSP"]["frame-ancestors"] == ["'none'"]
+
+
+def test_https_redirect_off_behind_a_tls_proxy_keeps_cookies_secure(tmp_path):
+    env = {
+        **PRODUCTION,
+        "ROUTING_HTTPS_REDIRECT": "0",
+        "ROUTING_PROXY_SSL_HEADER": "X-Forwarded-Proto",
+    }
+    s = _settings(tmp_path, **env)
+    assert s["SECURE_SSL_REDIRECT"] is False
+    assert s["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+    assert s["SESSION_COOKIE_SECURE"] is True and s["CSRF_COOKIE_SECURE"] is True
+    result = _deploy_check(tmp_path, **env)
+    assert result.returncode == 0, result.stderr
+
+
+def test_plain_http_with_a_public_host_name_fails_the_check(tmp_path):
+    result = _manage(tmp_path, "check", **PRODUCTION, ROUTING_HTTPS_REDIRECT="0")
+    assert result.returncode != 0
+    assert "routing.E004" in result.stderr and "admin.example.com" in result.stderr
+
+
+def test_production_without_allowed_hosts_guesses_none_and_fails_the_check(tmp_path):
+    env = {**PRODUCTION, "ALLOWED_HOSTS": ""}
+    assert _settings(tmp_path, **env)["ALLOWED_HOSTS"] == []
+    result = _manage(tmp_path, "check", **env)
+    assert result.returncode != 0 and "routing.E003" in result.stderr
+
+
+# --- development keys ---------------------------------------------------------------------
+
+
+def test_secret_key_generated_by_bin_run_fails_the_check_with_debug_off(tmp_path, bin_run_env):
+    generated = bin_run_env
+    result = _manage(tmp_path, "check", **{**PRODUCTION, "SECRET_KEY": generated["SECRET_KEY"]})
+    assert result.returncode != 0
+    assert "routing.E001" in result.stderr
+    assert generated["SECRET_KEY"] not in result.stderr + result.stdout
+
+
+def test_encryption_key_generated_by_bin_run_fails_the_check_with_debug_off(tmp_path, bin_run_env):
+    generated = bin_run_env
+    env = {
+        **PRODUCTION,
+        "ROUTING_ENCRYPTION_KEYS": generated["ROUTING_ENCRYPTION_KEYS"],
+        "ROUTING_DEV_KEY_IDS": generated["ROUTING_DEV_KEY_IDS"],
+    }
+    result = _manage(tmp_path, "check", **env)
+    assert result.returncode != 0
+    assert "routing.E002" in result.stderr
+    assert generated["ROUTING_ENCRYPTION_KEYS"] not in result.stderr + result.stdout
+
+
+def test_bin_run_environment_works_on_loopback_but_deploy_check_refuses_its_keys(
+    tmp_path, bin_run_env
+):
+    generated = bin_run_env
+    assert generated["ROUTING_HTTPS_REDIRECT"] == "0"
+    assert generated["ROUTING_DEV_KEY_IDS"] == dev_key_id(generated["ROUTING_ENCRYPTION_KEYS"])
+    local = _manage(tmp_path, "check", **generated)
+    assert local.returncode == 0, local.stderr
+    deploy = _deploy_check(tmp_path, **generated)
+    assert deploy.returncode != 0
+    assert "routing.E001" in deploy.stderr and "routing.E002" in deploy.stderr
+
+
+def test_tests_only_secret_key_fails_the_checks_with_debug_off(settings):
+    settings.ROUTING_PLAIN_HTTP = False
+    settings.ALLOWED_HOSTS = ["admin.example.com"]
+    assert settings.SECRET_KEY.startswith("tests-only-")
+    assert "routing.E001" in _ids(run_checks(tags=["security"]))
+    settings.SECRET_KEY = SECRET_KEY
+    assert "routing.E001" not in _ids(run_checks(tags=["security"]))
+
+
+def test_djangos_insecure_startproject_key_fails_the_check(settings):
+    settings.ROUTING_PLAIN_HTTP = False
+    settings.ALLOWED_HOSTS = ["admin.example.com"]
+    settings.SECRET_KEY = "django-insecure-" + SECRET_KEY
+    assert "routing.E001" in _ids(run_checks(tags=["security"]))
+
+
+def test_dev_encryption_key_kept_only_for_decryption_does_not_block_rotation(settings):
+    # Moving off a bin/run key: the new key is first, the old one stays until rotate-key.
+    settings.ROUTING_PLAIN_HTTP = False
+    settings.ALLOWED_HOSTS = ["admin.example.com"]
+    settings.SECRET_KEY = SECRET_KEY
+    old = settings.ROUTING_ENCRYPTION_KEYS[0]
+    settings.ROUTING_DEV_KEY_IDS = [dev_key_id(old)]
+    assert "routing.E002" in _ids(run_checks(tags=["security"]))
+    settings.ROUTING_ENCRYPTION_KEYS = (Fernet.generate_key().decode(), old)
+    assert "routing.E002" not in _ids(run_checks(tags=["security"]))
+
+
+@pytest.mark.parametrize("entry", ["10.0.0.0/33", "proxy.example.com", "1.2.3.4; 5.6.7.8"])
+def test_malformed_trusted_proxy_entry_fails_the_check(settings, entry):
+    settings.ROUTING_TRUSTED_PROXIES = ["10.0.0.1", entry]
+    assert "routing.E005" in _ids(run_checks(tags=["security"]))
