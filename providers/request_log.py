@@ -28,6 +28,9 @@ _queue: queue.Queue[dict[str, Any]] = queue.Queue()
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
 _wake = threading.Event()
+# Held while a batch is between the queue and the database: a flush at shutdown waits for the
+# background writer's batch instead of exiting with it half written.
+_writing = threading.Lock()
 
 
 def record(**fields: Any) -> None:
@@ -105,9 +108,10 @@ def write(items: list[dict[str, Any]]) -> None:
 def flush() -> int:
     """Write everything queued now, on the calling thread; returns how many were written."""
     written = 0
-    while items := _drain():
-        write(items)
-        written += len(items)
+    with _writing:
+        while items := _drain():
+            write(items)
+            written += len(items)
     return written
 
 
@@ -117,9 +121,10 @@ def _run() -> None:
         _wake.clear()
         items: list[dict[str, Any]] = []
         try:
-            items = _drain()
-            if items:
-                write(items)
+            with _writing:
+                items = _drain()
+                if items:
+                    write(items)
         except Exception:  # noqa: BLE001 - keep the records; try again next round
             log.warning("Could not write the request log; will retry", exc_info=True)
             for item in items:

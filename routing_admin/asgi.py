@@ -16,6 +16,11 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "routing_admin.settings")
 application = get_asgi_application()
 
+from providers.middleware import LifespanShutdown  # noqa: E402 - needs the settings above
+
+# uvicorn exits by re-raising SIGTERM, which skips atexit: flush the request log on shutdown.
+application = LifespanShutdown(application)
+
 if os.environ.get("ROUTING_PRELOAD_LITELLM", "").strip() in {"1", "true", "yes", "on"}:
     from providers.llm import preload_in_background
 

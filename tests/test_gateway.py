@@ -199,7 +199,12 @@ def test_each_gateway_call_is_logged_with_its_token(gateway, setup):
 
     _, _, token = setup
     client(gateway, token).chat.completions.create(model="default", messages=HI)
+    # A stream is logged when it ends, after the view has returned: still under its token.
+    list(client(gateway, token).chat.completions.create(model="default", messages=HI, stream=True))
     request_log.flush()
-    row = RequestLog.objects.get()
-    assert (row.token_name, row.provider, row.model, row.ok) == ("app", "pa", "gpt-4o-mini", True)
-    assert AccessToken.objects.get(name="app").last_used_at == row.at
+    plain, streamed = RequestLog.objects.order_by("id")
+    assert (plain.token_name, plain.provider, plain.model, plain.ok) == (
+        "app", "pa", "gpt-4o-mini", True
+    )  # fmt: skip
+    assert (streamed.token_name, streamed.stream) == ("app", True)
+    assert AccessToken.objects.get(name="app").last_used_at == streamed.at

@@ -9,7 +9,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from .. import live, request_log
+from .. import live, outbound, request_log
 from ..llm import alitellm, litellm
 from ..redact import redact
 
@@ -42,6 +42,14 @@ def _error(exc: Exception, target: live.Target | live.GroupTarget) -> ProviderEr
     name, kind, secrets = _describe(target)
     status = getattr(exc, "status_code", None)
     detail = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    refused = outbound.refusal(exc)
+    if refused:
+        # LiteLLM reports a refused connection as "Connection error." (HTTP 500): say why,
+        # and that no provider answered.
+        status, detail = None, refused
+    elif isinstance(status, int) and 300 <= status < 400:
+        # Not followed (outbound.py); a redirect is no answer to relay to a caller either.
+        status, detail = None, outbound.REDIRECT_REFUSED.format(status=status)
     return ProviderError(
         provider=name,
         kind=kind,
@@ -58,6 +66,7 @@ def _log(
     response: Any = None,
     error: ProviderError | None = None,
     stream: bool = False,
+    token_name: str | None = None,
 ) -> None:
     """Queue one request-log record (written in batches, off the call path)."""
     provider, model, fallbacks, litellm_model = "", "", 0, ""
@@ -86,6 +95,7 @@ def _log(
         completion_tokens=getattr(usage, "completion_tokens", None),
         litellm_model=litellm_model,
         stream=stream,
+        token_name=token_name or request_log.current_token.get(),
     )
 
 
@@ -96,9 +106,19 @@ class _GuardedStream:
     def __init__(self, stream: Any, target: live.Target | live.GroupTarget, requested, started):
         self._stream, self._target = stream, target
         self._requested, self._started = requested, started
+        # Who made the call: the stream may be read after the caller's context is gone.
+        self._token = request_log.current_token.get()
 
     def _finish(self, last: Any, error: ProviderError | None = None) -> None:
-        _log(self._target, self._requested, self._started, response=last, error=error, stream=True)
+        _log(
+            self._target,
+            self._requested,
+            self._started,
+            response=last,
+            error=error,
+            stream=True,
+            token_name=self._token,
+        )
 
     def __iter__(self) -> Iterator[Any]:
         last = None

@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from .. import crypto, kinds, live
-from ..models import DefaultModel, Provider, RoutingGroup
+from ..models import ConfigState, DefaultModel, Provider, RoutingGroup
 from ..redact import mask
 from ..validators import validate_base_url, validate_header, validate_model_id
 from . import audit
@@ -249,7 +249,12 @@ def default_model_set(
         group = RoutingGroup.objects.get(pk=group.pk)
         model = ""
         label = group.name
-    # Locking the row serialises concurrent switches; each one is applied and audited in turn.
+    # Concurrent switches are applied and audited one after the other. The default row cannot
+    # be the lock: the first switch creates it, and a missing row locks nothing, so every
+    # first switch would insert it. The configuration row is always there to lock (taken
+    # after the provider row, the same order as every other configuration write).
+    ConfigState.objects.get_or_create(id=1, defaults={"version": 0})
+    ConfigState.objects.select_for_update().filter(id=1).first()
     current = (
         # of=("self",): PostgreSQL refuses to lock the nullable side of the outer joins.
         DefaultModel.objects.select_for_update(of=("self",))

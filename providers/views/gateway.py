@@ -138,7 +138,9 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         return _error(403, message, "permission_error", "model_not_allowed")
     params = {key: value for key, value in body.items() if key in PASSTHROUGH}
     # A context variable: it follows this request into the service layer and its stream.
-    request_log.current_token.set(token.name)
+    # Reset afterwards: a caller that shares this context (a test client, a sync adapter)
+    # must not log its own later calls under this token.
+    reset = request_log.current_token.set(token.name)
     try:
         response = await services.acompletion(messages, model=model, **params)
     except services.UnknownModel as exc:
@@ -147,6 +149,8 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         return _error(503, str(exc), "service_unavailable", "no_deployment")
     except services.ProviderError as exc:
         return _upstream_error(exc)
+    finally:
+        request_log.current_token.reset(reset)
     if params.get("stream"):
         streaming = StreamingHttpResponse(_sse(response), content_type="text/event-stream")
         streaming["Cache-Control"] = "no-cache"
