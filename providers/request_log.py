@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connections, transaction
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,7 @@ _queue: queue.Queue[dict[str, Any]] = queue.Queue()
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
 _wake = threading.Event()
+_stopping = threading.Event()
 # Held while a batch is between the queue and the database: a flush at shutdown waits for the
 # background writer's batch instead of exiting with it half written.
 _writing = threading.Lock()
@@ -44,6 +45,19 @@ def record(**fields: Any) -> None:
 def discard() -> None:
     while _drain():
         pass
+
+
+def stop() -> None:
+    """End the background writer (it starts again on the next record); what is still
+    queued stays queued for flush(). For tests that must not leave the thread behind."""
+    global _thread
+    with _lock:
+        thread, _thread = _thread, None
+        if thread is not None and thread.is_alive():
+            _stopping.set()
+            _wake.set()
+            thread.join()
+            _stopping.clear()
 
 
 def _ensure_thread() -> None:
@@ -116,7 +130,7 @@ def flush() -> int:
 
 
 def _run() -> None:
-    while True:
+    while not _stopping.is_set():
         _wake.wait(INTERVAL)
         _wake.clear()
         items: list[dict[str, Any]] = []
@@ -131,6 +145,8 @@ def _run() -> None:
                 _queue.put(item)
         finally:
             close_old_connections()
+    # Stopping: this thread's database connection goes with it.
+    connections.close_all()
 
 
 @atexit.register

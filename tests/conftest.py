@@ -17,10 +17,21 @@ def shared_database_url() -> str:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _stop_config_watcher(django_db_setup):
+def _stop_config_watcher(django_db_setup, django_db_blocker):
     yield
     # Before the test database is dropped: the PostgreSQL listener holds a connection to it.
     live.shutdown()
+    request_log.stop()
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        # Threads of the in-process gateway servers kept connections of their own; PostgreSQL
+        # will not drop a database while any session is still connected to it.
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
 
 
 @pytest.fixture(autouse=True)
@@ -30,6 +41,7 @@ def _fresh_live_cache():
     request_log.discard()
     yield
     live.reset()
+    request_log.stop()
     request_log.discard()
 
 

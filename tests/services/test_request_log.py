@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -81,6 +82,9 @@ def test_background_writer_writes_without_being_asked(servers, settings):
         assert time.monotonic() < deadline, "the writer thread never wrote the record"
         time.sleep(0.05)
     assert RequestLog.objects.get().provider == "pa"
+    # And it can be stopped: no writer thread is left holding a database connection.
+    request_log.stop()
+    assert not any(t.name == "request-log-writer" for t in threading.enumerate())
 
 
 @pytest.mark.django_db(transaction=True)
