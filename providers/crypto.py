@@ -9,6 +9,7 @@ rotating the session-signing key never makes stored secrets unreadable.
 from functools import cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.views.decorators.debug import sensitive_variables
 
 ENV_VAR = "ROUTING_ENCRYPTION_KEYS"
 HOW_TO_MAKE_A_KEY = (
@@ -61,6 +62,7 @@ def _current() -> MultiFernet:
     return _multifernet(tuple(settings.ROUTING_ENCRYPTION_KEYS))
 
 
+@sensitive_variables("plaintext")
 def encrypt(plaintext: str) -> str:
     return _current().encrypt(plaintext.encode()).decode()
 

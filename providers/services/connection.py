@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import httpx
 from django.core.exceptions import ValidationError
+from django.views.decorators.debug import sensitive_variables
 
 from .. import crypto, outbound
 from ..models import Provider
@@ -61,6 +62,7 @@ def _read_capped(response: httpx.Response, deadline: float) -> bytes:
     return bytes(body)
 
 
+@sensitive_variables("api_key", "headers", "secrets")
 def _probe(provider: Provider) -> ConnectionResult:
     kind = provider.kind_info
     try:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.views.decorators.debug import sensitive_variables
 
 from ..models import DefaultModel, Provider
 from ..redact import redact
@@ -216,6 +217,7 @@ def _apply_default(value: str, done: list, report: EnvImportReport, actor) -> No
     )
 
 
+@sensitive_variables("text", "env")
 def import_env(
     *, text: str, dry_run: bool, actor: audit.Actor, expected: str | None = None
 ) -> EnvImportReport:

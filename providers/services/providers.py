@@ -4,11 +4,13 @@ transaction, records an audit event and bumps the configuration version."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.views.decorators.debug import sensitive_variables
 
 from .. import crypto, kinds, live
 from ..models import ConfigState, DefaultModel, Provider, RoutingGroup
@@ -53,11 +55,21 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, (parts.hostname or "").lower(), parts.port
 
 
+def _holds_secrets(func: Callable[..., Provider]) -> Callable[..., Provider]:
+    """transaction.atomic, with the key and header values kept out of error reports: from
+    the service's own frame, and from the atomic wrapper's, which holds the arguments too."""
+    return sensitive_variables()(
+        transaction.atomic(sensitive_variables("api_key", "headers")(func))
+    )
+
+
+@sensitive_variables("api_key")
 def _set_api_key(provider: Provider, api_key: str) -> None:
     provider.api_key_ciphertext = crypto.encrypt(api_key) if api_key else ""
     provider.api_key_hint = mask(api_key)
 
 
+@sensitive_variables("headers")
 def _set_headers(provider: Provider, headers: dict[str, str]) -> None:
     provider.header_names = sorted(headers)
     provider.headers_ciphertext = crypto.encrypt(json.dumps(headers)) if headers else ""
@@ -112,7 +124,7 @@ def _diff(before: dict[str, Any], provider: Provider) -> dict[str, Any]:
     }
 
 
-@transaction.atomic
+@_holds_secrets
 def provider_create(
     *,
     name: str,
@@ -153,7 +165,7 @@ def provider_create(
     return provider
 
 
-@transaction.atomic
+@_holds_secrets
 def provider_update(
     *,
     provider: Provider,

@@ -9,6 +9,7 @@ from datetime import datetime
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from .. import live
 from ..models import AccessToken
@@ -27,6 +28,7 @@ def hash_token(raw: str) -> str:
 
 
 @transaction.atomic
+@sensitive_variables("raw")
 def token_create(
     *,
     name: str,

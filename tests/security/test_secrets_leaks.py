@@ -169,6 +169,31 @@ def test_key_not_in_error_report_when_saving_a_provider_crashes(
     _assert_clean(report, "the error report")
 
 
+def test_key_not_in_error_report_when_the_provider_service_crashes_midway(
+    login_as, acme, monkeypatch, caplog
+):
+    # The crash happens deep in provider_create, after the key was encrypted: the service's
+    # frames (and transaction.atomic's around it) hold the plaintext key and headers.
+    def broken_validation(provider):
+        raise RuntimeError("validation backend unavailable")
+
+    monkeypatch.setattr("providers.services.providers._validate", broken_validation)
+    client = Client(raise_request_exception=False)
+    client.force_login(User.objects.create_user("eve", is_superuser=True))
+    data = {
+        "name": "other",
+        "kind": "openai",
+        "api_key": NEW_KEY,
+        "headers": f"X-Org: {HEADER}",
+        "timeout": "10",
+        "max_retries": "0",
+    }
+    assert client.post(reverse("provider_add"), data).status_code == 500
+    report = _crash_report(caplog)
+    assert "validation backend unavailable" in report and "provider_create" in report
+    _assert_clean(report, "the error report")
+
+
 def test_password_not_in_error_report_when_adding_a_user_crashes(monkeypatch, caplog, db):
     password = "Pa55-" + "correct-horse-battery"
     monkeypatch.setattr(services, "user_create", _crash)
