@@ -44,6 +44,10 @@ TOO_MANY_TESTS = (
 
 LOGIN_USER, LOGIN_ADDRESS, TESTS = "login-user", "login-ip", "tests"
 TEST_WINDOW = timedelta(minutes=1)
+# "Test all" counts as one test: it grants each enabled provider one test of its own, to be
+# fetched (row by row, by htmx) within this time.
+BATCH_SESSION_KEY = "routing_test_all"
+BATCH_GRANT_SECONDS = 120
 
 
 # --- the client address -----------------------------------------------------------------
@@ -199,6 +203,24 @@ def _too_many(request: HttpRequest, seconds: float) -> HttpResponse:
     return response
 
 
+def grant_batch(request: HttpRequest, names: list[str]) -> None:
+    """After a "Test all" (itself counted once): each of these providers may be tested once,
+    with scope=all, without counting again."""
+    until = timezone.now().timestamp() + BATCH_GRANT_SECONDS
+    request.session[BATCH_SESSION_KEY] = {"names": names, "until": until}
+
+
+def _take_grant(request: HttpRequest, name: str | None) -> bool:
+    grant = request.session.get(BATCH_SESSION_KEY)
+    if request.POST.get("scope") != "all" or not grant or name not in grant["names"]:
+        return False
+    if grant["until"] < timezone.now().timestamp():
+        return False
+    grant["names"].remove(name)
+    request.session[BATCH_SESSION_KEY] = grant
+    return True
+
+
 def limit_tests(view: Callable) -> Callable:
     """A POST to the view counts as one connection test against the person's per-minute
     budget; over it, the answer is 429 with a message. Put it under role_required."""
@@ -206,6 +228,8 @@ def limit_tests(view: Callable) -> Callable:
     @wraps(view)
     def wrapped(request: HttpRequest, *args, **kwargs):
         counted = request.method == "POST" and request.user.is_authenticated
+        if counted and _take_grant(request, kwargs.get("name")):
+            counted = False
         if counted and (seconds := _test_budget(str(request.user.pk))):
             return _too_many(request, seconds)
         return view(request, *args, **kwargs)

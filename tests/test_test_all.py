@@ -177,3 +177,21 @@ def test_provider_page_says_which_groups_it_left(
     assert "Taken out of routing group <strong>fast</strong>" in html
     assert "Still serving routing group <strong>solo</strong>" in html
     assert "a group is never left empty" in html
+
+
+def test_test_all_counts_once_against_the_test_budget(client, login_as, make_provider, settings):
+    settings.ROUTING_TESTS_PER_MINUTE = 2
+    login_as("viewer")
+    names = [f"p{i}" for i in range(4)]
+    for name in names:
+        make_provider(name=name, base_url="http://127.0.0.1:9/v1", timeout=0.5)
+    assert client.post(reverse("test_all"), **HX).status_code == 200
+    # Four rows fetch their results, more than the budget of two: none is refused.
+    for name in names:
+        row = client.post(reverse("provider_test", args=[name]), {"scope": "all"}, **HX)
+        assert row.status_code == 200, name
+    # Each grant is used once; after it, tests count again (1 of 2 is left, then refused).
+    again = {"scope": "all"}
+    assert client.post(reverse("provider_test", args=["p0"]), again, **HX).status_code == 200
+    refused = client.post(reverse("provider_test", args=["p0"]), again, **HX)
+    assert refused.status_code == 429 and "Retry-After" in refused
