@@ -4,7 +4,7 @@ A base URL is checked when it is saved, but a host name can resolve to something
 time the server connects (DNS rebinding), and a provider can answer with a redirect to an
 address nobody checked. So every outbound connection goes through this module:
 
-- the host is resolved once, every address is checked with validators.check_address, and the
+- the host is resolved once, every address is checked with addresses.check_address, and the
   socket is opened to one of those very addresses; TLS still verifies the certificate (and
   sends SNI) for the host name, and the Host header is the URL's;
 - a redirect is never followed, whatever the HTTP client above was told;
@@ -31,7 +31,7 @@ import httpcore
 import httpx
 from django.core.exceptions import ValidationError
 
-from .validators import check_address, resolve_host
+from .addresses import check_address, resolve_host
 
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 MAX_RESPONSE_SECONDS = 900.0

@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from dotenv import dotenv_values
 
-from providers import services, validators
+from providers import addresses, services, validators
 from providers.models import AuditEvent, ConfigState, DefaultModel, Provider
 from providers.services.env_file import IGNORED_UNKNOWN
 from providers.services.env_import import (
@@ -43,7 +43,7 @@ def dns(monkeypatch):
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         return [ipaddress.ip_address("93.184.216.34")]
 
-    monkeypatch.setattr(validators, "resolve_host", resolve)
+    monkeypatch.setattr(addresses, "resolve_host", resolve)
 
 
 def text(name: str) -> str:

@@ -4,6 +4,7 @@ import socket
 import pytest
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 
+from providers import addresses
 from providers import validators as v
 
 # Bound before the autouse fixture replaces it, so resolve_host itself can be tested.
@@ -37,7 +38,7 @@ class FakeDns:
 @pytest.fixture(autouse=True)
 def dns(monkeypatch):
     fake = FakeDns()
-    monkeypatch.setattr(v, "resolve_host", fake.resolve)
+    monkeypatch.setattr(addresses, "resolve_host", fake.resolve)
     return fake
 
 

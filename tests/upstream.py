@@ -3,19 +3,17 @@
 Tests do not mock LiteLLM: they point a provider's base URL at an `Upstream` and
 check the request LiteLLM really built. The server speaks just enough of each
 wire format (OpenAI and its many clones, Azure OpenAI, Anthropic, Gemini, Ollama)
-for litellm to parse the answers, streamed or not.
+for litellm to parse the answers, streamed or not; the answers themselves are in
+tests/upstream_routes.py.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import re
 import socket
 import sys
 import threading
-import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,11 +22,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests.upstream_routes import Stream, route_for
+
 # A forgotten hang() must not stall a test run for ever.
 MAX_HANG_SECONDS = 60.0
-GEMINI_CALL = re.compile(
-    r"/models/(?P<model>[^/:]+):(?P<method>generateContent|streamGenerateContent)$"
-)
 
 
 @dataclass
@@ -186,7 +183,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = None
         body = body if isinstance(body, dict) else {}
-        route = _route(request)
+        route = route_for(request)
         if route is None:
             self._send(404, {"error": {"message": f"no route for {request.path}", "code": 404}})
             return
@@ -196,7 +193,7 @@ class _Handler(BaseHTTPRequestHandler):
             # A bug in this fake should read as one, not as a dropped connection in litellm.
             self._send(500, {"error": {"message": f"fake upstream failed: {error!r}"}})
             return
-        if isinstance(answer, _Stream):
+        if isinstance(answer, Stream):
             self._send_stream(answer)
         else:
             self._send(200, answer)
@@ -226,7 +223,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _send_stream(self, stream: _Stream) -> None:
+    def _send_stream(self, stream: Stream) -> None:
         # HTTP/1.0 without Content-Length: the body ends when the connection closes.
         self.send_response(200)
         self.send_header("Content-Type", stream.content_type)
@@ -243,281 +240,6 @@ def _is_json(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-@dataclass
-class _Stream:
-    content_type: str
-    events: list[str]
-
-
-def _sse(events: list[dict], done: bool = False, named: bool = False) -> _Stream:
-    lines = [
-        (f"event: {event['type']}\n" if named else "") + f"data: {json.dumps(event)}\n\n"
-        for event in events
-    ]
-    if done:
-        lines.append("data: [DONE]\n\n")
-    return _Stream("text/event-stream", lines)
-
-
-def _route(request: RecordedRequest) -> Callable[..., dict | _Stream] | None:
-    path = request.path.rstrip("/")
-    if request.method == "POST":
-        if path.endswith("/chat/completions"):
-            return _openai_chat
-        if path.endswith("/v1/messages"):
-            return _anthropic_messages
-        if GEMINI_CALL.search(path):
-            return _gemini_generate
-        if path.endswith("/api/chat") or path.endswith("/api/generate"):
-            return _ollama_chat
-        if path.endswith("/api/show"):
-            return _ollama_show
-    elif request.method == "GET":
-        if path.endswith("/v1beta/models"):
-            return _gemini_models
-        if path.endswith("/models"):
-            return _model_list
-        if path.endswith("/api/tags"):
-            return _ollama_tags
-    return None
-
-
-def _pieces(text: str, at_least: int = 3) -> list[str]:
-    """Split text into at least `at_least` pieces that join back to it."""
-    words = re.findall(r"\S+\s*|\s+", text)
-    if len(words) >= at_least:
-        return words
-    size = max(1, -(-len(text) // at_least))
-    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
-
-
-def _usage(text: str) -> tuple[int, int]:
-    return 7, max(1, len(text.split()))
-
-
-def _new_id(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:24]}"
-
-
-# OpenAI and everything that copies its wire format, Azure OpenAI included.
-
-
-def _openai_chat(upstream: Upstream, request: RecordedRequest, body: dict) -> dict | _Stream:
-    model = body.get("model") or request.path.split("/deployments/")[-1].split("/")[0]
-    text = upstream.reply_text
-    call = upstream._tool_call_for(body)
-    prompt_tokens, completion_tokens = _usage(text)
-    usage = {
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-    }
-    # litellm's groq adapter reads service_tier without a default, as Groq always sends it.
-    head = {
-        "id": _new_id("chatcmpl-"),
-        "created": int(time.time()),
-        "model": model,
-        "service_tier": "default",
-        "system_fingerprint": None,
-    }
-    if call:
-        tool = {
-            "id": _new_id("call_"),
-            "type": "function",
-            "function": {"name": call[0], "arguments": json.dumps(call[1])},
-        }
-        message, finish = {"role": "assistant", "content": None, "tool_calls": [tool]}, "tool_calls"
-    else:
-        message, finish = {"role": "assistant", "content": text}, "stop"
-    if not body.get("stream"):
-        choice = {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
-        return {**head, "object": "chat.completion", "choices": [choice], "usage": usage}
-
-    def chunk(delta: dict, finish_reason: str | None = None) -> dict:
-        choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}
-        return {**head, "object": "chat.completion.chunk", "choices": [choice]}
-
-    chunks = [chunk({"role": "assistant", "content": ""})]
-    if call:
-        first = {**tool, "index": 0, "function": {"name": call[0], "arguments": ""}}
-        chunks.append(chunk({"tool_calls": [first]}))
-        for piece in _pieces(tool["function"]["arguments"]):
-            chunks.append(chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
-    else:
-        chunks += [chunk({"content": piece}) for piece in _pieces(text)]
-    if (body.get("stream_options") or {}).get("include_usage"):
-        chunks.append(chunk({}, finish))
-        chunks.append({**head, "object": "chat.completion.chunk", "choices": [], "usage": usage})
-    else:
-        # Usage on the last chunk, as Groq and vLLM send it: without it litellm counts tokens
-        # itself and, for llama-like names, tries to download a tokenizer from the Hugging Face hub.
-        chunks.append({**chunk({}, finish), "usage": usage})
-    return _sse(chunks, done=True)
-
-
-def _model_list(upstream: Upstream, request: RecordedRequest, body: dict) -> dict:
-    # One shape that satisfies both OpenAI's and Anthropic's model-list clients.
-    data = [
-        {
-            "id": model,
-            "object": "model",
-            "type": "model",
-            "display_name": model,
-            "created": 1700000000,
-            "created_at": "2024-01-01T00:00:00Z",
-            "owned_by": upstream.name,
-        }
-        for model in upstream.models
-    ]
-    first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
-    return {"object": "list", "data": data, "has_more": False, "first_id": first, "last_id": last}
-
-
-# Anthropic.
-
-
-def _anthropic_messages(upstream: Upstream, request: RecordedRequest, body: dict) -> dict | _Stream:
-    text = upstream.reply_text
-    call = upstream._tool_call_for(body)
-    input_tokens, output_tokens = _usage(text)
-    if call:
-        content = [{"type": "tool_use", "id": _new_id("toolu_"), "name": call[0], "input": call[1]}]
-        stop = "tool_use"
-    else:
-        content, stop = [{"type": "text", "text": text}], "end_turn"
-    message = {
-        "id": _new_id("msg_"),
-        "type": "message",
-        "role": "assistant",
-        "model": body.get("model", ""),
-        "content": content,
-        "stop_reason": stop,
-        "stop_sequence": None,
-        "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
-    }
-    if not body.get("stream"):
-        return message
-    start = {**message, "content": [], "stop_reason": None}
-    start["usage"] = {"input_tokens": input_tokens, "output_tokens": 1}
-    if call:
-        block = {**content[0], "input": {}}
-        deltas = [
-            {"type": "input_json_delta", "partial_json": piece}
-            for piece in _pieces(json.dumps(call[1]))
-        ]
-    else:
-        block = {"type": "text", "text": ""}
-        deltas = [{"type": "text_delta", "text": piece} for piece in _pieces(text)]
-    events = [
-        {"type": "message_start", "message": start},
-        {"type": "content_block_start", "index": 0, "content_block": block},
-        *({"type": "content_block_delta", "index": 0, "delta": delta} for delta in deltas),
-        {"type": "content_block_stop", "index": 0},
-        {
-            "type": "message_delta",
-            "delta": {"stop_reason": stop, "stop_sequence": None},
-            "usage": {"output_tokens": output_tokens},
-        },
-        {"type": "message_stop"},
-    ]
-    return _sse(events, named=True)
-
-
-# Gemini (Google AI Studio).
-
-
-def _gemini_generate(upstream: Upstream, request: RecordedRequest, body: dict) -> dict | _Stream:
-    match = GEMINI_CALL.search(request.path.rstrip("/"))
-    assert match is not None
-    text = upstream.reply_text
-    call = upstream._tool_call_for(body)
-    prompt_tokens, completion_tokens = _usage(text)
-    usage = {
-        "promptTokenCount": prompt_tokens,
-        "candidatesTokenCount": completion_tokens,
-        "totalTokenCount": prompt_tokens + completion_tokens,
-    }
-
-    def answer(parts: list[dict], finish: str | None) -> dict:
-        candidate = {"content": {"role": "model", "parts": parts}, "index": 0}
-        if finish:
-            candidate["finishReason"] = finish
-        return {"candidates": [candidate], "usageMetadata": usage, "modelVersion": match["model"]}
-
-    if call:
-        parts = [[{"functionCall": {"name": call[0], "args": call[1]}}]]
-    else:
-        parts = [[{"text": piece}] for piece in _pieces(text)]
-    if match["method"] == "generateContent":
-        return answer([part for chunk in parts for part in chunk], "STOP")
-    return _sse([answer(p, "STOP" if i == len(parts) - 1 else None) for i, p in enumerate(parts)])
-
-
-def _gemini_models(upstream: Upstream, request: RecordedRequest, body: dict) -> dict:
-    models = [
-        {
-            "name": f"models/{model}",
-            "displayName": model,
-            "supportedGenerationMethods": ["generateContent", "countTokens"],
-        }
-        for model in upstream.models
-    ]
-    return {"models": models}
-
-
-# Ollama.
-
-
-def _ollama_chat(upstream: Upstream, request: RecordedRequest, body: dict) -> dict | _Stream:
-    text = upstream.reply_text
-    call = upstream._tool_call_for(body)
-    prompt_tokens, completion_tokens = _usage(text)
-    generate = request.path.rstrip("/").endswith("/api/generate")
-    head = {"model": body.get("model", ""), "created_at": "2024-01-01T00:00:00Z"}
-    done = {
-        "done": True,
-        "done_reason": "stop",
-        "total_duration": 1000,
-        "prompt_eval_count": prompt_tokens,
-        "eval_count": completion_tokens,
-    }
-
-    def piece_of(piece: str) -> dict:
-        if generate:
-            return {"response": piece}
-        return {"message": {"role": "assistant", "content": piece}}
-
-    if call:
-        tool = {"function": {"name": call[0], "arguments": call[1]}}
-        pieces = [{"message": {"role": "assistant", "content": "", "tool_calls": [tool]}}]
-    else:
-        pieces = [piece_of(piece) for piece in _pieces(text)]
-    # Ollama streams unless told otherwise.
-    if body.get("stream", True) is False:
-        merged = piece_of(text) if not call else pieces[0]
-        return {**head, **merged, **done}
-    lines = [json.dumps({**head, **piece, "done": False}) + "\n" for piece in pieces]
-    lines.append(json.dumps({**head, **piece_of(""), **done}) + "\n")
-    return _Stream("application/x-ndjson", lines)
-
-
-def _ollama_show(upstream: Upstream, request: RecordedRequest, body: dict) -> dict:
-    return {
-        "template": "{{ if .Tools }}{{ .Tools }}{{ end }}{{ .Prompt }}",
-        "details": {"family": "llama", "parameter_size": "8B"},
-        "model_info": {"general.architecture": "llama", "llama.context_length": 8192},
-        "capabilities": ["completion", "tools"],
-    }
-
-
-def _ollama_tags(upstream: Upstream, request: RecordedRequest, body: dict) -> dict:
-    models = [
-        {"name": model, "model": model, "modified_at": "2024-01-01T00:00:00Z", "size": 1}
-        for model in upstream.models
-    ]
-    return {"models": models}
 
 
 # Fixtures, imported by tests/conftest.py.

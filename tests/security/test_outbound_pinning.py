@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from providers import outbound, services, validators
+from providers import addresses, outbound, services, validators
 from providers.services import DeploymentSpec
 from tests.conftest import SECRET
 
@@ -151,7 +151,7 @@ def test_connection_goes_to_the_address_that_was_checked_after_one_lookup(
 
     monkeypatch.setattr(outbound, "resolve_host", resolve)
     monkeypatch.setattr(
-        validators, "allowed_private_hosts", lambda: [ipaddress.ip_network("127.0.0.1/32")]
+        addresses, "allowed_private_hosts", lambda: [ipaddress.ip_network("127.0.0.1/32")]
     )
     response = services.completion(HI, model=f"{provider.name}/m")
     assert response.choices[0].message.content == upstream.reply_text
