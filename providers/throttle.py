@@ -42,11 +42,10 @@ TOO_MANY_TESTS = (
     "Too many connection tests: at most {limit} a minute per person. Try again in {seconds} s."
 )
 
-LOGIN_USER, LOGIN_ADDRESS, TESTS = "login-user", "login-ip", "tests"
+LOGIN_USER, LOGIN_ADDRESS, TESTS, BATCH = "login-user", "login-ip", "tests", "tests-batch"
 TEST_WINDOW = timedelta(minutes=1)
 # "Test all" counts as one test: it grants each enabled provider one test of its own, to be
 # fetched (row by row, by htmx) within this time.
-BATCH_SESSION_KEY = "routing_test_all"
 BATCH_GRANT_SECONDS = 120
 
 
@@ -96,7 +95,12 @@ def client_ip(request: HttpRequest) -> str:
 
 
 def _prune(now: datetime) -> None:
-    horizon = max(settings.ROUTING_LOGIN_WINDOW_SECONDS, settings.ROUTING_LOGIN_LOCKOUT_SECONDS, 60)
+    horizon = max(
+        settings.ROUTING_LOGIN_WINDOW_SECONDS,
+        settings.ROUTING_LOGIN_LOCKOUT_SECONDS,
+        BATCH_GRANT_SECONDS,
+        60,
+    )
     ThrottleHit.objects.filter(at__lt=now - timedelta(seconds=horizon)).delete()
 
 
@@ -205,20 +209,25 @@ def _too_many(request: HttpRequest, seconds: float) -> HttpResponse:
 
 def grant_batch(request: HttpRequest, names: list[str]) -> None:
     """After a "Test all" (itself counted once): each of these providers may be tested once,
-    with scope=all, without counting again."""
-    until = timezone.now().timestamp() + BATCH_GRANT_SECONDS
-    request.session[BATCH_SESSION_KEY] = {"names": names, "until": until}
+    with scope=all, without counting again. Grants are rows, so every worker sees them."""
+    now = timezone.now()
+    ThrottleHit.objects.bulk_create(
+        [ThrottleHit(scope=BATCH, key=_grant_key(request, name), at=now) for name in names]
+    )
+
+
+def _grant_key(request: HttpRequest, name: str) -> str:
+    return f"{request.user.pk}:{name}"[:200]
 
 
 def _take_grant(request: HttpRequest, name: str | None) -> bool:
-    grant = request.session.get(BATCH_SESSION_KEY)
-    if request.POST.get("scope") != "all" or not grant or name not in grant["names"]:
+    if request.POST.get("scope") != "all" or not name:
         return False
-    if grant["until"] < timezone.now().timestamp():
-        return False
-    grant["names"].remove(name)
-    request.session[BATCH_SESSION_KEY] = grant
-    return True
+    since = timezone.now() - timedelta(seconds=BATCH_GRANT_SECONDS)
+    grants = ThrottleHit.objects.filter(scope=BATCH, key=_grant_key(request, name), at__gt=since)
+    pk = grants.values_list("pk", flat=True).first()
+    # The delete is the claim: of several requests racing for one grant, one deletes it.
+    return pk is not None and ThrottleHit.objects.filter(pk=pk).delete()[0] == 1
 
 
 def limit_tests(view: Callable) -> Callable:

@@ -195,3 +195,30 @@ def test_test_all_counts_once_against_the_test_budget(client, login_as, make_pro
     assert client.post(reverse("provider_test", args=["p0"]), again, **HX).status_code == 200
     refused = client.post(reverse("provider_test", args=["p0"]), again, **HX)
     assert refused.status_code == 429 and "Retry-After" in refused
+
+
+@pytest.mark.django_db(transaction=True)
+def test_racing_rows_cannot_share_one_grant(make_provider, settings):
+    # Ten simultaneous scope=all requests for one provider: one uses its grant, one the
+    # budget left after Test all itself; the other eight are refused.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    settings.ROUTING_TESTS_PER_MINUTE = 2
+    make_provider(name="p0", base_url="http://127.0.0.1:9/v1", timeout=0.5)
+    user = User.objects.create_superuser("root", password="pw")
+    starter = Client()
+    starter.force_login(user)
+    assert starter.post(reverse("test_all"), secure=True, **HX).status_code == 200
+
+    def row(_):
+        client = Client()
+        client.force_login(user)
+        url = reverse("provider_test", args=["p0"])
+        return client.post(url, {"scope": "all"}, secure=True, **HX).status_code
+
+    with ThreadPoolExecutor(10) as pool:
+        statuses = list(pool.map(row, range(10)))
+    assert sorted(statuses) == [200, 200] + [429] * 8
