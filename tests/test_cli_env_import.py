@@ -81,6 +81,19 @@ def test_no_key_is_printed_for_any_fixture(db):
             assert secret not in out and secret not in err, (name, secret[:6])
 
 
+def test_the_default_follows_the_prefixs_variables_and_each_warning_is_printed_once(db):
+    out, err = routing("import-env", fixture("openrouter_and_gateway.env"))
+
+    assert "create     default model lab-gateway/acme/support-bot-v3" in out
+    assert err.splitlines() == [
+        "Warning: OPENAI_COMPATIBLE_BASE_URL: inference.lab.acme-corp.com could not be "
+        "resolved right now; the URL was accepted and the address will be checked again when "
+        "the app connects."
+    ]
+    for secret in secrets_in("openrouter_and_gateway.env"):
+        assert secret not in out and secret not in err, secret[:6]
+
+
 def test_reads_standard_input(db, monkeypatch):
     out, _ = routing(
         "import-env",

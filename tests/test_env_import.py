@@ -16,6 +16,7 @@ from providers.services.env_file import IGNORED_UNKNOWN
 from providers.services.env_import import (
     CHANGE,
     CREATE,
+    DEFAULT_AMBIGUOUS,
     SKIPPED,
     UNCHANGED,
     import_env,
@@ -169,6 +170,52 @@ def test_compatible_endpoints_named_by_the_file_or_by_their_host(db):
     assert str(default) == "together/meta-llama/Llama-3.3-70B-Instruct-Turbo"
 
 
+def test_openai_compat_default_goes_to_the_compat_variables_provider(db):
+    # OPENAI_BASE_URL elsewhere makes an OpenAI-compatible provider too, yet openai_compat/
+    # means the OPENAI_COMPATIBLE_* one.
+    report = run("openrouter_and_gateway.env")
+
+    assert sorted(Provider.objects.values_list("name", "kind")) == [
+        ("lab-gateway", "openai_compatible"),
+        ("openrouter", "openai_compatible"),
+    ]
+    assert str(services.default_model_get()) == "lab-gateway/acme/support-bot-v3"
+    assert (CREATE, "default model lab-gateway/acme/support-bot-v3") in rows(report)
+
+
+def test_an_ambiguous_default_is_skipped_naming_the_candidates(db):
+    # openai/ fits both endpoints equally (neither is OpenAI's own OPENAI_API_KEY).
+    body = text("compatible.env").replace("DEFAULT_MODEL=openai_compat/", "DEFAULT_MODEL=openai/")
+    report = run(body)
+
+    (row,) = report.of(SKIPPED)
+    assert row.subject == "default model"
+    assert row.detail == DEFAULT_AMBIGUOUS.format(
+        var="DEFAULT_MODEL",
+        prefix="openai",
+        candidates="together (from OPENAI_COMPAT_API_KEY, OPENAI_COMPAT_API_BASE) or acme-llm "
+        "(from OPENAI_COMPATIBLE_API_KEY, OPENAI_COMPATIBLE_BASE_URL, "
+        "OPENAI_COMPATIBLE_PROVIDER_NAME, OPENAI_COMPATIBLE_CUSTOM_HEADERS)",
+    )
+    assert Provider.objects.count() == 2 and DefaultModel.objects.count() == 0
+
+
+def test_the_default_prefers_the_variables_named_after_its_prefix(db):
+    body = text("compatible.env").replace(
+        "DEFAULT_MODEL=openai_compat/", "DEFAULT_MODEL=openai_compatible/"
+    )
+    run(body)
+    assert str(services.default_model_get()) == "acme-llm/meta-llama/Llama-3.3-70B-Instruct-Turbo"
+
+
+def test_an_unresolvable_host_is_warned_about_once(db):
+    report = run("openrouter_and_gateway.env")
+    assert report.warnings == [
+        "OPENAI_COMPATIBLE_BASE_URL: inference.lab.acme-corp.com could not be resolved right "
+        "now; the URL was accepted and the address will be checked again when the app connects."
+    ]
+
+
 def test_the_imported_provider_answers_with_the_files_key_and_headers(
     upstream, local_upstreams, db
 ):
@@ -266,6 +313,7 @@ def test_nothing_in_any_report_shows_a_key(db):
         "compatible.env",
         "broken.env",
         "openai_elsewhere.env",
+        "openrouter_and_gateway.env",
     ):
         report = run(name, dry_run=True)
         shown = repr(report)
@@ -498,6 +546,14 @@ def test_a_change_since_the_preview_shows_a_new_preview_instead(client, login_as
     assert key_of("openai") == "sk-FAKEsomeoneelse0123456789"
     client.post(reverse("env_import"), {"preview": response.context["preview"]})
     assert key_of("openai") == "sk-proj-FAKEa1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuV"
+
+
+def test_each_recognised_variable_is_listed_once(client, login_as):
+    login_as("editor")
+    page = client.get(reverse("env_import")).content.decode()
+    # AZURE_API_VERSION belongs to both Azure OpenAI conventions.
+    assert page.count("<code>AZURE_API_VERSION</code>") == 1
+    assert page.count("<code>OPENAI_API_VERSION</code>") == 1
 
 
 def test_empty_and_unknown_input(client, login_as):

@@ -128,6 +128,60 @@ def test_model_suggestions_come_from_the_last_test(client, login_as, make_provid
     assert '<option value="gpt-4o-mini">' in refreshed
 
 
+def test_the_overview_has_its_h1_before_its_sections(client, login_as):
+    login_as("viewer")
+    html = client.get("/").content.decode()
+    assert html.count("<h1") == 1
+    assert html.index("<h1>Overview</h1>") < html.index('<h2 id="default-heading">')
+
+
+def test_refresh_models_is_a_real_submit_with_htmx_on_top(client, login_as, make_provider):
+    login_as("editor")
+    make_provider(name="a")
+    html = client.get("/").content.decode()
+    start = html.index("<button", html.index("Make default</button>"))
+    button = html[start : html.index("</button>", start)]
+    assert "Refresh models" in button and 'type="submit"' in button
+    # Without JavaScript it posts the form to model_options (no "model" needed for that) ...
+    url = reverse("model_options")
+    assert f'formaction="{url}"' in button and 'formmethod="post"' in button
+    assert "formnovalidate" in button
+    # ... with htmx it swaps the suggestions alone, without the switch's confirmation.
+    assert f'hx-post="{url}"' in button and 'hx-target="#model-options"' in button
+    assert 'hx-swap="innerHTML"' in button and 'hx-confirm="unset"' in button
+    # Choosing another provider fetches its suggestions, likewise without the confirmation.
+    select = html[html.index('<select name="provider"') : html.index("</select>")]
+    assert 'hx-confirm="unset"' in select and 'hx-swap="innerHTML"' in select
+
+
+def test_refresh_models_without_javascript_tests_and_comes_back(
+    client, login_as, make_provider, upstream
+):
+    login_as("editor")
+    upstream.models = ["gpt-4o", "gpt-4o-mini"]
+    make_provider(name="a", base_url=upstream.base_url + "/v1")
+    make_provider(name="b")
+    form = {"provider": "a", "model": "", "next": "/"}
+    response = client.post(reverse("model_options"), form)
+    assert response.status_code == 302 and response["Location"] == "/?provider=a"
+    assert upstream.last.path == "/v1/models"
+
+    html = client.get(response["Location"]).content.decode()
+    assert "a: OK: 2 models found in" in html
+    assert '<option value="a" selected>' in html  # the provider refreshed, with its models
+    assert '<option value="gpt-4o-mini"></option>' in html
+
+
+def test_refresh_models_without_javascript_says_when_the_test_failed(
+    client, login_as, make_provider, upstream
+):
+    login_as("viewer")
+    upstream.fail_next(401, {"error": {"message": "bad key"}})
+    make_provider(name="a", base_url=upstream.base_url + "/v1")
+    response = client.post(reverse("model_options"), {"provider": "a", "next": "/"}, follow=True)
+    assert "a: HTTP 401" in response.content.decode()
+
+
 def test_a_group_default_is_shown_by_name_and_revert_names_it(client, login_as, make_provider):
     from providers.models import RoutingGroup
     from providers.services import DeploymentSpec

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -201,6 +203,59 @@ def test_test_all_without_javascript_tests_concurrently(
     response = client.post(reverse("test_all"), follow=True)
     assert "1 of 2 failed: bad" in response.content.decode()
     assert Provider.objects.get(name="good").last_test_ok is True
+
+
+def _button_names(html: str) -> list[str]:
+    """What a screen reader calls each button: its text, visually hidden parts included."""
+    return [
+        " ".join(re.sub(r"<[^>]+>", "", inner).split())
+        for inner in re.findall(r"<button\b[^>]*>(.*?)</button>", html, re.S)
+    ]
+
+
+def test_each_rows_test_button_names_its_provider(client, login_as, make_provider):
+    login_as("viewer")
+    make_provider(name="a")
+    make_provider(name="b")
+    names = _button_names(client.get("/").content.decode())
+    assert "Test connection of a" in names and "Test connection of b" in names
+    assert "Test connection" not in names
+    detail = _button_names(client.get(reverse("provider_detail", args=["a"])).content.decode())
+    assert "Test connection of a" in detail
+
+
+def test_the_routing_switchs_save_button_names_its_provider(client, login_as, make_provider):
+    login_as("editor")
+    make_provider(name="a")
+    names = _button_names(client.get(reverse("provider_detail", args=["a"])).content.decode())
+    assert "Save the routing switch of a" in names and "Save" not in names
+
+
+def test_the_health_cells_are_not_live_regions(client, login_as, make_provider):
+    login_as("viewer")
+    make_provider(name="a")
+    make_provider(name="b")
+    html = client.get("/").content.decode()
+    # The page's messages and "Test all"'s progress; no cell of the table.
+    assert re.findall(r'<(\w+) id="([^"]+)" aria-live="polite"', html) == [
+        ("div", "messages"),
+        ("div", "test-all"),
+    ]
+    assert html.count("aria-live") == 2
+
+
+def test_a_single_tests_outcome_is_announced_in_the_messages(
+    client, login_as, make_provider, upstream
+):
+    login_as("viewer")
+    make_provider(name="a", base_url=upstream.base_url + "/v1")
+    html = client.post(reverse("provider_test", args=["a"]), **HX).content.decode()
+    assert html.lstrip().startswith('<span class="test-result" id="test-a"')
+    oob = html[html.index('<div hx-swap-oob="innerHTML:#messages">') :]
+    assert 'role="status"' in oob and "a: OK: 2 models found in" in oob
+    # From "Test all" only the progress summary speaks.
+    batch = client.post(reverse("provider_test", args=["a"]), {"scope": "all"}, **HX)
+    assert "hx-swap-oob" not in batch.content.decode()
 
 
 def test_detail_page_escapes_and_hides_secrets(client, login_as, make_provider):

@@ -1,8 +1,10 @@
 """The dashboard side of health: "Test all" with progress, the default flagged on the
 overview, and the provider page's health history chart and routing switch."""
 
+import inspect
 import json
 import re
+import threading
 
 import pytest
 from django.urls import reverse
@@ -11,6 +13,7 @@ from providers import live, services
 from providers.models import AuditEvent, Provider
 from providers.services import DeploymentSpec as D
 from providers.services import health
+from providers.views import provider as provider_views
 from tests.conftest import SECRET
 
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -57,6 +60,50 @@ def test_each_result_replaces_its_row_cell_and_is_counted(
     # A reload shows the same as the swapped-in cells.
     html = client.get("/").content.decode()
     assert "ok ·" in html and "HTTP 401" in html
+
+
+class _Slots(threading.BoundedSemaphore):
+    """The per-process bound, recording how long a row would wait; never waits itself."""
+
+    def acquire(self, blocking=True, timeout=None):
+        self.waited = timeout
+        return super().acquire(blocking=False)
+
+
+def test_test_all_rows_share_the_same_bound_as_the_no_javascript_path():
+    bound = inspect.signature(services.provider_test_many).parameters["max_workers"].default
+    assert bound == provider_views.TEST_ALL_CONCURRENCY
+
+
+def test_a_test_all_row_over_the_servers_bound_answers_busy(
+    client, login_as, make_provider, upstream, monkeypatch
+):
+    login_as("viewer")
+    make_provider(name="a", base_url=upstream.base_url + "/v1", timeout=7)
+    slots = _Slots(1)
+    monkeypatch.setattr(provider_views, "TEST_ALL_SLOTS", slots)
+    url = reverse("provider_test", args=["a"])
+    assert slots.acquire()  # every slot taken, as by other rows still testing
+
+    busy = client.post(url, {"scope": "all"}, **HX).content.decode()
+    assert _ids(busy) == ["test-a"] and 'data-test-batch="busy"' in busy
+    assert provider_views.TEST_BUSY.format(limit=provider_views.TEST_ALL_CONCURRENCY) in busy
+    assert slots.waited == 7  # up to the provider's own timeout, then this answer
+    assert upstream.requests == [] and not Provider.objects.get(name="a").probes.exists()
+    # A single "Test connection" is not held back by "Test all".
+    assert "ok ·" in client.post(url, **HX).content.decode()
+
+    slots.release()
+    done = client.post(url, {"scope": "all"}, **HX).content.decode()
+    assert 'data-test-batch="ok"' in done
+    assert slots.acquire()  # the row gave its slot back
+
+
+def test_progress_counts_rows_that_were_not_tested(client, login_as, make_provider):
+    login_as("viewer")
+    make_provider(name="a")
+    html = client.post(reverse("test_all"), **HX).content.decode()
+    assert "<span data-busy hidden>, <span data-busy-count>0</span> not tested" in html
 
 
 @pytest.mark.django_db(transaction=True)

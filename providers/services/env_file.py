@@ -49,6 +49,12 @@ class Candidate:
     headers: dict[str, str] | None = None
     problem: str = ""  # why it is skipped
     duplicate: bool = False
+    # The kind whose convention this is: `kind` changes when, e.g., OPENAI_BASE_URL points
+    # elsewhere, but OPENAI_* stay the variables of openai/, not of openai_compat/.
+    home: kinds.ProviderKind = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.home = self.kind
 
     @property
     def variables(self) -> tuple[str, ...]:

@@ -39,6 +39,12 @@ DEFAULT_NO_PROVIDER = (
     "(the file's providers use: {known})."
 )
 DEFAULT_PROVIDER_SKIPPED = "{var}: its provider ({label}) was skipped."
+DEFAULT_AMBIGUOUS = (
+    "{var}: the prefix {prefix}/ fits more than one provider in this file: {candidates}. "
+    "It was not set rather than guessed; choose the default model on the dashboard."
+)
+# LiteLLM reads <PREFIX>_API_KEY and <PREFIX>_API_BASE for a model prefix.
+_PREFIX_SUFFIXES = ("_API_KEY", "_API_BASE", "_BASE_URL")
 
 
 @dataclass(frozen=True)
@@ -168,27 +174,57 @@ def _apply_provider(c: Candidate, report: EnvImportReport, actor) -> Provider | 
         report.rows.append(Row(SKIPPED, c.label, _reason(c, exc), c.variables))
         return None
     warnings = getattr(provider, "validation_warnings", ())  # set by the services
-    report.warnings.extend(f"{c.label}: {w}" for w in warnings)
+    # Reading the file already warned about its base URL, under the variable's name.
+    base_url_var = c.sources.get("base_url")
+    report.warnings.extend(
+        f"{c.label}: {w}" for w in warnings if f"{base_url_var}: {w}" not in report.warnings
+    )
     return provider
+
+
+def _fit(prefix: str, c: Candidate) -> tuple[int, int, bool]:
+    """How closely `c` answers to `prefix`, closest lowest: the prefix's rank for the kind the
+    provider became, then for the kind whose variables the file used (OPENAI_BASE_URL
+    pointing elsewhere makes an OpenAI-compatible provider, yet openai_compat/ means the
+    OPENAI_COMPAT_* or OPENAI_COMPATIBLE_* one), then whether those variables are named after
+    the prefix (OPENAI_COMPAT_API_KEY for openai_compat/)."""
+    home = c.home.model_prefixes
+    stem = prefix.upper()
+    named = any(
+        var.removesuffix(suffix) == stem
+        for var in c.convention.api_key + c.convention.base_url
+        for suffix in _PREFIX_SUFFIXES
+    )
+    own = home.index(prefix) if prefix in home else len(home)
+    return c.kind.model_prefixes.index(prefix), own, not named
+
+
+def _called(c: Candidate) -> str:
+    return f"{c.name} (from {', '.join(c.variables)})" if c.name else c.label
 
 
 def _default_target(value: str, done: list[tuple[Candidate, Provider | None]]):
     prefix, slash, model = value.partition("/")
     if not slash or not prefix or not model:
         raise Skip(DEFAULT_NO_PREFIX.format(var=DEFAULT_MODEL))
-    ranked = [
-        (c.kind.model_prefixes.index(prefix), n)
-        for n, (c, _) in enumerate(done)
-        if prefix in c.kind.model_prefixes
-    ]
-    if not ranked:
+    fits = [(_fit(prefix, c), c, p) for c, p in done if prefix in c.kind.model_prefixes]
+    if not fits:
         known = sorted({x for c, _ in done for x in c.kind.model_prefixes}) or ["none"]
         raise Skip(
             DEFAULT_NO_PROVIDER.format(
                 var=DEFAULT_MODEL, prefix=redact(prefix), known=", ".join(known)
             )
         )
-    c, provider = done[min(ranked)[1]]
+    best = min(fit for fit, _, _ in fits)
+    closest = [(c, p) for fit, c, p in fits if fit == best]
+    if len(closest) > 1:
+        candidates = " or ".join(_called(c) for c, _ in closest)
+        raise Skip(
+            DEFAULT_AMBIGUOUS.format(
+                var=DEFAULT_MODEL, prefix=redact(prefix), candidates=candidates
+            )
+        )
+    ((c, provider),) = closest
     if provider is None:
         raise Skip(DEFAULT_PROVIDER_SKIPPED.format(var=DEFAULT_MODEL, label=c.label))
     return provider, model.strip()

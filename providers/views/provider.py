@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import statistics
+import threading
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
@@ -27,6 +30,14 @@ DRAIN_ON = "{name} will be taken out of its routing groups while it is unhealthy
 DRAIN_OFF = "{name} stays in its routing groups even while it is unhealthy."
 # The provider page's health section listens for this, to redraw its chart after a test.
 TESTED_EVENT = "provider-tested"
+TEST_BUSY = (
+    "Not tested: this server is already running {limit} connection tests. Try again in a moment."
+)
+# "Test all" rows each send their own request; without a bound of its own the server would
+# run them all at once (over HTTP/2 the browser sends every one). Per process, as many as
+# the no-JavaScript "Test all" runs at a time.
+TEST_ALL_CONCURRENCY = services.provider_test_many.__kwdefaults__["max_workers"]
+TEST_ALL_SLOTS = threading.BoundedSemaphore(TEST_ALL_CONCURRENCY)
 
 # The health chart's geometry, in SVG user units: one slot per kept test, newest on the right.
 CHART_WIDTH, CHART_PLOT, CHART_HEIGHT = 600, 100, 122
@@ -211,35 +222,63 @@ def provider_remove(request: HttpRequest, name: str) -> HttpResponse:
     return redirect("overview")
 
 
+def _outcome(provider: Provider, result: services.ConnectionResult) -> str:
+    latency = f" in {result.latency_ms:.0f} ms" if result.latency_ms is not None else ""
+    return f"{provider.name}: {result.message}{latency}"
+
+
+def _tested(request: HttpRequest, provider: Provider, result: services.ConnectionResult) -> None:
+    level = messages.SUCCESS if result.ok else messages.ERROR
+    messages.add_message(request, level, _outcome(provider, result))
+
+
 @require_POST
 @role_required("viewer")
 @limit_tests
 def provider_test(request: HttpRequest, name: str) -> HttpResponse:
     provider = get_object_or_404(Provider, name=name)
-    result = services.provider_test(provider=provider, actor=request.user)
+    # From "Test all", the result is marked so that the progress count can find it.
+    batch = request.POST.get("scope") == "all"
+    if batch and not TEST_ALL_SLOTS.acquire(timeout=provider.timeout):
+        busy = TEST_BUSY.format(limit=TEST_ALL_CONCURRENCY)
+        if not request.htmx:
+            messages.error(request, f"{provider.name}: {busy}")
+            return redirect(_back(request))
+        return render(request, DETAIL_TEMPLATE + "#test_busy", {"provider": provider, "busy": busy})
+    try:
+        result = services.provider_test(provider=provider, actor=request.user)
+    finally:
+        if batch:
+            TEST_ALL_SLOTS.release()
     if request.htmx:
-        # From "Test all", the result is marked so that the progress count can find it.
-        batch = request.POST.get("scope") == "all"
-        response = render(
-            request,
-            DETAIL_TEMPLATE + "#test_result",
-            {"provider": provider, "result": result, "batch": batch},
-        )
-        return trigger_client_event(response, TESTED_EVENT)
-    level = messages.SUCCESS if result.ok else messages.ERROR
-    latency = f" in {result.latency_ms:.0f} ms" if result.latency_ms is not None else ""
-    messages.add_message(request, level, f"{provider.name}: {result.message}{latency}")
+        context = {"provider": provider, "result": result, "batch": batch}
+        html = render_to_string(DETAIL_TEMPLATE + "#test_result", context, request)
+        if not batch:
+            # Announced in the page's message area (a live region), as it is without
+            # JavaScript; the table's cells are not live, or "Test all" would be a din.
+            outcome = {"ok": result.ok, "message": _outcome(provider, result)}
+            html += render_to_string(DETAIL_TEMPLATE + "#test_announcement", outcome, request)
+        return trigger_client_event(HttpResponse(html), TESTED_EVENT)
+    _tested(request, provider, result)
     return redirect(_back(request))
 
 
 @role_required("viewer")
 @limit_tests
 def model_options(request: HttpRequest) -> HttpResponse:
-    """htmx: the chosen provider's model list as suggestions; POST refreshes it first."""
+    """htmx: the chosen provider's model list as suggestions; POST refreshes it first.
+    Without JavaScript, "Refresh models" posts the default-model form here: the refresh
+    runs, and the page it came from is shown again with the outcome and that provider."""
     params = request.POST if request.method == "POST" else request.GET
     provider = get_object_or_404(Provider, name=params.get("provider", ""))
     if request.method == "POST":
-        services.provider_test(provider=provider, actor=request.user)
+        result = services.provider_test(provider=provider, actor=request.user)
+        if not request.htmx:
+            _tested(request, provider, result)
+            back = urlsplit(_back(request))
+            query = QueryDict(back.query, mutable=True)
+            query["provider"] = provider.name
+            return redirect(urlunsplit(back._replace(query=query.urlencode())))
     return render(
         request,
         "providers/overview.html#model_options",

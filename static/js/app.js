@@ -6,8 +6,11 @@ document.addEventListener("htmx:afterSettle", function () {
   var total = Number(box.dataset.testTotal);
   var done = total - document.querySelectorAll("[data-test-pending]").length;
   var failed = document.querySelectorAll("[data-test-batch=failed]").length;
+  var busy = document.querySelectorAll("[data-test-batch=busy]").length;
   box.querySelector("progress").value = done;
   box.querySelector("[data-count]").textContent = done;
   box.querySelector("[data-failed-count]").textContent = failed;
   box.querySelector("[data-failed]").hidden = failed === 0;
+  box.querySelector("[data-busy-count]").textContent = busy;
+  box.querySelector("[data-busy]").hidden = busy === 0;
 });
