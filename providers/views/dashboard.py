@@ -54,7 +54,8 @@ def _overview(request: HttpRequest) -> HttpResponse:
         "providers": providers,
         # The default's provider is never taken out of routing for its health: flagged here.
         "health_warning": default_health_warning(),
-        **_default_context(),
+        # ?provider= after "Refresh models" without JavaScript: its suggestions are shown.
+        **_default_context(selected=request.GET.get("provider", "")),
     }
     return render(request, TEMPLATE, context)
 
