@@ -241,6 +241,8 @@ def provider_test(request: HttpRequest, name: str) -> HttpResponse:
     batch = request.POST.get("scope") == "all"
     if batch and not TEST_ALL_SLOTS.acquire(timeout=provider.timeout):
         busy = TEST_BUSY.format(limit=TEST_ALL_CONCURRENCY)
+        # Nothing was tested: the row's retry must not cost the person a test.
+        grant_batch(request, [provider.name])
         if not request.htmx:
             messages.error(request, f"{provider.name}: {busy}")
             return redirect(_back(request))
