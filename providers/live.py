@@ -22,9 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import connection, connections, transaction
 
 from . import crypto, kinds
+from .validators import validate_model_id
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,9 @@ UNKNOWN_PROVIDER = (
     "`python manage.py routing provider list` shows the providers."
 )
 MODEL_MISSING = "Model {model!r} names no model ID: use '<provider name>/<model id>'."
+MODEL_INVALID = "Model {model!r} is not a valid model ID: {reason}"
+# Per provider, the LiteLLM parameters of this many model IDs are kept; others are rebuilt.
+PARAMS_CACHED = 256
 KEY_UNDECRYPTABLE = (
     "The API key of provider {name!r} cannot be decrypted with the configured "
     "ROUTING_ENCRYPTION_KEYS; put the key it was encrypted with back in the list."
@@ -64,9 +69,10 @@ class ProviderEntry:
     name: str
     kind: kinds.ProviderKind
     base_url: str
-    api_key: str
+    # Never in a repr: an error report or a log line may print this entry.
+    api_key: str = field(repr=False)
     api_version: str
-    headers: dict[str, str]
+    headers: dict[str, str] = field(repr=False)
     timeout: float
     max_retries: int
     undecryptable: bool = False
@@ -91,7 +97,8 @@ class ProviderEntry:
                 timeout=self.timeout,
                 max_retries=self.max_retries,
             )
-            self._params[model] = built
+            if len(self._params) < PARAMS_CACHED:
+                self._params[model] = built
         return built
 
 
@@ -163,13 +170,13 @@ class TokenEntry:
 @dataclass
 class Snapshot:
     version: int
-    providers: dict[str, ProviderEntry]
+    providers: dict[str, ProviderEntry] = field(repr=False)
     # ("model", provider, model id) or ("group", name), or None
     default: tuple[str, ...] | None
     groups: dict[str, GroupEntry] = field(default_factory=dict)
     router_settings: dict[str, Any] = field(default_factory=dict)
     # Live (not revoked) gateway tokens by SHA-256: authenticating costs no query.
-    tokens: dict[str, TokenEntry] = field(default_factory=dict)
+    tokens: dict[str, TokenEntry] = field(default_factory=dict, repr=False)
     _router: Any = field(default=None, repr=False)
     _router_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -189,6 +196,14 @@ class Snapshot:
         entry = self.providers.get(provider_name)
         if entry is None:
             raise UnknownModel(UNKNOWN_PROVIDER.format(name=provider_name))
+        if model_id not in entry._params:
+            # A caller's model ID becomes part of the provider's URL for some kinds (Azure's
+            # deployments, Gemini's models): "../" or "?" must never reach it.
+            try:
+                validate_model_id(model_id)
+            except ValidationError as exc:
+                message = MODEL_INVALID.format(model=model, reason=" ".join(exc.messages))
+                raise UnknownModel(message) from None
         return Target(provider=entry, model=model_id)
 
     def _group(self, name: str) -> GroupTarget:
