@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import sys
+from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.core.checks import ERROR, CheckMessage, Error, Tags, register, run_checks
+from django.db import connections
 
 DEV_SECRET_KEY_PREFIXES = ("dev-only-", "tests-only-", "django-insecure-")
 
@@ -46,6 +49,13 @@ PLAIN_HTTP_NOT_LOOPBACK = Error(
     hint="If TLS is terminated in front, set ROUTING_PROXY_SSL_HEADER (e.g. "
     "X-Forwarded-Proto); otherwise turn the HTTPS redirect back on.",
     id="routing.E004",
+)
+SECRET_KEY_IS_ENCRYPTION_KEY = Error(
+    "SECRET_KEY is one of the ROUTING_ENCRYPTION_KEYS.",
+    hint="They must differ: anyone who learns SECRET_KEY (it signs every session and "
+    "form) could then decrypt every stored API key. Set SECRET_KEY to a new value: python -c "
+    '"import secrets; print(secrets.token_urlsafe(50))".',
+    id="routing.E006",
 )
 TRUSTED_PROXY_BAD = Error(
     "ROUTING_TRUSTED_PROXIES entry {entry!r} is not an IP address or CIDR network.",
@@ -91,6 +101,10 @@ def _key_errors() -> list[Error]:
 @register(Tags.security)
 def check_production_settings(app_configs, **kwargs) -> list[Error]:
     errors = []
+    secret_key = (getattr(settings, "SECRET_KEY", "") or "").strip()
+    if secret_key and secret_key in {k.strip() for k in settings.ROUTING_ENCRYPTION_KEYS}:
+        # With DEBUG on too: whoever reads one of them would hold both.
+        errors.append(SECRET_KEY_IS_ENCRYPTION_KEY)
     for entry in getattr(settings, "ROUTING_TRUSTED_PROXIES", []):
         try:
             ipaddress.ip_network(entry, strict=False)
@@ -119,3 +133,40 @@ def check_loopback_deployment(app_configs, **kwargs) -> list[Error]:
     if settings.DEBUG or not _loopback_only():
         return []  # the check above has already spoken
     return _key_errors()
+
+
+# uvicorn's (and gunicorn's) exit status for "this app cannot start": a supervisor stops
+# instead of restarting the worker for ever.
+STARTUP_FAILURE = 3
+REFUSED = "Routing Admin refuses to start: {message} ({id}){hint}"
+
+
+def _run_checks() -> list[CheckMessage]:
+    try:
+        return run_checks(include_deployment_checks=False)
+    finally:
+        connections.close_all()  # this thread's, which ends here
+
+
+def refuse_to_start_on_errors() -> None:
+    """For the ASGI and WSGI entry points, which `manage.py check` never guards: the errors
+    `manage.py check` reports (not the deploy-only warnings) stop the server, one line each.
+    Call it after django.setup()."""
+    from django.conf import settings
+
+    # Off only in the test settings module, whose own development keys would refuse the
+    # in-process servers; there is no environment variable for it.
+    if not getattr(settings, "ROUTING_STARTUP_CHECKS", True):
+        return
+    # In a thread of its own: uvicorn's workers import the app inside their event loop, where
+    # a check that asks the database (JSONField's, on SQLite) is refused as sync-only.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        checked = pool.submit(_run_checks).result()
+    errors = [m for m in checked if m.level >= ERROR and not m.is_silenced()]
+    if not errors:
+        return
+    for message in errors:
+        hint = f" {message.hint}" if message.hint else ""
+        print(REFUSED.format(message=message.msg, id=message.id, hint=hint), file=sys.stderr)
+    sys.stderr.flush()
+    raise SystemExit(STARTUP_FAILURE)

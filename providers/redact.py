@@ -9,11 +9,16 @@ _BEARER = re.compile(r"(?i)(bearer\s+)([A-Za-z0-9._~+/=-]{8,})")
 
 
 def mask(secret: str) -> str:
-    """'sk-proj-abcdef…' -> 'sk-…abcd'; short secrets reveal nothing."""
+    """Enough to tell keys apart, never enough to help guess one: 'sk-proj-abcdef…' ->
+    'sk-…abcd' (provider keys are 30 to 200 characters). The last 4 characters only from 12
+    characters on, the first 3 as well only from 20 on, so at least 8, then 13, stay hidden;
+    shorter secrets reveal nothing."""
     if not secret:
         return ""
     if len(secret) < 12:
         return "…"
+    if len(secret) < 20:
+        return f"…{secret[-4:]}"
     return f"{secret[:3]}…{secret[-4:]}"
 
 

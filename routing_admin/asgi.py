@@ -16,7 +16,12 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "routing_admin.settings")
 application = get_asgi_application()
 
+from providers.checks import refuse_to_start_on_errors  # noqa: E402 - needs the settings above
 from providers.middleware import LifespanShutdown  # noqa: E402 - needs the settings above
+
+# `manage.py check` guards migrate and runserver; uvicorn imports this module and nothing
+# else, so a production server on development keys must be refused here.
+refuse_to_start_on_errors()
 
 # uvicorn exits by re-raising SIGTERM, which skips atexit: flush the request log on shutdown.
 application = LifespanShutdown(application)

@@ -105,6 +105,9 @@ ALLOWED_HOSTS = _env_list("ALLOWED_HOSTS") or (
 # Proxies whose X-Forwarded-For is believed (IPs or CIDR networks); from anyone else the
 # header is ignored and the peer address is the client.
 ROUTING_TRUSTED_PROXIES = _env_list("ROUTING_TRUSTED_PROXIES")
+# The first-run page that creates the first admin answers only this machine (loopback)
+# unless this is set; `createsuperuser` works from anywhere with a shell.
+ROUTING_SETUP_FROM_ANY_ADDRESS = _env_bool("ROUTING_SETUP_FROM_ANY_ADDRESS")
 # Fingerprints of the encryption keys `bin/run` generated for local use (see providers.checks).
 ROUTING_DEV_KEY_IDS = _env_list("ROUTING_DEV_KEY_IDS")
 

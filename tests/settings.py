@@ -38,3 +38,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 ROUTING_CONFIG_RECHECK_SECONDS = 5.0
 # Records stay queued until a test calls request_log.flush() on its own connection.
 ROUTING_REQUEST_LOG_BACKGROUND = False
+# The in-process gateway servers import routing_admin.asgi, whose start-up checks refuse
+# these very test keys; subprocess tests of those checks use routing_admin.settings.
+ROUTING_STARTUP_CHECKS = False

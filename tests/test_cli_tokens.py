@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from providers.models import AccessToken, AuditEvent, RequestLog
 from providers.services.tokens import hash_token
+from providers.services.usage import PRUNE_DAYS_NEGATIVE
 
 
 def routing(*args: str) -> tuple[str, str]:
@@ -58,3 +59,25 @@ def test_prune_requests_keeps_the_retention_window(db, settings):
     assert "Deleted 2" in out and RequestLog.objects.count() == 2
     routing("prune-requests", "--days", "7")
     assert RequestLog.objects.count() == 1
+
+
+@pytest.mark.parametrize("days", ["-5", "-0.5", "nan"])
+def test_prune_requests_refuses_negative_days_and_deletes_nothing(db, days):
+    RequestLog.objects.create(at=timezone.now(), requested_model="m", ok=True, latency_ms=1)
+    with pytest.raises(CommandError) as refused:
+        routing("prune-requests", "--days", days)
+    assert str(refused.value) == PRUNE_DAYS_NEGATIVE.format(days=float(days))
+    assert RequestLog.objects.count() == 1
+
+
+def test_prune_requests_with_zero_days_deletes_everything_up_to_now(db):
+    RequestLog.objects.create(
+        at=timezone.now() - timedelta(seconds=1), requested_model="m", ok=True, latency_ms=1
+    )
+    assert "Deleted 1" in routing("prune-requests", "--days", "0")[0]
+    assert not RequestLog.objects.exists()
+
+
+def test_prune_requests_beyond_the_calendar_is_refused(db):
+    with pytest.raises(CommandError, match="goes back before the year 1"):
+        routing("prune-requests", "--days", "1e9")

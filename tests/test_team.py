@@ -152,6 +152,52 @@ def test_setup_race_second_post_gets_404_and_one_user_exists(client, django_user
     assert list(django_user_model.objects.values_list("username", flat=True)) == ["alice"]
 
 
+@pytest.mark.parametrize("address", ["127.0.0.1", "::1", "::ffff:127.0.0.1"])
+def test_setup_works_from_this_machine(address):
+    from django.test import Client
+
+    local = Client(REMOTE_ADDR=address)
+    assert local.get("/setup/").status_code == 200
+    assert local.post("/setup/", setup_data("alice")).status_code == 302
+    assert role_groups(User.objects.get(username="alice")) == ["admin"]
+
+
+@pytest.mark.parametrize(
+    ("address", "forwarded"),
+    [
+        ("203.0.113.9", {}),
+        ("10.0.0.7", {}),
+        # Claiming to be local is not being local.
+        ("203.0.113.9", {"HTTP_X_FORWARDED_FOR": "127.0.0.1"}),
+        # A proxy on this machine: the peer is loopback, the visitor is not.
+        ("127.0.0.1", {"HTTP_X_FORWARDED_FOR": "203.0.113.9"}),
+        ("127.0.0.1", {"HTTP_FORWARDED": "for=203.0.113.9"}),
+    ],
+)
+def test_setup_from_the_network_cannot_create_the_first_admin(settings, address, forwarded):
+    from django.test import Client
+
+    settings.ROUTING_TRUSTED_PROXIES = ["127.0.0.1", "10.0.0.0/8"]  # not believed here
+    visitor = Client(REMOTE_ADDR=address, **forwarded)
+    page = visitor.get("/setup/")
+    assert page.status_code == 403
+    html = page.content.decode()
+    assert "python manage.py createsuperuser" in html
+    assert "routing user add NAME --role admin --password-stdin" in html
+    assert 'name="password"' not in html
+    assert visitor.post("/setup/", setup_data("mallory")).status_code == 403
+    assert not User.objects.exists() and not AuditEvent.objects.exists()
+
+
+def test_setup_from_the_network_when_the_setting_allows_it(settings):
+    from django.test import Client
+
+    settings.ROUTING_SETUP_FROM_ANY_ADDRESS = True
+    visitor = Client(REMOTE_ADDR="203.0.113.9")
+    assert visitor.post("/setup/", setup_data("alice")).status_code == 302
+    assert User.objects.get().username == "alice"
+
+
 def test_first_admin_create_rechecks_inside_its_transaction():
     # The view's early check may pass for two requests; the service's own check must not.
     make_user("alice")

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.views.decorators.debug import sensitive_variables
 
 from .. import crypto
 from ..models import DefaultModel, Provider, RoutingGroup
@@ -216,6 +217,7 @@ def _apply(plan: Plan, report: ImportReport, actor: audit.Actor) -> None:
             report.errors.append(f"{label}: {_messages(exc)}")
 
 
+@sensitive_variables("data", "environ")
 def import_config(
     *, data: dict, environ: Mapping[str, str], dry_run: bool, actor: audit.Actor
 ) -> ImportReport:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -122,12 +123,24 @@ def rollup_rebuild() -> int:
     return read + len(chunk)
 
 
+PRUNE_DAYS_NEGATIVE = (
+    "The number of days to keep must be 0 or more (0 deletes every record up to now), not {days:g}."
+)
+PRUNE_DAYS_TOO_MANY = "Cannot keep {days:g} days: that goes back before the year 1."
+
+
 @transaction.atomic
 def prune_requests(*, days: float | None = None) -> tuple[int, datetime]:
     """Delete records older than `days` (default: ROUTING_REQUEST_LOG_RETENTION_DAYS), and
     the roll-up periods that ended before the same cut-off."""
     keep = days if days is not None else settings.ROUTING_REQUEST_LOG_RETENTION_DAYS
-    cutoff = timezone.now() - timedelta(days=keep)
+    # A negative age puts the cut-off in the future: every record, today's too, would go.
+    if not keep >= 0:  # NaN too
+        raise ValidationError(PRUNE_DAYS_NEGATIVE.format(days=keep))
+    try:
+        cutoff = timezone.now() - timedelta(days=keep)
+    except OverflowError:
+        raise ValidationError(PRUNE_DAYS_TOO_MANY.format(days=keep)) from None
     deleted, _ = RequestLog.objects.filter(at__lt=cutoff).delete()
     for period, length in PERIODS.items():
         for model in (UsageRollup, LatencyRollup):

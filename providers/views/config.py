@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET
 
 from .. import crypto, services
@@ -71,6 +71,7 @@ class ConfigImportForm(forms.Form):
         return services.parse_env(self.cleaned_data.get("environment") or "")
 
 
+@sensitive_variables("data", "env", "payload")
 def _seal(request: HttpRequest, data: dict, env: dict[str, str]) -> str:
     """The uploaded input, encrypted, for the Import button: the page never holds the
     file's secrets in plain text, and only this user can apply it, only for a while."""
@@ -78,6 +79,7 @@ def _seal(request: HttpRequest, data: dict, env: dict[str, str]) -> str:
     return crypto.encrypt(json.dumps(payload, default=str))
 
 
+@sensitive_variables("payload")
 def _unseal(request: HttpRequest, token: str) -> dict | None:
     try:
         payload = json.loads(crypto.decrypt(token))
@@ -108,7 +110,10 @@ def config_export(request: HttpRequest) -> HttpResponse:
     return response
 
 
+# An error report (the 500 e-mail, DEBUG's page) lists every frame's variables: `env` holds the
+# uploaded keys, `data` may too (a config can carry literal api_key values), `context` the token.
 @sensitive_post_parameters("environment", "token")
+@sensitive_variables("data", "env", "context")
 @role_required("editor")
 def config_import(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and "token" in request.POST:
@@ -126,6 +131,7 @@ def config_import(request: HttpRequest) -> HttpResponse:
     return render(request, TEMPLATE, context)
 
 
+@sensitive_variables("payload")
 def _apply(request: HttpRequest) -> HttpResponse:
     payload = _unseal(request, request.POST["token"])
     if payload is None:

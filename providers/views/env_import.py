@@ -16,7 +16,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from .. import crypto, kinds
 from ..roles import role_required
@@ -84,6 +84,7 @@ def _read(upload) -> str:
         raise ValidationError(NOT_TEXT) from None
 
 
+@sensitive_variables("text", "payload")
 def _keep(request: HttpRequest, text: str, digest: str) -> str:
     """Hold the previewed text for this user; returns the id the confirm button posts."""
     preview_id = secrets.token_urlsafe(16)
@@ -98,6 +99,7 @@ def _keep(request: HttpRequest, text: str, digest: str) -> str:
     return preview_id
 
 
+@sensitive_variables("payload")
 def _take(request: HttpRequest, preview_id: str) -> dict | None:
     """The kept preview, once: a second confirmation has nothing left to apply."""
     sealed = request.session.pop(SESSION_KEY, None)
@@ -117,13 +119,15 @@ def _take(request: HttpRequest, preview_id: str) -> dict | None:
 
 def _conventions() -> list[tuple[str, list[str]]]:
     """What the import recognises, from the kind registry, for the page's help."""
+    # A variable shared by two conventions (AZURE_API_VERSION) is listed once.
     return [
-        (kind.label, [var for conv in kind.env_conventions for var in conv.variables])
+        (kind.label, list(dict.fromkeys(v for c in kind.env_conventions for v in c.variables)))
         for kind in kinds.KINDS.values()
         if kind.env_conventions
     ]
 
 
+@sensitive_variables("text")
 def _render(request: HttpRequest, report=None, text: str = "", **extra) -> HttpResponse:
     context = {
         "form": extra.pop("form", None) or EnvImportForm(),
@@ -138,7 +142,10 @@ def _render(request: HttpRequest, report=None, text: str = "", **extra) -> HttpR
     return render(request, TEMPLATE, context)
 
 
+# An error report (the 500 e-mail, DEBUG's page) lists every frame's variables, and `text` is
+# the whole .env file: it and what holds it are starred here, in _render, _keep and _apply.
 @sensitive_post_parameters("text")
+@sensitive_variables("text")
 @role_required("editor")
 def env_import(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and "preview" in request.POST:
@@ -151,6 +158,7 @@ def env_import(request: HttpRequest) -> HttpResponse:
     return _render(request, report, text)
 
 
+@sensitive_variables("kept", "text")
 def _apply(request: HttpRequest) -> HttpResponse:
     kept = _take(request, request.POST["preview"])
     if kept is None:

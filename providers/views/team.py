@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth import views as auth_views
@@ -96,11 +99,37 @@ def _setup_closed(request: HttpRequest) -> HttpResponse:
     return render(request, "providers/setup.html", {"closed": True}, status=404)
 
 
+def _from_this_machine(request: HttpRequest) -> bool:
+    """The TCP peer is loopback and no proxy forwarded the request for someone else.
+
+    X-Forwarded-For is never believed here, not even from ROUTING_TRUSTED_PROXIES: it could
+    only widen who may become admin. A proxy on this machine makes every visitor loopback,
+    so a request that carries a forwarding header counts as from the network.
+    """
+    if request.META.get("HTTP_X_FORWARDED_FOR") or request.META.get("HTTP_FORWARDED"):
+        return False
+    try:
+        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1
+    return (mapped or address).is_loopback
+
+
+def _setup_remote(request: HttpRequest) -> HttpResponse:
+    # Whoever reaches the page first would become admin: from the network, only the server's
+    # own shell may create the first account.
+    return render(request, "providers/setup.html", {"remote": True}, status=403)
+
+
 @sensitive_post_parameters("password", "password2")
 @require_http_methods(["GET", "POST"])
 def setup(request: HttpRequest) -> HttpResponse:
     if _anyone():
         return _setup_closed(request)
+    anywhere = getattr(settings, "ROUTING_SETUP_FROM_ANY_ADDRESS", False)
+    if not (anywhere or _from_this_machine(request)):
+        return _setup_remote(request)
     form = SetupForm(request.POST) if request.method == "POST" else SetupForm()
     if form.is_bound and form.is_valid():
         try:

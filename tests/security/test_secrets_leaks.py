@@ -8,9 +8,11 @@ import json
 import logging
 import sys
 import traceback
+from types import SimpleNamespace
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 from django.views.debug import ExceptionReporter
@@ -18,7 +20,10 @@ from django.views.decorators.debug import sensitive_variables
 
 from providers import services
 from providers.models import AuditEvent
+from providers.redact import mask
 from providers.services.tokens import token_create
+from providers.views import config as config_view
+from providers.views import env_import as env_import_view
 from tests.conftest import SECRET
 
 from .test_web_methods import ENDPOINTS, QUERIES
@@ -204,3 +209,116 @@ def test_password_not_in_error_report_when_adding_a_user_crashes(monkeypatch, ca
     report = _crash_report(caplog)
     assert "newbie" in report  # the report is there, and shows the harmless fields
     assert password not in report
+
+
+# --- the import pages: the uploaded file is all keys ------------------------------------------
+
+ENV_TEXT = f"OPENAI_API_KEY={NEW_KEY}\nANTHROPIC_API_KEY={SECRET}\n"
+CONFIG_TEXT = (
+    "model_list:\n"
+    "  - model_name: fast\n"
+    "    litellm_params: {model: openai/gpt-4o-mini, api_key: os.environ/OPENAI_API_KEY}\n"
+    "  - model_name: smart\n"
+    f"    litellm_params: {{model: anthropic/claude-haiku-4-5, api_key: {SECRET}}}\n"
+)
+
+
+def _editor_client() -> Client:
+    client = Client(raise_request_exception=False)
+    editor = User.objects.create_user("eve")
+    editor.groups.add(Group.objects.get_or_create(name="editor")[0])
+    client.force_login(editor)
+    return client
+
+
+def _seal_crashes(monkeypatch, module) -> None:
+    # Only the view's own reference: the services keep encrypting keys with the real module.
+    monkeypatch.setattr(module, "crypto", SimpleNamespace(encrypt=_crash))
+
+
+def test_env_file_not_in_error_report_when_its_preview_crashes(monkeypatch, caplog, db):
+    monkeypatch.setattr(env_import_view, "import_env", _crash)
+    client = _editor_client()
+    assert client.post(reverse("env_import"), {"text": ENV_TEXT}).status_code == 500
+    report = _crash_report(caplog)
+    assert "the database went away" in report and "env_import" in report
+    _assert_clean(report, "the error report")
+
+
+def test_env_file_not_in_error_report_when_keeping_the_preview_crashes(monkeypatch, caplog, db):
+    _seal_crashes(monkeypatch, env_import_view)
+    client = _editor_client()
+    assert client.post(reverse("env_import"), {"text": ENV_TEXT}).status_code == 500
+    report = _crash_report(caplog)
+    assert "the database went away" in report and "_keep" in report
+    _assert_clean(report, "the error report")
+
+
+def test_env_file_not_in_error_report_when_the_confirmed_import_crashes(monkeypatch, caplog, db):
+    client = _editor_client()
+    preview_id = client.post(reverse("env_import"), {"text": ENV_TEXT}).context["preview"]
+    monkeypatch.setattr(env_import_view, "import_env", _crash)
+    assert client.post(reverse("env_import"), {"preview": preview_id}).status_code == 500
+    report = _crash_report(caplog)
+    assert "the database went away" in report and "_apply" in report
+    _assert_clean(report, "the error report")
+
+
+def _config_upload(client: Client):
+    data = {
+        "config": SimpleUploadedFile("config.yaml", CONFIG_TEXT.encode()),
+        "environment": f"OPENAI_API_KEY={NEW_KEY}\n",
+    }
+    return client.post(reverse("config_import"), data)
+
+
+def test_config_keys_not_in_error_report_when_its_preview_crashes(monkeypatch, caplog, db):
+    monkeypatch.setattr(services, "import_config", _crash)
+    assert _config_upload(_editor_client()).status_code == 500
+    report = _crash_report(caplog)
+    assert "the database went away" in report and "config_import" in report
+    _assert_clean(report, "the error report")
+
+
+def test_config_keys_not_in_error_report_when_sealing_the_preview_crashes(monkeypatch, caplog, db):
+    _seal_crashes(monkeypatch, config_view)
+    assert _config_upload(_editor_client()).status_code == 500
+    report = _crash_report(caplog)
+    assert "the database went away" in report and "_seal" in report
+    _assert_clean(report, "the error report")
+
+
+def test_config_keys_not_in_error_report_when_the_confirmed_import_crashes(monkeypatch, caplog, db):
+    client = _editor_client()
+    token = _config_upload(client).context["token"]
+    monkeypatch.setattr(services, "import_config", _crash)
+    assert client.post(reverse("config_import"), {"token": token}).status_code == 500
+    report = _crash_report(caplog)
+    assert "the database went away" in report and "_apply" in report
+    _assert_clean(report, "the error report")
+
+
+# --- masks ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("secret", "shown"),
+    [
+        ("", ""),
+        ("hunter2", "…"),
+        ("sk-12345678", "…"),  # 11 characters
+        ("sk-123456789", "…6789"),  # 12: the last 4, never the prefix as well
+        ("sk-1234567890abcdef", "…cdef"),  # 19
+        ("sk-1234567890abcdefg", "sk-…defg"),  # 20 on: the familiar form
+        (SECRET, "sk-…J9k0"),
+    ],
+)
+def test_mask_of_a_short_secret_shows_little_or_nothing(secret, shown):
+    assert mask(secret) == shown
+
+
+def test_mask_always_hides_at_least_eight_characters():
+    for length in range(1, 120):
+        secret = "".join(chr(ord("a") + i % 26) for i in range(length))
+        visible = len(mask(secret).replace("…", ""))
+        assert visible <= 7 and (visible == 0 or length - visible >= 8), length

@@ -50,11 +50,22 @@ def test_right_password_is_refused_after_ten_wrong_ones_with_a_message(client, a
     assert "Too many failed logins for this account" in html and "15 more minutes" in html
 
 
-def test_forged_x_forwarded_for_does_not_reset_the_lockout(client, ada):
+def test_forged_x_forwarded_for_resets_neither_the_lockout_nor_the_address_budget(
+    client, ada, settings
+):
+    # Every guess claims another address. Believed, the header would spread the per-address
+    # count thin; the account lockout alone would hide that, so the budget is checked too.
+    settings.ROUTING_LOGIN_IP_FAILURE_LIMIT = 12
     for i in range(10):
         _login(client, "ada", "guess", HTTP_X_FORWARDED_FOR=f"203.0.113.{i}")
-    outcome = _login(client, "ada", PASSWORD, HTTP_X_FORWARDED_FOR="198.51.100.77")
-    assert outcome == "locked"
+    assert _login(client, "ada", PASSWORD, HTTP_X_FORWARDED_FOR="198.51.100.77") == "locked"
+    User.objects.create_user("bob", password=PASSWORD)
+    for i in range(2):
+        _login(client, f"nobody{i}", "guess", HTTP_X_FORWARDED_FOR=f"203.0.113.{50 + i}")
+    # bob never failed: only the peer's spent budget, 127.0.0.1's, can refuse him.
+    assert _login(client, "bob", PASSWORD, HTTP_X_FORWARDED_FOR="198.51.100.78") == "locked"
+    counted = ThrottleHit.objects.filter(scope=throttle.LOGIN_ADDRESS)
+    assert set(counted.values_list("key", flat=True)) == {"127.0.0.1"}
 
 
 def test_lockout_holds_for_a_fresh_session_and_another_address(ada):

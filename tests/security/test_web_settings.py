@@ -20,7 +20,7 @@ from cryptography.fernet import Fernet
 from django.core.checks import run_checks
 from dotenv import dotenv_values
 
-from providers.checks import dev_key_id
+from providers.checks import STARTUP_FAILURE, dev_key_id
 from routing_admin.__main__ import ensure_env_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -157,6 +157,59 @@ def test_production_without_allowed_hosts_guesses_none_and_fails_the_check(tmp_p
     assert result.returncode != 0 and "routing.E003" in result.stderr
 
 
+# --- the server entry points run the checks too -------------------------------------------
+
+
+def _import(tmp_path: Path, module: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", f"import {module}"],
+        capture_output=True,
+        text=True,
+        env=_environment(env, tmp_path),
+        timeout=120,
+        cwd=ROOT,
+    )
+
+
+@pytest.mark.parametrize("module", ["routing_admin.asgi", "routing_admin.wsgi"])
+def test_server_entry_point_refuses_to_start_on_a_development_secret_key(tmp_path, module):
+    dev_key = "dev-only-" + secrets.token_urlsafe(50)
+    result = _import(tmp_path, module, **{**PRODUCTION, "SECRET_KEY": dev_key})
+    assert result.returncode == STARTUP_FAILURE, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith("Routing Admin refuses to start: SECRET_KEY is a development key")
+    assert "(routing.E001)" in lines[0] and dev_key not in result.stderr
+
+
+@pytest.mark.parametrize("module", ["routing_admin.asgi", "routing_admin.wsgi"])
+def test_server_entry_point_starts_despite_deploy_only_warnings(tmp_path, module):
+    # HSTS off is security.W004, which only `check --deploy` reports: not a reason to refuse.
+    result = _import(tmp_path, module, **{**PRODUCTION, "ROUTING_HSTS_SECONDS": "0"})
+    assert result.returncode == 0, result.stderr
+    assert "refuses to start" not in result.stderr
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_uvicorn_refuses_to_serve_plain_http_to_the_network(tmp_path, workers):
+    # Several workers import the app inside their event loop: the checks must run there too.
+    env = {**PRODUCTION, "ROUTING_HTTPS_REDIRECT": "0"}  # no TLS proxy named: routing.E004
+    command = ["-m", "uvicorn", "routing_admin.asgi:application", "--port", "0"]
+    command += ["--workers", workers]
+    result = subprocess.run(
+        [sys.executable, *command],
+        capture_output=True,
+        text=True,
+        env=_environment(env, tmp_path),
+        timeout=120,  # without the check it would serve until killed
+        cwd=ROOT,
+    )
+    if workers == "1":  # with several, uvicorn's parent stops, and exits 0
+        assert result.returncode == STARTUP_FAILURE, result.stderr
+    assert "Routing Admin refuses to start" in result.stderr and "routing.E004" in result.stderr
+    assert "SynchronousOnlyOperation" not in result.stderr
+
+
 # --- development keys ---------------------------------------------------------------------
 
 
@@ -226,3 +279,21 @@ def test_dev_encryption_key_kept_only_for_decryption_does_not_block_rotation(set
 def test_malformed_trusted_proxy_entry_fails_the_check(settings, entry):
     settings.ROUTING_TRUSTED_PROXIES = ["10.0.0.1", entry]
     assert "routing.E005" in _ids(run_checks(tags=["security"]))
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_secret_key_equal_to_an_encryption_key_fails_the_check(settings, debug):
+    settings.DEBUG = debug
+    settings.SECRET_KEY = SECRET_KEY
+    assert "routing.E006" not in _ids(run_checks(tags=["security"]))
+    old = Fernet.generate_key().decode()
+    settings.ROUTING_ENCRYPTION_KEYS = (KEY, old)
+    for reused in (KEY, old, f" {old}\n"):
+        settings.SECRET_KEY = reused
+        assert "routing.E006" in _ids(run_checks(tags=["security"])), reused[:4]
+
+
+def test_server_entry_point_refuses_a_secret_key_that_is_the_encryption_key(tmp_path):
+    result = _import(tmp_path, "routing_admin.asgi", **{**PRODUCTION, "SECRET_KEY": KEY})
+    assert result.returncode == STARTUP_FAILURE and "routing.E006" in result.stderr
+    assert KEY not in result.stderr
