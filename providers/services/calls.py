@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -14,6 +15,9 @@ from ..llm import alitellm, litellm
 from ..redact import redact
 
 UPSTREAM_FAILED = "Provider {provider!r} ({kind}) failed{status}: {detail}"
+STREAM_ABANDONED = "The caller stopped reading the stream before it ended."
+# nginx's "client closed request": not an upstream status, and not a success either.
+ABANDONED_STATUS = 499
 
 UnknownModel = live.UnknownModel
 Unavailable = live.Unavailable
@@ -67,6 +71,7 @@ def _log(
     error: ProviderError | None = None,
     stream: bool = False,
     token_name: str | None = None,
+    abandoned: bool = False,
 ) -> None:
     """Queue one request-log record (written in batches, off the call path)."""
     provider, model, fallbacks, litellm_model = "", "", 0, ""
@@ -87,9 +92,9 @@ def _log(
         provider=provider,
         model=model[:200],
         fallbacks=fallbacks,
-        ok=error is None,
-        status=error.status_code if error is not None else 200,
-        error=str(error)[:300] if error is not None else "",
+        ok=error is None and not abandoned,
+        status=ABANDONED_STATUS if abandoned else (error.status_code if error else 200),
+        error=STREAM_ABANDONED if abandoned else (str(error)[:300] if error else ""),
         latency_ms=(time.perf_counter() - started) * 1000,
         prompt_tokens=getattr(usage, "prompt_tokens", None),
         completion_tokens=getattr(usage, "completion_tokens", None),
@@ -109,7 +114,7 @@ class _GuardedStream:
         # Who made the call: the stream may be read after the caller's context is gone.
         self._token = request_log.current_token.get()
 
-    def _finish(self, last: Any, error: ProviderError | None = None) -> None:
+    def _finish(self, last: Any, error: ProviderError | None = None, **how: bool) -> None:
         _log(
             self._target,
             self._requested,
@@ -118,6 +123,7 @@ class _GuardedStream:
             error=error,
             stream=True,
             token_name=self._token,
+            **how,
         )
 
     def __iter__(self) -> Iterator[Any]:
@@ -129,6 +135,10 @@ class _GuardedStream:
             error = _error(exc, self._target)
             self._finish(last, error)
             raise error from None
+        except GeneratorExit:
+            # The caller closed the stream early: still a call, and it is logged.
+            self._finish(last, abandoned=True)
+            raise
         self._finish(last)
 
     async def __aiter__(self) -> AsyncIterator[Any]:
@@ -141,6 +151,10 @@ class _GuardedStream:
             error = _error(exc, self._target)
             self._finish(last, error)
             raise error from None
+        except (GeneratorExit, asyncio.CancelledError):
+            # The client went away (aclose) or its request was cancelled: logged all the same.
+            self._finish(last, abandoned=True)
+            raise
         self._finish(last)
 
     def __getattr__(self, name: str) -> Any:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from providers import request_log, services
+from providers import live, request_log, services
 from providers.models import RequestLog
 from providers.services import DeploymentSpec as D
 from tests.conftest import SECRET, shared_database_url
@@ -71,6 +71,30 @@ def test_a_stream_is_logged_when_it_ends(servers):
     list(stream)
     [row] = _rows()
     assert row.stream and row.ok
+
+
+def test_a_stream_the_caller_abandons_is_logged_too(servers):
+    stream = iter(services.completion(HI, model="pa/m", stream=True))
+    next(stream)
+    stream.close()  # the caller stops reading after the first chunk
+    [row] = _rows()
+    assert row.stream and not row.ok and row.status == 499
+    assert row.error == "The caller stopped reading the stream before it ended."
+
+
+def test_an_async_stream_cancelled_midway_is_logged(servers):
+    import asyncio
+
+    async def read_one_then_leave():
+        stream = await services.acompletion(HI, model="pa/m", stream=True)
+        chunks = aiter(stream)
+        await anext(chunks)
+        await chunks.aclose()
+
+    live.snapshot()  # loaded here, in the test's transaction, not on the event loop's thread
+    asyncio.run(read_one_then_leave())
+    [row] = _rows()
+    assert row.stream and row.status == 499
 
 
 @pytest.mark.django_db(transaction=True)
