@@ -1,11 +1,8 @@
-"""`uv run python -m bench [--quick] [--json FILE]`: what the routing layer costs per call.
+"""`uv run python -m bench [--quick] [--json FILE] [--with-litellm-proxy]`: what the routing
+layer costs per call, against a local mock upstream, and the dashboard at scale.
 
-Arms, interleaved in rounds after warm-up, against the same local mock and request:
-  httpx     raw HTTP straight to the mock (the floor)
-  direct    litellm.completion with the same parameters the service layer would build
-  service   providers.services.completion with the configuration in the database (hot)
-  cold      the first service call right after a configuration change (rebuild)
-Target (issue 2): service median at most 5% above direct.
+Everything runs on 127.0.0.1 in a temporary directory with its own database and keys (the
+project's db.sqlite3 and .env are never touched). See bench/arms.py for the arms.
 """
 
 from __future__ import annotations
@@ -13,147 +10,211 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import sys
-import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
-MESSAGES = [{"role": "user", "content": "hi"}]
+from . import arms as arms_module
+from . import chart, env, mock, propagation, report, servers
+from .driver import MARK, Driver
+from .env import die_with_parent
+from .load import HttpLoad
+
+RESULTS = Path(__file__).resolve().parent / "results"
+WORKER_COUNTS = (1, 2)
+CONCURRENCY = 16
+FULL = {
+    "mock_seconds": 2.0,
+    "warmup_s": 0.6,
+    "c1": (10, 0.6),  # rounds, seconds per arm and round
+    "c16": (8, 0.8),
+    "cold": 30,
+    "switches": 10,
+    "dashboard": {"providers": 1000, "groups": 100, "rows": 1_000_000},
+    "page_repeats": 10,
+}
+QUICK = {
+    "mock_seconds": 0.5,
+    "warmup_s": 0.3,
+    "c1": (3, 0.25),
+    "c16": (3, 0.3),
+    "cold": 10,
+    "switches": 4,
+    "dashboard": {"providers": 100, "groups": 10, "rows": 20_000},
+    "page_repeats": 5,
+}
 
 
-def _setup_django(tmp: Path) -> None:
-    from cryptography.fernet import Fernet
-
-    os.environ.update(
-        SECRET_KEY="bench-only-" + Fernet.generate_key().decode(),
-        ROUTING_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
-        DATABASE_URL=f"sqlite:///{tmp / 'bench.sqlite3'}",
-        ROUTING_ALLOWED_PRIVATE_HOSTS="127.0.0.1",
-        DJANGO_SETTINGS_MODULE="routing_admin.settings",
-        LOG_LEVEL="WARNING",
-    )
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
+def _start_servers(world: env.World, proxy_python: Path | None) -> list[servers.Server]:
+    started = [servers.start_gateway(world, w) for w in WORKER_COUNTS]
+    if proxy_python is not None:
+        started += [servers.start_proxy(world, proxy_python, w) for w in WORKER_COUNTS]
+    return started
 
 
-def _percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+def _body() -> bytes:
+    return json.dumps({"model": "default", "messages": env.MESSAGES}).encode()
 
 
-def _summary(samples: list[float], cpu: float) -> dict:
-    return {
-        "n": len(samples),
-        "median_ms": statistics.median(samples) * 1000,
-        "p90_ms": _percentile(samples, 0.90) * 1000,
-        "p99_ms": _percentile(samples, 0.99) * 1000,
-        "cpu_ms_per_call": cpu / len(samples) * 1000,
+def _proxy(args: argparse.Namespace) -> tuple[Path | None, dict]:
+    if not args.with_litellm_proxy:
+        return None, {"status": "skipped", "reason": "not asked for (--with-litellm-proxy)"}
+    wanted = report.machine()["litellm"]
+    t0 = time.perf_counter()
+    python, reason = servers.install_proxy(wanted)
+    if python is None:
+        return None, {"status": "skipped", "reason": f"could not be installed: {reason}"}
+    return python, {
+        "status": "ran",
+        "version": wanted,
+        "install_s": time.perf_counter() - t0,
+        "reason": "",
     }
 
 
-def run(quick: bool) -> dict:
-    from bench.mock import MockUpstream, direct_throughput
+def _wait_ready(running: list[servers.Server], body: bytes, result: dict) -> None:
+    """Every gateway must start; arm 5 is measured whole or not at all, its reason noted."""
+    deadline = time.monotonic() + 300
+    for server in list(running):
+        if server not in running:
+            continue
+        problem = servers.wait_ready(server, body, deadline)
+        if problem and server.name.startswith("gateway"):
+            raise RuntimeError(f"{server.name} did not start: {problem}")
+        if problem:
+            result["proxy"] = {"status": "skipped", "reason": f"{server.name}: {problem}"}
+            for proxy in [s for s in running if not s.name.startswith("gateway")]:
+                proxy.stop()
+                running.remove(proxy)
 
-    tmp = Path(tempfile.mkdtemp(prefix="routing-bench-"))
-    _setup_django(tmp)
-    import httpx
 
-    from providers import live, services
-    from providers.llm import litellm
+def measure_arms(world: env.World, plan: dict, result: dict, proxy_python: Path | None) -> None:
+    body = _body()
+    config = {"mock_url": world.mock_url, "params": world.params}
+    drivers = {name: Driver(name, world.env, config) for name in ("httpx", "direct", "service")}
+    running = _start_servers(world, proxy_python)
+    loads: list[HttpLoad] = []
+    try:
+        _wait_ready(running, body, result)
+        arms = [
+            arms_module.driver_arm("httpx", 1, drivers["httpx"]),
+            arms_module.driver_arm("direct", 2, drivers["direct"]),
+            arms_module.driver_arm("service", 3, drivers["service"]),
+        ]
+        for server in running:
+            loads.append(HttpLoad(server, body, CONCURRENCY))
+            number = 4 if server.name.startswith("gateway") else 5
+            arms.append(arms_module.http_arm(server.name, number, loads[-1]))
+        arms_module.warm_up(arms, plan["warmup_s"], CONCURRENCY)
+        for concurrency in (1, CONCURRENCY):
+            rounds, seconds = plan[f"c{concurrency}"]
+            arms_module.interleave(arms, rounds=rounds, seconds=seconds, concurrency=concurrency)
+        summaries = {arm.name: arms_module.summary(arm) for arm in arms}
+        cold = drivers["service"].ask(op="cold", n=plan["cold"])["samples"]
+        summaries["service-cold"] = {"number": 3, "c1": arms_module.stats.latency(cold)}
+        order = ["httpx", "direct", "service", "service-cold"]
+        result["arms"] = {name: summaries[name] for name in order} | {
+            name: s for name, s in summaries.items() if name not in order
+        }
+        result["propagation"] = [
+            propagation.measure(server, body, plan["switches"])
+            for server in running
+            if server.name.startswith("gateway")
+        ]
+    finally:
+        for load in loads:
+            load.close()
+        for server in running:
+            server.stop()
+        for driver in drivers.values():
+            driver.stop()
 
-    mock = MockUpstream()
-    # Measured before any LiteLLM call: its background threads would slow this loop down.
-    mock_rps = direct_throughput(mock.base_url, 0.5 if quick else 2.0)
-    provider = services.provider_create(
-        name="bench",
-        kind="openai",
-        base_url=mock.base_url + "/v1",
-        api_key="sk-fake-bench-key-0000000",
-        actor="bench",
-    )
-    services.default_model_set(provider=provider, model="bench-model", actor="bench")
-    params = live.snapshot().resolve(None).params
-    client = httpx.Client()
-    body = json.dumps({"model": "bench-model", "messages": MESSAGES}).encode()
 
-    arms = {
-        "httpx": lambda: client.post(
-            mock.base_url + "/v1/chat/completions",
-            content=body,
-            headers={"authorization": "Bearer x", "content-type": "application/json"},
-        ),
-        "direct": lambda: litellm().completion(messages=MESSAGES, **params),
-        "service": lambda: services.completion(MESSAGES),
+def measure_dashboard(plan: dict) -> dict:
+    """In a process of its own, on a database of its own."""
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="routing-bench-dashboard-") as tmp:
+        child_env = env.make_env(Path(tmp), f"sqlite:///{Path(tmp) / 'dashboard.sqlite3'}")
+        child_env["BENCH_DASHBOARD"] = json.dumps(
+            {"size": plan["dashboard"], "repeats": plan["page_repeats"]}
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.dashboard"],
+            preexec_fn=die_with_parent,
+            cwd=env.ROOT,
+            env=child_env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+    for line in done.stdout.splitlines():
+        if line.startswith(MARK):
+            return json.loads(line[len(MARK) :])
+    raise RuntimeError(f"dashboard measurement failed: {done.stderr[-2000:]}")
+
+
+def run(args: argparse.Namespace) -> dict:
+    plan = QUICK if args.quick else FULL
+    started = time.perf_counter()
+    result: dict = {
+        "quick": args.quick,
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": report.machine(),
+        "worker_counts": list(WORKER_COUNTS),
+        "concurrency": CONCURRENCY,
+        "plan": plan,
     }
-    rounds, per_round, warmup = (6, 40, 50) if quick else (20, 100, 200)
-    for _ in range(warmup):
-        for call in arms.values():
-            call()
-    samples: dict[str, list[float]] = {name: [] for name in arms}
-    cpu: dict[str, float] = dict.fromkeys(arms, 0.0)
-    names = list(arms)
-    for round_number in range(rounds):
-        # Alternate the order so neither arm always runs on a warmer cache.
-        order = names if round_number % 2 == 0 else names[::-1]
-        for name in order:
-            call = arms[name]
-            c0 = time.process_time()
-            for _ in range(per_round):
-                t0 = time.perf_counter()
-                call()
-                samples[name].append(time.perf_counter() - t0)
-            cpu[name] += time.process_time() - c0
-
-    cold: list[float] = []
-    for i in range(10 if quick else 30):
-        services.provider_update(provider=provider, timeout=30 + i, actor="bench")
-        t0 = time.perf_counter()
-        services.completion(MESSAGES)
-        cold.append(time.perf_counter() - t0)
-
-    results = {name: _summary(samples[name], cpu[name]) for name in arms}
-    results["cold"] = _summary(cold, 0.0) | {"cpu_ms_per_call": None}
-    ratio = results["service"]["median_ms"] / results["direct"]["median_ms"]
-    return {
-        "machine": {
-            "cores": os.cpu_count(),
-            "python": sys.version.split()[0],
-            "platform": sys.platform,
-        },
-        "mock_direct_rps": mock_rps,
-        "arms": results,
-        "service_over_direct": ratio,
-        "target_service_over_direct": 1.05,
-        "target_met": ratio <= 1.05,
-    }
-
-
-def _print(report: dict) -> None:
-    print(f"mock upstream, one keep-alive client: {report['mock_direct_rps']:.0f} req/s")
-    print(f"{'arm':<9}{'median ms':>11}{'p90 ms':>9}{'p99 ms':>9}{'cpu ms/call':>13}")
-    for name, r in report["arms"].items():
-        cpu = "-" if r["cpu_ms_per_call"] is None else f"{r['cpu_ms_per_call']:.3f}"
-        print(f"{name:<9}{r['median_ms']:>11.3f}{r['p90_ms']:>9.3f}{r['p99_ms']:>9.3f}{cpu:>13}")
-    verdict = "met" if report["target_met"] else "MISSED"
-    print(
-        f"service / direct median: {report['service_over_direct']:.3f} "
-        f"(target <= {report['target_service_over_direct']}: {verdict})"
-    )
+    proxy_python, result["proxy"] = _proxy(args)
+    world = env.create_world()
+    upstream = mock.start()
+    try:
+        # Before anything else runs: nothing competes with the mock for the CPU here.
+        result["mock"] = mock.throughput(upstream, plan["mock_seconds"])
+        env.configure(world, upstream.base_url)
+        measure_arms(world, plan, result, proxy_python)
+    finally:
+        upstream.stop()
+        world.cleanup()
+    if not args.no_dashboard:
+        result["dashboard"] = measure_dashboard(plan)
+    result["machine"]["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    result["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    result["duration_s"] = time.perf_counter() - started
+    report.derive(result)
+    return result
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer rounds (under a minute)")
-    parser.add_argument("--json", metavar="FILE", help="also write every figure to FILE")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="What the routing layer costs per call, and the dashboard at scale.",
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer calls and a smaller dashboard")
+    parser.add_argument(
+        "--json", metavar="FILE", default=str(RESULTS / "latest.json"), help="every figure"
+    )
+    parser.add_argument(
+        "--svg", metavar="FILE", default=str(RESULTS / "latency.svg"), help="the chart"
+    )
+    parser.add_argument(
+        "--with-litellm-proxy",
+        action="store_true",
+        help="install LiteLLM's proxy into .bench/litellm-proxy and measure it too",
+    )
+    parser.add_argument("--no-dashboard", action="store_true", help="skip the dashboard pages")
     args = parser.parse_args()
-    report = run(args.quick)
-    _print(report)
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
+    result = run(args)
+    print(report.text(result))
+    for path, content in (
+        (args.json, json.dumps(result, indent=2)),
+        (args.svg, chart.render(result)),
+    ):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(content)
+    print(f"\nwrote {args.json} and {args.svg} in {result['duration_s']:.0f} s")
 
 
 if __name__ == "__main__":

@@ -80,6 +80,10 @@ class LifespanShutdown:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                from .fastpath import nodelay_on_listeners
+
+                # The listening sockets exist now, in this worker (uvicorn --workers N).
+                nodelay_on_listeners()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await sync_to_async(_flush_request_log, thread_sensitive=False)()

@@ -17,12 +17,15 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "routing_admin.settings")
 application = get_asgi_application()
 
 from providers.checks import refuse_to_start_on_errors  # noqa: E402 - needs the settings above
+from providers.fastpath import FastPath  # noqa: E402 - needs the settings above
 from providers.middleware import LifespanShutdown  # noqa: E402 - needs the settings above
 
 # `manage.py check` guards migrate and runserver; uvicorn imports this module and nothing
 # else, so a production server on development keys must be refused here.
 refuse_to_start_on_errors()
 
+# /v1/chat/completions and /v1/models skip Django's per-request thread hops (fastpath.py).
+application = FastPath(application)
 # uvicorn exits by re-raising SIGTERM, which skips atexit: flush the request log on shutdown.
 application = LifespanShutdown(application)
 

@@ -9,3 +9,6 @@ urlpatterns = [
     path("healthz", gateway.healthz, name="healthz"),
     path("", include("providers.urls")),
 ]
+
+# An unexpected error on /v1/ answers in OpenAI's error shape; elsewhere, Django's 500 page.
+handler500 = gateway.server_error

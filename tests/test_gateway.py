@@ -208,3 +208,45 @@ def test_each_gateway_call_is_logged_with_its_token(gateway, setup):
     )  # fmt: skip
     assert (streamed.token_name, streamed.stream) == ("app", True)
     assert AccessToken.objects.get(name="app").last_used_at == streamed.at
+
+
+def test_a_body_over_the_upload_limit_is_refused_in_openai_shape(gateway, setup, settings):
+    _, _, token = setup
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    big = [{"role": "user", "content": "x" * 2000}]
+    with pytest.raises(openai.APIStatusError) as info:
+        client(gateway, token).chat.completions.create(model="default", messages=big)
+    assert info.value.status_code == 413
+    assert info.value.body["code"] == "too_large"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_unexpected_failure_is_a_json_500_not_an_html_page(
+    gateway, setup, monkeypatch, stream
+):
+    # Plain calls take the fast path (providers/fastpath.py); streams go through Django.
+    _, _, token = setup
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("a bug of ours, with sk-test-" + "A1b2C3d4E5f6G7h8J9k0")
+
+    monkeypatch.setattr(services, "acompletion", broken)
+    answer = httpx.post(
+        gateway + "/v1/chat/completions",
+        json={"model": "default", "messages": HI, **({"stream": True} if stream else {})},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert answer.status_code == 500
+    error = answer.json()["error"]
+    assert (error["message"], error["type"], error["code"]) == (
+        "Internal server error; it has been logged.", "api_error", "internal_error"
+    )  # fmt: skip
+    assert "sk-test" not in answer.text
+
+
+def test_the_fast_path_keeps_the_security_headers(gateway, setup):
+    _, _, token = setup
+    answer = httpx.get(gateway + "/v1/models", headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert int(answer.headers["content-length"]) == len(answer.content)

@@ -6,12 +6,13 @@ resolution read the per-process snapshot, so a request costs no configuration qu
 
 from __future__ import annotations
 
+import contextvars
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import connection
+from django.db import close_old_connections, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -58,6 +59,7 @@ EXPIRED_TOKEN = "This token has expired; ask an editor for a new one."
 MODEL_NOT_ALLOWED = "Token {token!r} may not use model {model!r}."
 BAD_JSON = "The request body must be a JSON object."
 BAD_MESSAGES = "'messages' must be a non-empty list of chat messages."
+INTERNAL_ERROR = "Internal server error; it has been logged."
 
 
 def _error(status: int, message: str, type_: str, code: str | None = None) -> JsonResponse:
@@ -66,8 +68,26 @@ def _error(status: int, message: str, type_: str, code: str | None = None) -> Js
     )
 
 
+# Set by providers.fastpath for the requests it serves without Django's handler.
+outside_django: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "outside_django", default=False
+)
+
+
+def _fresh_snapshot() -> live.Snapshot:
+    if not outside_django.get():
+        return live.snapshot()
+    # What Django's request signals do around a request, for the fast path that skips them:
+    # a broken or expired connection is replaced, not reused.
+    close_old_connections()
+    try:
+        return live.snapshot()
+    finally:
+        close_old_connections()
+
+
 async def _snapshot() -> live.Snapshot:
-    return live.peek() or await sync_to_async(live.snapshot)()
+    return live.peek() or await sync_to_async(_fresh_snapshot)()
 
 
 async def _authenticate(
@@ -202,7 +222,11 @@ async def providers(request: HttpRequest) -> HttpResponse:
             },
         }
         async for p in Provider.objects.filter(enabled=True).only(
-            "name", "kind", "last_test_ok", "last_test_latency_ms", "last_test_at",
+            "name",
+            "kind",
+            "last_test_ok",
+            "last_test_latency_ms",
+            "last_test_at",
             "unhealthy_since",
         )  # fmt: skip
     ]
@@ -229,3 +253,12 @@ async def healthz(request: HttpRequest) -> HttpResponse:
         },
         status=200 if ok else 503,
     )
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: OpenAI's error shape for the gateway's clients, the 500 page for people."""
+    if request.path.startswith("/v1/"):
+        return _error(500, INTERNAL_ERROR, "api_error", "internal_error")
+    from django.views.defaults import server_error as page
+
+    return page(request)

@@ -1,0 +1,104 @@
+"""The bench's own world: a temporary directory with its own database and generated keys,
+never the project's db.sqlite3 or .env, and the configuration every arm shares."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MESSAGES = [{"role": "user", "content": "hi"}]
+PROVIDER, PROVIDER_B, MODEL = "bench", "bench-b", "bench-model"
+API_KEY = "sk-fake-bench-key-0000000"
+
+
+@dataclass
+class World:
+    tmp: Path
+    env: dict[str, str]
+    mock_url: str = ""
+    token: str = ""
+    params: dict = field(default_factory=dict)
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def make_env(tmp: Path, database_url: str) -> dict[str, str]:
+    """The environment of every process of the bench (this one, drivers, workers): real
+    variables, so the project's .env (read by settings, never overriding) has no say."""
+    from cryptography.fernet import Fernet
+
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "routing_admin.settings",
+        "SECRET_KEY": "bench-only-" + Fernet.generate_key().decode(),
+        "ROUTING_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "DATABASE_URL": database_url,
+        "DEBUG": "0",
+        # Plain HTTP on loopback: no redirect to https.
+        "ROUTING_HTTPS_REDIRECT": "0",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "ROUTING_ALLOWED_PRIVATE_HOSTS": "127.0.0.1",
+        # Only the change signal may carry a switch, so propagation measures the signal.
+        "ROUTING_CONFIG_RECHECK_SECONDS": "3600",
+        "ROUTING_PRELOAD_LITELLM": "1",
+        "LOG_LEVEL": "WARNING",
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "LITELLM_TELEMETRY": "False",
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+def die_with_parent() -> None:
+    """For Popen(preexec_fn=...): a child of the bench ends when the bench does, even when
+    the bench is killed, so no server or mock outlives a run."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def setup_django(env: dict[str, str]) -> None:
+    os.environ.update(env)
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
+def create_world() -> World:
+    tmp = Path(tempfile.mkdtemp(prefix="routing-bench-"))
+    env = make_env(tmp, f"sqlite:///{tmp / 'bench.sqlite3'}")
+    setup_django(env)
+    return World(tmp=tmp, env=env)
+
+
+def configure(world: World, mock_url: str) -> None:
+    """Two providers on the mock (B answers under /b/), A the default, and a gateway token:
+    all through the service layer, as an admin would."""
+    from providers import live, services
+    from providers.services.tokens import token_create
+
+    provider = services.provider_create(
+        name=PROVIDER, kind="openai", base_url=mock_url + "/v1", api_key=API_KEY, actor="bench"
+    )
+    services.provider_create(
+        name=PROVIDER_B, kind="openai", base_url=mock_url + "/b/v1", api_key=API_KEY, actor="bench"
+    )
+    services.default_model_set(provider=provider, model=MODEL, actor="bench")
+    _, world.token = token_create(name="bench", actor="bench")
+    world.mock_url = mock_url
+    world.params = dict(live.snapshot().resolve(None).params)
+
+
+def switch(to_b: bool) -> None:
+    from providers import services
+    from providers.models import Provider
+
+    provider = Provider.objects.get(name=PROVIDER_B if to_b else PROVIDER)
+    services.default_model_set(provider=provider, model=MODEL, actor="bench")
