@@ -6,7 +6,7 @@ after `routing rotate-key`. The key is deliberately separate from SECRET_KEY, so
 rotating the session-signing key never makes stored secrets unreadable.
 """
 
-from functools import cache
+from functools import cache, lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.views.decorators.debug import sensitive_variables
@@ -77,9 +77,18 @@ def decrypt(token: str) -> str:
 
 
 def is_decryptable(token: str) -> bool:
+    from django.conf import settings
+
+    return _decryptable(token, tuple(settings.ROUTING_ENCRYPTION_KEYS))
+
+
+@lru_cache(maxsize=4096)
+def _decryptable(token: str, keys: tuple[str, ...]) -> bool:
+    # Pages list every provider's key state: remembered per ciphertext and key list, so a
+    # list of a thousand providers does not decrypt a thousand keys on every view.
     try:
-        decrypt(token)
-    except UndecryptableSecret:
+        _multifernet(keys).decrypt(token.encode())
+    except InvalidToken:
         return False
     return True
 

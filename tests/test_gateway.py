@@ -250,3 +250,18 @@ def test_the_fast_path_keeps_the_security_headers(gateway, setup):
     assert answer.status_code == 200
     assert answer.headers["x-content-type-options"] == "nosniff"
     assert int(answer.headers["content-length"]) == len(answer.content)
+
+
+def test_refused_calls_are_logged_with_their_token_and_status(gateway, setup):
+    from providers import request_log
+    from providers.models import RequestLog
+
+    _, _, token = setup
+    _, limited = token_create(name="limited", allowed_models=["pb/small"])
+    with pytest.raises(openai.NotFoundError):
+        client(gateway, token).chat.completions.create(model="nope/model", messages=HI)
+    with pytest.raises(openai.PermissionDeniedError):
+        client(gateway, limited).chat.completions.create(model="default", messages=HI)
+    request_log.flush()
+    rows = list(RequestLog.objects.order_by("id").values_list("token_name", "status", "ok"))
+    assert rows == [("app", 404, False), ("limited", 403, False)]

@@ -285,9 +285,22 @@ def _latency_exact(rows: QuerySet[RequestLog]) -> list[Latency]:
 
 
 def _latency_from_histogram(w: Window) -> list[Latency]:
-    """One grouped query: per model, how many requests fell in each latency bucket."""
+    """Two grouped queries: the busiest models (by successful requests), then how many of
+    their requests fell in each latency bucket, read through the (provider, model) index."""
+    busiest = (
+        w.rollups()
+        .values("provider", "model")
+        .annotate(served=Sum("requests") - Sum("errors"))
+        .filter(served__gt=0)
+        .order_by("-served", "provider", "model")[:LATENCY_MODELS]
+    )
+    pairs = Q()
+    for row in busiest:
+        pairs |= Q(provider=row["provider"], model=row["model"])
+    if not pairs:
+        return []
     histograms: dict[tuple[str, str], dict[int, int]] = {}
-    counts = w.rollups(LatencyRollup).values("provider", "model", "bucket")
+    counts = w.rollups(LatencyRollup).filter(pairs).values("provider", "model", "bucket")
     for row in counts.annotate(n=Sum("count")):
         buckets = histograms.setdefault((row["provider"], row["model"]), {})
         buckets[row["bucket"]] = row["n"]

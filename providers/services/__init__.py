@@ -4,7 +4,15 @@ Forms, the command line and (later) the gateway call these functions; none of th
 to the models directly.
 """
 
-from .calls import ProviderError, Unavailable, UnknownModel, acompletion, answered_by, completion
+from .calls import (
+    ProviderError,
+    Unavailable,
+    UnknownModel,
+    acompletion,
+    answered_by,
+    completion,
+    log_refused,
+)
 from .connection import ConnectionResult, provider_test, provider_test_many
 from .groups import (
     DeploymentSpec,
@@ -37,6 +45,7 @@ from .providers import (
 from .users import user_create, user_set_role
 
 __all__ = [
+    "log_refused",
     "MAX_CONFIG_BYTES",
     "ImportReport",
     "export_config",

@@ -104,6 +104,30 @@ def _log(
     )
 
 
+def log_refused(*, requested: str | None, status: int, message: str) -> None:
+    """Log a call refused before any provider was asked: an unknown model (404), nothing to
+    serve it (503), a model the caller's token may not use (403)."""
+    request_log.record(
+        at=timezone.now(),
+        requested_model=(requested or "default")[:264],
+        ok=False,
+        status=status,
+        error=message[:300],
+        latency_ms=0.0,
+    )
+
+
+def _resolve(snap: live.Snapshot, model: str | None) -> live.Target | live.GroupTarget:
+    try:
+        return snap.resolve(model)
+    except live.UnknownModel as exc:
+        log_refused(requested=model, status=404, message=str(exc))
+        raise
+    except live.Unavailable as exc:
+        log_refused(requested=model, status=503, message=str(exc))
+        raise
+
+
 class _GuardedStream:
     """Chunks pass through unchanged; a failure mid-stream becomes a redacted ProviderError.
     The call is logged when the stream ends."""
@@ -175,7 +199,7 @@ def completion(messages: list[dict[str, Any]], model: str | None = None, **kwarg
     """`model=None` (or "default") uses the active default; a routing group's name routes
     through the group; "<provider>/<model id>" addresses one provider. Everything else is
     passed to LiteLLM unchanged (stream=True, tools, ...)."""
-    target = live.snapshot().resolve(model)
+    target = _resolve(live.snapshot(), model)
     started = time.perf_counter()
     try:
         if isinstance(target, live.GroupTarget):
@@ -196,7 +220,7 @@ async def acompletion(
     messages: list[dict[str, Any]], model: str | None = None, **kwargs: Any
 ) -> Any:
     snap = live.peek() or await sync_to_async(live.snapshot)()
-    target = snap.resolve(model)
+    target = _resolve(snap, model)
     started = time.perf_counter()
     try:
         if isinstance(target, live.GroupTarget):

@@ -155,6 +155,9 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         return _error(400, "'model' must be a string.", "invalid_request_error", "invalid_model")
     if not token.allows(model):
         message = MODEL_NOT_ALLOWED.format(token=token.name, model=model)
+        reset = request_log.current_token.set(token.name)
+        services.log_refused(requested=model, status=403, message=message)
+        request_log.current_token.reset(reset)
         return _error(403, message, "permission_error", "model_not_allowed")
     params = {key: value for key, value in body.items() if key in PASSTHROUGH}
     # A context variable: it follows this request into the service layer and its stream.

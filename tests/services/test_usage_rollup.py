@@ -122,7 +122,8 @@ def test_histogram_percentiles_stay_close_to_the_exact_ones(monkeypatch):
     with CaptureQueriesContext(connection) as queries:
         [estimated] = selectors.latency_by_model(w, requests=2000)
 
-    assert len(queries.captured_queries) == 1  # one grouped read, not one per percentile
+    # Two grouped reads (the busiest models, their histograms), not one per percentile.
+    assert len(queries.captured_queries) == 2
     assert estimated.requests == exact.requests == 2000
     for got, want in zip(estimated.values, exact.values, strict=True):
         assert got == pytest.approx(want, rel=0.13)
@@ -167,3 +168,18 @@ def test_a_failed_batch_leaves_neither_records_nor_rollups(monkeypatch):
         request_log.write([_record(timezone.now())])
     # All or nothing: retrying the batch will not count it twice.
     assert not RequestLog.objects.exists() and not UsageRollup.objects.exists()
+
+
+def test_histograms_are_read_for_the_ten_busiest_models_only(monkeypatch):
+    now = timezone.now()
+    # Model m0 has 1 successful request, m1 has 2, ... m11 has 12 (and one error each).
+    records = []
+    for m in range(12):
+        records += [_record(now - timedelta(hours=1), model=f"m{m}")] * (m + 1)
+        records.append(_record(now - timedelta(hours=1), model=f"m{m}", ok=False))
+    request_log.write(records)
+    monkeypatch.setattr(selectors, "EXACT_PERCENTILES_UP_TO", 0)
+
+    rows = selectors.latency_by_model(_window("24h"), requests=len(records))
+
+    assert [(r.model, r.requests) for r in rows] == [(f"m{m}", m + 1) for m in range(11, 1, -1)]
