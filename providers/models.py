@@ -330,63 +330,6 @@ class RequestLog(models.Model):
         ]
 
 
-class RollupPeriod(models.TextChoices):
-    HOUR = "h", "hour"
-    DAY = "d", "day"
-
-
-class UsageRollup(models.Model):
-    """Request-log totals per hour and per day, for each (provider, model, token name).
-
-    Kept up to date by the request-log writer in the same transaction as the records, so the
-    usage page reads a few thousand rows for a month instead of every request."""
-
-    period = models.CharField(max_length=1, choices=RollupPeriod.choices)
-    start = models.DateTimeField()
-    provider = models.CharField(max_length=63, blank=True)
-    model = models.CharField(max_length=200, blank=True)
-    token_name = models.CharField(max_length=63)
-    requests = models.PositiveIntegerField(default=0)
-    errors = models.PositiveIntegerField(default=0)
-    prompt_tokens = models.BigIntegerField(default=0)
-    completion_tokens = models.BigIntegerField(default=0)
-    cost = models.FloatField(null=True, blank=True)
-
-    class Meta:
-        constraints = [
-            # Its index, led by (period, start), is the one every range query uses.
-            models.UniqueConstraint(
-                fields=["period", "start", "provider", "model", "token_name"],
-                name="unique_usage_rollup",
-            )
-        ]
-
-
-class LatencyRollup(models.Model):
-    """How many successful requests fell in each latency bucket (see services.usage), per
-    hour and per day: percentiles over any range without sorting every request."""
-
-    period = models.CharField(max_length=1, choices=RollupPeriod.choices)
-    start = models.DateTimeField()
-    provider = models.CharField(max_length=63, blank=True)
-    model = models.CharField(max_length=200, blank=True)
-    token_name = models.CharField(max_length=63)
-    bucket = models.PositiveSmallIntegerField()
-    count = models.PositiveIntegerField(default=0)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["period", "start", "provider", "model", "token_name", "bucket"],
-                name="unique_latency_rollup",
-            )
-        ]
-        # The usage page reads the histograms of its ten busiest models only.
-        indexes = [
-            models.Index(fields=["period", "provider", "model", "start"], name="latency_model")
-        ]
-
-
 class ThrottleHit(models.Model):
     """One counted event for a throttle: a failed login (per account and per address) or a
     connection test (per person). Rows live in the database so that every process, and every
@@ -404,3 +347,23 @@ class ThrottleHit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope} {self.key} {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+# The request log's roll-ups live in a module of their own; imported here for Django.
+from .rollups import (  # noqa: E402
+    LatencyRollup,
+    ModelLatencyRollup,
+    ModelRollup,
+    RollupPeriod,
+    TokenRollup,
+    UsageRollup,
+)
+
+__all__ = [
+    "LatencyRollup",
+    "ModelLatencyRollup",
+    "ModelRollup",
+    "RollupPeriod",
+    "TokenRollup",
+    "UsageRollup",
+]

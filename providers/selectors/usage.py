@@ -10,11 +10,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db import models
+from django.db.models import Case, Count, F, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import Coalesce, Trunc, TruncDay, TruncHour, TruncMinute
 
-from ..models import LatencyRollup, RequestLog, UsageRollup
+from ..models import (
+    LatencyRollup,
+    ModelLatencyRollup,
+    ModelRollup,
+    RequestLog,
+    TokenRollup,
+    UsageRollup,
+)
 from ..services.usage import bucket_bounds, period_start
 
 # Distinct (provider, model, token) combinations read for the filter selects.
@@ -22,6 +31,8 @@ CHOICES_LIMIT = 500
 # Providers drawn separately in the time series; the rest are summed into one series.
 SERIES_PROVIDERS = 6
 OTHER_PROVIDERS = "other providers"
+# What the database calls the summed series: no provider name can contain a space.
+_OTHER = " other"
 NO_PROVIDER = "no provider"
 LATENCY_MODELS = 10
 PERCENTILES = (50, 90, 99)
@@ -144,12 +155,22 @@ class Window:
         rows = RequestLog.objects.filter(at__gte=self.since, at__lte=self.until).order_by()
         return self._filtered(rows)
 
-    def rollups(
-        self, model: type[UsageRollup | LatencyRollup] = UsageRollup, *, period: str = ""
-    ) -> QuerySet:
+    def rollups(self, model: type[models.Model], *, period: str = "") -> QuerySet:
         period = period or self.rng.align
         rows = model.objects.filter(period=period, start__gte=self.since)
         return self._filtered(rows.filter(start__lte=self.until).order_by())
+
+    # The narrowest roll-up that can answer with these filters (providers/rollups.py).
+
+    def totals(self, *, period: str = "") -> QuerySet:
+        return self.rollups(UsageRollup if self.filters.token else ModelRollup, period=period)
+
+    def token_totals(self) -> QuerySet:
+        narrow = not (self.filters.provider or self.filters.model)
+        return self.rollups(TokenRollup if narrow else UsageRollup)
+
+    def histograms(self) -> QuerySet:
+        return self.rollups(LatencyRollup if self.filters.token else ModelLatencyRollup)
 
 
 def window(rng: Range, *, until: datetime, filters: Filters) -> Window:
@@ -162,13 +183,20 @@ def window(rng: Range, *, until: datetime, filters: Filters) -> Window:
 def filter_choices(w: Window) -> dict[str, list[str]]:
     """Distinct providers, models and token names seen in the range (whatever the filters).
 
-    One grouped query rather than three DISTINCTs: the range is read once (through the `at`
-    index, or the roll-up's), and only the few combinations come back; limited all the same."""
+    From the log (the last hour): one grouped query, so the range is read once through the
+    `at` index. From the roll-ups: the (provider, model) pairs and the token names, each
+    from its own narrow table. Limited all the same."""
     unfiltered = replace(w, filters=Filters())
-    rows = unfiltered.rollups() if w.rng.rollup else unfiltered.requests()
-    combinations = rows.values_list("provider", "model", "token_name").distinct()
+    if w.rng.rollup:
+        pairs = unfiltered.totals().values_list("provider", "model").distinct()
+        tokens = unfiltered.token_totals().values_list("token_name", flat=True).distinct()
+        combinations = [(p, m, "") for p, m in pairs[:CHOICES_LIMIT]]
+        combinations += [("", "", t) for t in tokens[:CHOICES_LIMIT]]
+    else:
+        rows = unfiltered.requests().values_list("provider", "model", "token_name")
+        combinations = rows.distinct()[:CHOICES_LIMIT]
     seen: dict[str, set[str]] = {"provider": set(), "model": set(), "token": set()}
-    for provider, model, token in combinations[:CHOICES_LIMIT]:
+    for provider, model, token in combinations:
         seen["provider"].add(provider)
         seen["model"].add(model)
         seen["token"].add(token)
@@ -186,24 +214,42 @@ def bucket_starts(rng: Range, *, since: datetime, until: datetime) -> list[datet
     return [datetime.fromtimestamp(s, tz=UTC) for s in range(first, last + size, size)]
 
 
-def _activity_rows(w: Window):
-    """Requests, errors, tokens and cost per provider and time slot."""
+def _activity_source(w: Window) -> tuple[QuerySet, dict[str, Any]]:
     if w.rng.rollup:
-        rows = w.rollups(period=w.rng.rollup).values("provider", slot=F("start"))
+        rows = w.totals(period=w.rng.rollup).annotate(slot=F("start"))
         tokens = Sum(F("prompt_tokens") + F("completion_tokens"))
-        requests, errors = Sum("requests"), Sum("errors")
+        return rows, {"requests": Sum("requests"), "errors": Sum("errors"), "tokens": tokens}
+    rows = w.requests().annotate(slot=w.rng.trunc("at", tzinfo=UTC))
+    counts = {"requests": Count("id"), "errors": Count("id", filter=Q(ok=False))}
+    return rows, {**counts, "tokens": Sum(_tokens_expression())}
+
+
+def _drawn_providers(w: Window) -> list[str] | None:
+    """The providers drawn as series of their own, or None when every one is."""
+    rows, sums = _activity_source(w)
+    busiest = rows.values("provider").annotate(n=sums["requests"]).order_by("-n", "provider")
+    top = [row["provider"] for row in busiest[: SERIES_PROVIDERS + 1]]
+    return None if len(top) <= SERIES_PROVIDERS else top[: SERIES_PROVIDERS - 1]
+
+
+def _activity_rows(w: Window):
+    """Requests, errors, tokens and cost per series and time slot: at most SERIES_PROVIDERS
+    series (the busiest providers, then the rest summed) come back, however many there are."""
+    rows, sums = _activity_source(w)
+    drawn = _drawn_providers(w)
+    if drawn is None:
+        series = F("provider")
     else:
-        rows = w.requests().annotate(slot=w.rng.trunc("at", tzinfo=UTC)).values("provider", "slot")
-        tokens = Sum(_tokens_expression())
-        requests, errors = Count("id"), Count("id", filter=Q(ok=False))
-    return rows.annotate(requests=requests, errors=errors, tokens=tokens, cost=Sum("cost"))
+        series = Case(When(provider__in=drawn, then=F("provider")), default=Value(_OTHER))
+    grouped = rows.annotate(series=series).values("series", "slot")
+    return grouped.annotate(**sums, cost=Sum("cost"))
 
 
 def activity(w: Window) -> tuple[Totals, list[ProviderSeries]]:
     """Totals, and requests and errors per provider and bucket, the busiest providers first.
 
-    One query: at most one row per provider and slot comes back (60 for the last hour, 30
-    for a month), whatever the number of requests; the totals are their sums."""
+    Two queries: the busiest providers, then at most one row per series and slot (60 for the
+    last hour, 30 for a month), whatever the number of requests; the totals are their sums."""
     size = int(w.rng.bucket.total_seconds())
     starts = bucket_starts(w.rng, since=w.since, until=w.until)
     first = int(starts[0].timestamp())
@@ -214,15 +260,14 @@ def activity(w: Window) -> tuple[Totals, list[ProviderSeries]]:
         if row["cost"] is not None:
             costs.append(row["cost"])
         index = min(max((int(row["slot"].timestamp()) - first) // size, 0), len(starts) - 1)
-        name = row["provider"] or NO_PROVIDER
+        name = row["series"] or NO_PROVIDER
         slots = per_provider.setdefault(name, [[0, 0] for _ in starts])
         slots[index][0] += row["requests"]
         slots[index][1] += row["errors"]
+    other = per_provider.pop(_OTHER, None)
     ranked = sorted(per_provider.items(), key=lambda item: (-sum(r for r, _ in item[1]), item[0]))
-    if len(ranked) > SERIES_PROVIDERS:
-        rest = ranked[SERIES_PROVIDERS - 1 :]
-        merged = [[sum(s[i][k] for _, s in rest) for k in (0, 1)] for i in range(len(starts))]
-        ranked = [*ranked[: SERIES_PROVIDERS - 1], (OTHER_PROVIDERS, merged)]
+    if other is not None:
+        ranked.append((OTHER_PROVIDERS, other))
     series = [
         ProviderSeries(
             provider=name,
@@ -288,7 +333,7 @@ def _latency_from_histogram(w: Window) -> list[Latency]:
     """Two grouped queries: the busiest models (by successful requests), then how many of
     their requests fell in each latency bucket, read through the (provider, model) index."""
     busiest = (
-        w.rollups()
+        w.totals()
         .values("provider", "model")
         .annotate(served=Sum("requests") - Sum("errors"))
         .filter(served__gt=0)
@@ -300,7 +345,7 @@ def _latency_from_histogram(w: Window) -> list[Latency]:
     if not pairs:
         return []
     histograms: dict[tuple[str, str], dict[int, int]] = {}
-    counts = w.rollups(LatencyRollup).filter(pairs).values("provider", "model", "bucket")
+    counts = w.histograms().filter(pairs).values("provider", "model", "bucket")
     for row in counts.annotate(n=Sum("count")):
         buckets = histograms.setdefault((row["provider"], row["model"]), {})
         buckets[row["bucket"]] = row["n"]
@@ -329,7 +374,7 @@ def _percentiles(buckets: dict[int, int]) -> tuple[float | None, ...]:
 def usage_by_token(w: Window) -> list[TokenUsage]:
     """Tokens (prompt + completion) and cost per access token name, the heaviest first."""
     if w.rng.rollup:
-        rows = w.rollups().values("token_name")
+        rows = w.token_totals().values("token_name")
         requests, prompt, completion = (
             Sum("requests"),
             Sum("prompt_tokens"),

@@ -1,25 +1,33 @@
 """The request log's roll-ups, and its retention.
 
-Every record is also counted into two roll-ups, per hour and per day, for its (provider,
-model, token name): totals in UsageRollup, and successful requests' latencies as a histogram
-in LatencyRollup. The usage page reads those for ranges of a day or more, so a month of a
-million requests costs it a few thousand rows.
+Every record is also counted, per hour and per day, into the roll-up tables of
+providers/rollups.py: totals and, for successful requests, a latency histogram, each at the
+grain one of the usage page's aggregates needs. The page reads those for ranges of a day or
+more, so a month of a million requests costs it a few thousand rows.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
-from ..models import LatencyRollup, RequestLog, RollupPeriod, UsageRollup
+from ..models import (
+    LatencyRollup,
+    ModelLatencyRollup,
+    ModelRollup,
+    RequestLog,
+    RollupPeriod,
+    TokenRollup,
+    UsageRollup,
+)
 
 # Upper bounds (ms) of the latency buckets: each 25% wider than the one before, from 1 ms to
 # about nine minutes; one more bucket holds everything slower. A percentile read from them
@@ -44,23 +52,49 @@ def period_start(at: datetime, period: str) -> datetime:
     return at.replace(hour=0) if period == RollupPeriod.DAY else at
 
 
-def _aggregate(records: Iterable[Mapping[str, Any]]) -> tuple[dict, dict]:
-    totals: dict[tuple, list] = {}
-    latencies: dict[tuple, int] = defaultdict(int)
+@dataclass(frozen=True)
+class _Table:
+    model: type[models.Model]
+    keys: tuple[str, ...]  # the record's fields that make a row, after period and start
+    latency: bool = False  # a histogram (bucket, count) rather than totals
+
+
+TABLES = (
+    _Table(UsageRollup, ("provider", "model", "token_name")),
+    _Table(ModelRollup, ("provider", "model")),
+    _Table(TokenRollup, ("token_name",)),
+    _Table(LatencyRollup, ("provider", "model", "token_name"), latency=True),
+    _Table(ModelLatencyRollup, ("provider", "model"), latency=True),
+)
+TOTALS = ("requests", "errors", "prompt_tokens", "completion_tokens", "cost")
+
+
+def _field(record: Mapping[str, Any], name: str) -> str:
+    return record.get(name) or ("in-process" if name == "token_name" else "")
+
+
+def _aggregate(records: Iterable[Mapping[str, Any]]) -> dict[_Table, dict[tuple, Any]]:
+    """Per table, its rows' keys (period, start, *keys[, bucket]) and what to add to them."""
+    rows: dict[_Table, dict[tuple, Any]] = {table: {} for table in TABLES}
     for r in records:
+        bucket = latency_bucket(r["latency_ms"]) if r["ok"] else None
         for period in PERIODS:
-            key = (period, period_start(r["at"], period), r.get("provider") or "",
-                   r.get("model") or "", r.get("token_name") or "in-process")  # fmt: skip
-            row = totals.setdefault(key, [0, 0, 0, 0, None])
-            row[0] += 1
-            row[1] += 0 if r["ok"] else 1
-            row[2] += r.get("prompt_tokens") or 0
-            row[3] += r.get("completion_tokens") or 0
-            if r.get("cost") is not None:
-                row[4] = (row[4] or 0.0) + r["cost"]
-            if r["ok"]:
-                latencies[(*key, latency_bucket(r["latency_ms"]))] += 1
-    return totals, latencies
+            at = (period, period_start(r["at"], period))
+            for table in TABLES:
+                key = (*at, *(_field(r, name) for name in table.keys))
+                found = rows[table]
+                if table.latency:
+                    if bucket is not None:
+                        found[(*key, bucket)] = found.get((*key, bucket), 0) + 1
+                    continue
+                row = found.setdefault(key, [0, 0, 0, 0, None])
+                row[0] += 1
+                row[1] += 0 if r["ok"] else 1
+                row[2] += r.get("prompt_tokens") or 0
+                row[3] += r.get("completion_tokens") or 0
+                if r.get("cost") is not None:
+                    row[4] = (row[4] or 0.0) + r["cost"]
+    return rows
 
 
 def _upsert(table: str, keys: list[str], adds: list[str], rows: list[tuple]) -> None:
@@ -86,21 +120,15 @@ def _upsert(table: str, keys: list[str], adds: list[str], rows: list[tuple]) -> 
 def rollup_add(*, records: Iterable[Mapping[str, Any]]) -> None:
     """Count request-log records into the roll-ups. Call it in the transaction that writes
     them, so the two never disagree."""
-    totals, latencies = _aggregate(records)
     adapt = connection.ops.adapt_datetimefield_value
-    keys = ["period", "start", "provider", "model", "token_name"]
-    _upsert(
-        UsageRollup._meta.db_table,
-        keys,
-        ["requests", "errors", "prompt_tokens", "completion_tokens", "cost"],
-        [(p, adapt(s), prov, m, t, *row) for (p, s, prov, m, t), row in totals.items()],
-    )
-    _upsert(
-        LatencyRollup._meta.db_table,
-        [*keys, "bucket"],
-        ["count"],
-        [(p, adapt(s), prov, m, t, b, n) for (p, s, prov, m, t, b), n in latencies.items()],
-    )
+    for table, rows in _aggregate(records).items():
+        keys = ["period", "start", *table.keys, *(["bucket"] if table.latency else [])]
+        values = []
+        for (period, start, *rest), added in rows.items():
+            added = [added] if table.latency else added
+            values.append((period, adapt(start), *rest, *added))
+        adds = ["count"] if table.latency else list(TOTALS)
+        _upsert(table.model._meta.db_table, keys, adds, values)
 
 
 FIELDS = ("at", "provider", "model", "token_name", "ok", "latency_ms", "prompt_tokens",
@@ -109,10 +137,10 @@ FIELDS = ("at", "provider", "model", "token_name", "ok", "latency_ms", "prompt_t
 
 @transaction.atomic
 def rollup_rebuild() -> int:
-    """Recount both roll-ups from the request log (after a bulk load, or to repair them).
+    """Recount every roll-up from the request log (after a bulk load, or to repair them).
     Returns the number of records read."""
-    UsageRollup.objects.all().delete()
-    LatencyRollup.objects.all().delete()
+    for table in TABLES:
+        table.model.objects.all().delete()
     read, chunk = 0, []
     for values in RequestLog.objects.order_by().values_list(*FIELDS).iterator(REBUILD_CHUNK):
         chunk.append(dict(zip(FIELDS, values, strict=True)))
@@ -143,6 +171,6 @@ def prune_requests(*, days: float | None = None) -> tuple[int, datetime]:
         raise ValidationError(PRUNE_DAYS_TOO_MANY.format(days=keep)) from None
     deleted, _ = RequestLog.objects.filter(at__lt=cutoff).delete()
     for period, length in PERIODS.items():
-        for model in (UsageRollup, LatencyRollup):
-            model.objects.filter(period=period, start__lte=cutoff - length).delete()
+        for table in TABLES:
+            table.model.objects.filter(period=period, start__lte=cutoff - length).delete()
     return deleted, cutoff

@@ -183,3 +183,59 @@ def test_histograms_are_read_for_the_ten_busiest_models_only(monkeypatch):
     rows = selectors.latency_by_model(_window("24h"), requests=len(records))
 
     assert [(r.model, r.requests) for r in rows] == [(f"m{m}", m + 1) for m in range(11, 1, -1)]
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {},
+        {"provider": "beta"},
+        {"model": "m2"},
+        {"token": "web"},
+        {"provider": "beta", "token": "web"},
+    ],
+)
+def test_each_filter_reads_a_rollup_that_agrees_with_the_log(filters, monkeypatch):
+    now = timezone.now()
+    rnd = random.Random(11)
+    request_log.write(
+        [
+            _record(
+                now - timedelta(hours=rnd.randrange(1, 100)),
+                provider=rnd.choice(["acme", "beta"]),
+                model=rnd.choice(["m1", "m2"]),
+                token=rnd.choice(["ci-bot", "web"]),
+                ok=rnd.random() > 0.1,
+                latency=rnd.choice([10.0, 100.0, 1000.0]),
+            )
+            for _ in range(300)
+        ]
+    )
+    monkeypatch.setattr(selectors, "EXACT_PERCENTILES_UP_TO", 0)  # histograms, always
+    w = _window("7d", **filters)
+    lookup = {"token_name" if k == "token" else k: v for k, v in filters.items()}
+    logged = RequestLog.objects.filter(at__gte=w.since, **lookup)
+
+    totals, _ = selectors.activity(w)
+    assert totals.requests == logged.count()
+    assert sum(u.requests for u in selectors.usage_by_token(w)) == logged.count()
+    served = {(r.provider, r.model): r.requests for r in selectors.latency_by_model(w, requests=1)}
+    assert sum(served.values()) == logged.filter(ok=True).count()
+
+
+@pytest.mark.parametrize("key", ["1h", "7d"])
+def test_providers_past_the_sixth_are_summed_into_one_series(key):
+    now = timezone.now()
+    # p1 has 1 request, p2 has 2, ... p8 has 8: p8..p4 are drawn, p3 + p2 + p1 summed.
+    request_log.write(
+        [
+            _record(now - timedelta(minutes=5), provider=f"p{n}")
+            for n in range(1, 9)
+            for _ in range(n)
+        ]
+    )
+    totals, series = selectors.activity(_window(key))
+    assert [(s.provider, s.requests) for s in series] == [
+        ("p8", 8), ("p7", 7), ("p6", 6), ("p5", 5), ("p4", 4), (selectors.OTHER_PROVIDERS, 6)
+    ]  # fmt: skip
+    assert totals.requests == 36
