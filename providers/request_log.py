@@ -22,13 +22,14 @@ current_token: contextvars.ContextVar[str] = contextvars.ContextVar(
 )
 
 BATCH = 500
-INTERVAL = 1.0
 
 _queue: queue.Queue[dict[str, Any]] = queue.Queue()
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
 _wake = threading.Event()
 _stopping = threading.Event()
+# Batches the writer could not write (and queued again): /healthz reports it.
+_failed_writes = 0
 # Held while a batch is between the queue and the database: a flush at shutdown waits for the
 # background writer's batch instead of exiting with it half written.
 _writing = threading.Lock()
@@ -129,9 +130,15 @@ def flush() -> int:
     return written
 
 
+def status() -> dict[str, int]:
+    """For /healthz: records waiting to be written, and batches that failed to be."""
+    return {"pending": _queue.qsize(), "failed_writes": _failed_writes}
+
+
 def _run() -> None:
+    global _failed_writes
     while not _stopping.is_set():
-        _wake.wait(INTERVAL)
+        _wake.wait(settings.ROUTING_REQUEST_LOG_INTERVAL_SECONDS)
         _wake.clear()
         items: list[dict[str, Any]] = []
         try:
@@ -141,6 +148,7 @@ def _run() -> None:
                     write(items)
         except Exception:  # noqa: BLE001 - keep the records; try again next round
             log.warning("Could not write the request log; will retry", exc_info=True)
+            _failed_writes += 1
             for item in items:
                 _queue.put(item)
         finally:

@@ -134,6 +134,9 @@ ROUTING_HEALTH_FAILURE_THRESHOLD = max(1, int(_env("ROUTING_HEALTH_FAILURE_THRES
 
 # How long request-log records are kept (`routing prune-requests` deletes older ones).
 ROUTING_REQUEST_LOG_RETENTION_DAYS = float(_env("ROUTING_REQUEST_LOG_RETENTION_DAYS", "30"))
+# Seconds between the request-log writer's batches (and its retries while the database is
+# unreachable).
+ROUTING_REQUEST_LOG_INTERVAL_SECONDS = float(_env("ROUTING_REQUEST_LOG_INTERVAL_SECONDS", "1"))
 
 INSTALLED_APPS = [
     "django.contrib.auth",

@@ -253,6 +253,8 @@ async def healthz(request: HttpRequest) -> HttpResponse:
             "status": "ok" if ok else "unavailable",
             "database": "ok" if ok else "unavailable",
             "litellm": "loaded" if is_loaded() else "not loaded",
+            # This process's request-log queue: records waiting, batches that failed.
+            "request_log": request_log.status(),
         },
         status=200 if ok else 503,
     )

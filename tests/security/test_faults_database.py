@@ -145,7 +145,7 @@ def _outage(app_name: str) -> Iterator[None]:
 
 
 class _Server:
-    def __init__(self) -> None:
+    def __init__(self, **extra_env: str) -> None:
         self.app_name = f"routing-fault-{uuid.uuid4().hex[:8]}"
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -155,6 +155,7 @@ class _Server:
             # behind the cached snapshot.
             ROUTING_CONFIG_RECHECK_SECONDS="0",
             ROUTING_PRELOAD_LITELLM="1",
+            **extra_env,
         )
         self.process = subprocess.Popen(
             [
@@ -243,12 +244,37 @@ def test_database_outage_gateway_answers_openai_shaped_503_and_recovers(server, 
     assert server.process.poll() is None
 
 
+@pytest.fixture
+def slow_writer_server(configured) -> Iterator[_Server]:
+    # The writer waits 3 s between batches: records queued just before an outage are still
+    # in memory when it begins, and the writer's first try fails.
+    server = _Server(ROUTING_REQUEST_LOG_INTERVAL_SECONDS="3")
+    yield server
+    server.stop()
+
+
+def _queue(server: _Server) -> dict:
+    return server.get("/healthz").json()["request_log"]
+
+
 @postgres_only
-def test_request_log_loses_no_record_across_an_outage_and_a_normal_shutdown(server, configured):
-    served = sum(server.chat(configured).status_code == 200 for _ in range(3))
+def test_request_log_loses_no_record_across_an_outage_and_a_normal_shutdown(
+    slow_writer_server, configured
+):
+    server = slow_writer_server
+    # A first call warms the server up; once the writer has just written it, the next
+    # batch is three seconds away: the three fast calls after it stay queued.
+    assert server.chat(configured).status_code == 200
+    server.wait_for(lambda: _queue(server)["pending"] == 0, 30)
+    served = 1 + sum(server.chat(configured).status_code == 200 for _ in range(3))
+    assert served == 4 and _queue(server)["pending"] == 3  # queued, not written yet
     with _outage(server.app_name):
-        # Records still queued in the server cannot be written now; they must wait.
+        # The writer tries while the database is away, fails, and keeps the records.
+        server.wait_for(lambda: _queue(server)["failed_writes"] >= 1, 30)
+        assert _queue(server)["pending"] == 3
         assert server.chat(configured).status_code == 503
+    server.wait_for(lambda: _queue(server)["pending"] == 0, 30)  # written after the outage
+    assert RequestLog.objects.filter(ok=True).count() == 4
     server.wait_for(lambda: server.chat(configured).status_code == 200, 30)
     served += 1 + sum(server.chat(configured).status_code == 200 for _ in range(3))
     err = server.stop()
