@@ -48,10 +48,72 @@ def test_overview_query_count_does_not_grow_with_providers(
         make_provider(name=f"p{i}")
     with django_assert_max_num_queries(12) as small:
         client.get("/")
-    for i in range(3, 30):
+    for i in range(3, 60):  # past the first page of the table
         make_provider(name=f"p{i}")
     with django_assert_max_num_queries(len(small.captured_queries)):
         client.get("/")
+
+
+def _pages_nav(html: str) -> str:
+    start = html.index('<nav class="pagination" aria-label="Providers pages">')
+    return html[start : html.index("</nav>", start)]
+
+
+def test_the_table_shows_fifty_providers_a_page(client, login_as, make_provider):
+    login_as("viewer")
+    for i in range(51):
+        make_provider(name=f"p{i:02d}")
+    first = client.get("/").content.decode()
+    assert 'id="test-p49"' in first and 'id="test-p50"' not in first
+    nav = _pages_nav(first)
+    assert "Page 1 of 2" in nav and '<a href="?page=2" rel="next">Next</a>' in nav
+    assert "Previous" not in nav
+
+    second = client.get("/", {"page": "2"}).content.decode()
+    assert 'id="test-p50"' in second and 'id="test-p49"' not in second
+    nav = _pages_nav(second)
+    assert "Page 2 of 2" in nav and '<a href="?page=1" rel="prev">Previous</a>' in nav
+    assert "Next" not in nav
+    # A page past the end (providers removed since the link was made) shows the last one.
+    for page in ("9", "0"):
+        html = client.get("/", {"page": page}).content.decode()
+        assert "Page 2 of 2" in html and 'id="test-p50"' in html
+    # The page links keep the filter.
+    assert 'href="?q=p&amp;page=2"' in client.get("/", {"q": "p"}).content.decode()
+
+
+def test_one_page_of_providers_has_no_page_links(client, login_as, make_provider):
+    login_as("viewer")
+    make_provider(name="a")
+    assert 'aria-label="Providers pages"' not in client.get("/").content.decode()
+
+
+def test_the_filter_shows_the_providers_whose_name_contains_it(client, login_as, make_provider):
+    login_as("viewer")
+    for name in ("openai-prod", "team-openai", "ollama"):
+        make_provider(name=name)
+    html = client.get("/", {"q": " OpenAI "}).content.decode()
+    assert 'id="test-openai-prod"' in html and 'id="test-team-openai"' in html
+    assert 'id="test-ollama"' not in html
+    form = html[
+        html.index('<form class="filters"') : html.index(
+            "</form>", html.index('<form class="filters"')
+        )
+    ]
+    assert 'method="get"' in form and 'role="search"' in form
+    assert '<label for="provider-filter">Name contains</label>' in form
+    assert 'name="q" id="provider-filter" value="OpenAI"' in form
+
+
+def test_a_filter_matching_nothing_offers_to_clear_it(client, login_as, make_provider):
+    login_as("editor")
+    make_provider(name="a")
+    html = client.get("/", {"q": "<b>zzz"}).content.decode()
+    assert "No provider matches “&lt;b&gt;zzz”" in html and "<b>zzz" not in html
+    assert '<a href="/">Clear the filter</a>' in html
+    assert "No providers yet" not in html and "<table" not in html
+    # Still there: the filter to change it, and "Test all", which tests every provider.
+    assert 'id="provider-filter"' in html and ">Test all</button>" in html
 
 
 def test_make_default_with_htmx_returns_the_card_only(client, login_as, make_provider):

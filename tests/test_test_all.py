@@ -41,6 +41,66 @@ def test_test_all_turns_each_enabled_row_to_testing(client, login_as, make_provi
     assert 'hx-post="/providers/a/test/" hx-trigger="load"' in html
 
 
+def _pending(html: str) -> list[tuple[str, bool]]:
+    """Each "testing…" element of a "Test all" answer: its provider, and whether it is out of
+    band (into the table's cell of the same id) or stays in the progress region."""
+    found = []
+    for name, attrs in re.findall(r'<span class="test-result" id="test-([^"]+)"([^>]*)>', html):
+        assert "data-test-pending" in attrs and 'hx-trigger="load"' in attrs
+        assert f'hx-post="/providers/{name}/test/"' in attrs
+        found.append((name, "hx-swap-oob" in attrs))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("shown", "in_table"),
+    [
+        ({}, [f"p{i:02d}" for i in range(50)]),
+        ({"page": "2", "q": ""}, ["p50"]),
+        ({"page": "1", "q": "p5"}, ["p50"]),  # p51, on that page too, is disabled
+        ({"page": "1", "q": "nothing"}, []),
+    ],
+)
+def test_test_all_tests_the_providers_on_other_pages_too(
+    client, login_as, make_provider, shown, in_table
+):
+    login_as("viewer")
+    for i in range(51):
+        make_provider(name=f"p{i:02d}")
+    make_provider(name="p51", enabled=False)
+    enabled = [f"p{i:02d}" for i in range(51)]
+    overview = client.get("/", shown).content.decode()
+    for key, value in shown.items():  # the form sends the page shown and its filter
+        assert f'<input type="hidden" name="{key}" value="{value}">' in overview
+
+    html = client.post(reverse("test_all"), shown, **HX).content.decode()
+    assert 'data-test-total="51"' in html and 'max="51"' in html
+    pending = _pending(html)
+    # Every enabled provider exactly once: the page's rows out of band into their cells ...
+    assert sorted(name for name, _ in pending) == enabled
+    assert [name for name, oob in pending if oob] == in_table
+    assert all(f'id="test-{name}"' in overview for name in in_table)
+    # ... the others in the progress region (the answer's own content), under their name.
+    elsewhere = [name for name, oob in pending if not oob]
+    assert all(f'id="test-{name}"' not in overview for name in elsewhere)
+    if elsewhere:
+        listed = html[html.index("<details") : html.index("</details>")]
+        assert f"{len(elsewhere)} on other pages" in listed
+        assert all(f">{name}</a>" in listed for name in elsewhere)
+    else:
+        assert "<details" not in html
+
+
+def test_test_all_without_javascript_comes_back_to_the_page_shown(
+    client, login_as, make_provider, upstream
+):
+    login_as("viewer")
+    make_provider(name="a", base_url=upstream.base_url + "/v1")
+    response = client.post(reverse("test_all"), {"page": "1", "q": "a"})
+    assert response.status_code == 302 and response["Location"] == "/?page=1&q=a"
+    assert client.post(reverse("test_all"), {"page": "", "q": ""})["Location"] == "/"
+
+
 def test_each_result_replaces_its_row_cell_and_is_counted(
     client, login_as, make_provider, upstream_factory
 ):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.core.paginator import Page, Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -17,6 +18,7 @@ from ..services.health import default_health_warning
 from .team import first_run_redirect
 
 TEMPLATE = "providers/overview.html"
+PER_PAGE = 50
 
 
 def _default_context(form: DefaultModelForm | None = None, selected: str = "") -> dict:
@@ -46,12 +48,22 @@ def overview(request: HttpRequest) -> HttpResponse:
     return _overview(request)
 
 
+def _provider_page(*, q: str, page: str | None) -> Page:
+    """The overview table's page: providers whose name contains q, a page past the end being
+    the last. One COUNT and one slice, however many providers there are."""
+    providers = Provider.objects.all()
+    if q:
+        providers = providers.filter(name__icontains=q)
+    return Paginator(providers, PER_PAGE).get_page(page)
+
+
 @role_required("viewer")
 def _overview(request: HttpRequest) -> HttpResponse:
-    providers = Provider.objects.all()
+    q = request.GET.get("q", "").strip()
     context = {
         "nav": "overview",
-        "providers": providers,
+        "page": _provider_page(q=q, page=request.GET.get("page")),
+        "q": q,
         # The default's provider is never taken out of routing for its health: flagged here.
         "health_warning": default_health_warning(),
         # ?provider= after "Refresh models" without JavaScript: its suggestions are shown.

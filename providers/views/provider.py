@@ -5,13 +5,14 @@ from __future__ import annotations
 import statistics
 import threading
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
@@ -22,7 +23,7 @@ from ..models import AuditEvent, DefaultModel, ProbeResult, Provider
 from ..roles import role_required
 from ..services import health
 from ..throttle import grant_batch, limit_tests
-from .dashboard import _back, _default_context
+from .dashboard import _back, _default_context, _provider_page
 
 FORM_TEMPLATE = "providers/provider_form.html"
 DETAIL_TEMPLATE = "providers/provider_detail.html"
@@ -293,17 +294,28 @@ def model_options(request: HttpRequest) -> HttpResponse:
 @limit_tests
 def test_all(request: HttpRequest) -> HttpResponse:
     providers = list(Provider.objects.filter(enabled=True))
+    # The table page the form was on (it sends its page and filter), to come back to.
+    shown = {key: value for key in ("page", "q") if (value := request.POST.get(key, "").strip())}
     if request.htmx:
         # Each row's health cell turns to "testing…" and fetches its own result (at most six
         # at a time: the browser's connection limit is the bound), so the table updates as
-        # answers arrive and a hanging provider holds up only its own row. This request was
-        # the one counted against the person's test budget; the rows' are granted.
+        # answers arrive and a hanging provider holds up only its own row. Providers on other
+        # pages have no cell to take it: theirs wait in the progress region instead, so that
+        # every one is tested and counted. This request was the one counted against the
+        # person's test budget; the rows' are granted.
         grant_batch(request, [p.name for p in providers])
-        return render(request, "providers/overview.html#test_all_progress", {"targets": providers})
+        page = _provider_page(q=shown.get("q", ""), page=shown.get("page"))
+        on_page = {p.name for p in page}
+        context = {
+            "targets": providers,
+            "in_table": [p for p in providers if p.name in on_page],
+            "elsewhere": [p for p in providers if p.name not in on_page],
+        }
+        return render(request, "providers/overview.html#test_all_progress", context)
     results = services.provider_test_many(providers=providers, actor=request.user)
     failed = [p.name for p, r in results if not r.ok]
     if failed:
         messages.error(request, f"{len(failed)} of {len(results)} failed: {', '.join(failed)}.")
     else:
         messages.success(request, f"All {len(results)} enabled providers answered.")
-    return redirect("overview")
+    return redirect(reverse("overview") + (f"?{urlencode(shown)}" if shown else ""))
