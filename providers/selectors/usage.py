@@ -339,16 +339,19 @@ def _latency_from_histogram(w: Window) -> list[Latency]:
         .filter(served__gt=0)
         .order_by("-served", "provider", "model")[:LATENCY_MODELS]
     )
-    pairs = Q()
-    for row in busiest:
-        pairs |= Q(provider=row["provider"], model=row["model"])
+    pairs = {(row["provider"], row["model"]) for row in busiest}
     if not pairs:
         return []
+    # Two INs rather than ten ORed pairs: the database then seeks the (provider, model) index
+    # for each combination instead of scanning the range; the few extra pairs are dropped.
+    counts = w.histograms().filter(
+        provider__in={p for p, _ in pairs}, model__in={m for _, m in pairs}
+    )
     histograms: dict[tuple[str, str], dict[int, int]] = {}
-    counts = w.histograms().filter(pairs).values("provider", "model", "bucket")
-    for row in counts.annotate(n=Sum("count")):
-        buckets = histograms.setdefault((row["provider"], row["model"]), {})
-        buckets[row["bucket"]] = row["n"]
+    for row in counts.values("provider", "model", "bucket").annotate(n=Sum("count")):
+        if (row["provider"], row["model"]) in pairs:
+            buckets = histograms.setdefault((row["provider"], row["model"]), {})
+            buckets[row["bucket"]] = row["n"]
     ranked = sorted(histograms.items(), key=lambda item: (-sum(item[1].values()), item[0]))
     return [
         Latency(provider, model, sum(buckets.values()), _percentiles(buckets))
