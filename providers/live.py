@@ -18,6 +18,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -269,22 +270,32 @@ def _entry(provider) -> ProviderEntry:
     )
 
 
+def draining_providers(providers: Iterable[Any]) -> dict[str, int]:
+    """Name → pk of the providers that are unhealthy with their "take out of routing groups
+    while unhealthy" switch on (issue #6)."""
+    return {p.name: p.pk for p in providers if p.drain_when_unhealthy and p.unhealthy_since}
+
+
+def drain_group[T](entries: list[T], draining: dict[str, int], protected: int | None) -> list[T]:
+    """The deployments (anything with a `provider.name`) a group keeps: without those of
+    draining providers, but never the provider holding the active default (`protected`, its
+    pk: the dashboard flags it instead), and never a group's last deployments: a group that
+    only unhealthy providers serve keeps them, since a struggling provider beats a certain
+    error. Pure, so that the groups page shows the very rule the router applies."""
+    names = {name for name, pk in draining.items() if pk != protected}
+    kept = [e for e in entries if e.provider.name not in names]
+    return kept or entries
+
+
 def _drain_unhealthy(
     deployments: dict[int, list[DeploymentEntry]], draining: dict[str, int]
 ) -> None:
-    """Health (issue #6): unhealthy providers whose "take out of routing groups while
-    unhealthy" switch is on leave their groups. Never the provider holding the active default
-    (the dashboard flags it instead), and never a group's last deployments: a group that only
-    unhealthy providers serve keeps them, since a struggling provider beats a certain error."""
     from .models import DefaultModel
 
     default_provider = DefaultModel.objects.filter(id=1).values_list("provider_id", flat=True)
     protected = default_provider.first()
-    names = {name for name, pk in draining.items() if pk != protected}
     for group_id, entries in deployments.items():
-        kept = [d for d in entries if d.provider.name not in names]
-        if kept:
-            deployments[group_id] = kept
+        deployments[group_id] = drain_group(entries, draining, protected)
 
 
 def _read_version() -> int:
@@ -315,7 +326,7 @@ def _build(version: int) -> Snapshot:
         deployments.setdefault(d.group_id, []).append(
             DeploymentEntry(d.id, entry, d.model, d.weight, d.rpm, d.tpm, d.timeout)
         )
-    draining = {p.name: p.pk for p in rows if p.drain_when_unhealthy and p.unhealthy_since}
+    draining = draining_providers(rows)
     if draining:
         _drain_unhealthy(deployments, draining)
     fallbacks: dict[int, list[str]] = {}

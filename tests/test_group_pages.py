@@ -5,10 +5,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from providers import services
+from providers import live, services
 from providers.models import AuditEvent, Provider, RouterSettings, RoutingGroup
 from providers.services import DeploymentSpec as D
 from providers.services import groups as group_services
+from providers.services import health
+from providers.views import groups as views_groups
 from tests.conftest import SECRET
 
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -345,3 +347,75 @@ def test_remove_group_and_refusal_as_message(client, login_as, servers):
     assert response.redirect_chain == [("/groups/", 302)]
     assert "Removed group b." in response.content.decode()
     assert list(RoutingGroup.objects.values_list("name", flat=True)) == ["a"]
+
+
+def _taken_out(html: str, group: str) -> dict[str, bool]:
+    """Each deployment of the group's card, and whether it is shown as taken out for health."""
+    card = html.split(f'id="group-{group}"')[1].split("</section>")[0]
+    rows = {}
+    for row in re.findall(r"<tr>(.*?)</tr>", card.split("<tbody>")[1], re.S):
+        provider, model = re.search(r">([^<]+)</a>/<code>([^<]+)</code>", row).groups()
+        rows[f"{provider}/{model}"] = views_groups.DRAINED in _text(row)
+    return rows
+
+
+def _serving(group: str) -> list[str]:
+    return [d.label for d in live.snapshot().groups[group].deployments]
+
+
+@pytest.fixture
+def pa_unhealthy(servers, settings):
+    """pa fails once, which is enough to be unhealthy; the caller chooses its switch."""
+    settings.ROUTING_HEALTH_FAILURE_THRESHOLD = 1
+    a, _ = servers
+    a.fail_next(500)
+    services.provider_test(provider=Provider.objects.get(name="pa"), actor="tester")
+    assert Provider.objects.get(name="pa").unhealthy_since is not None
+    return Provider.objects.get(name="pa")
+
+
+def test_list_shows_a_deployment_taken_out_for_health(client, login_as, pa_unhealthy):
+    login_as("viewer")
+    services.group_save(name="fast", deployments=[D("pa", "m1"), D("pb", "m2")])
+    health.provider_drain_set(provider=pa_unhealthy, drain_when_unhealthy=True)
+    html = client.get(reverse("group_list")).content.decode()
+    assert _taken_out(html, "fast") == {"pa/m1": True, "pb/m2": False}
+    assert _serving("fast") == ["pb/m2"]  # what the router really does
+    assert "broken" not in html.split('id="group-fast"')[1].split("</section>")[0]
+
+
+def test_a_group_that_would_be_left_empty_keeps_its_unhealthy_deployment(
+    client, login_as, pa_unhealthy
+):
+    login_as("viewer")
+    services.group_save(name="solo", deployments=[D("pa", "m")])
+    # pb serves no calls while disabled: pa is all that "mixed" has left.
+    services.group_save(name="mixed", deployments=[D("pa", "m"), D("pb", "m")])
+    services.provider_update(provider=Provider.objects.get(name="pb"), enabled=False)
+    health.provider_drain_set(provider=pa_unhealthy, drain_when_unhealthy=True)
+    html = client.get(reverse("group_list")).content.decode()
+    assert _taken_out(html, "solo") == {"pa/m": False}
+    assert _taken_out(html, "mixed") == {"pa/m": False, "pb/m": False}
+    assert _serving("solo") == _serving("mixed") == ["pa/m"]
+
+
+def test_the_default_models_provider_is_never_shown_taken_out(client, login_as, pa_unhealthy):
+    login_as("viewer")
+    services.group_save(name="fast", deployments=[D("pa", "m1"), D("pb", "m2")])
+    services.default_model_set(provider=pa_unhealthy, model="m1", actor="tester")
+    health.provider_drain_set(provider=pa_unhealthy, drain_when_unhealthy=True)
+    html = client.get(reverse("group_list")).content.decode()
+    assert _taken_out(html, "fast") == {"pa/m1": False, "pb/m2": False}
+    assert _serving("fast") == ["pa/m1", "pb/m2"]
+
+
+def test_without_the_switch_an_unhealthy_deployment_is_not_shown_taken_out(
+    client, login_as, pa_unhealthy
+):
+    login_as("viewer")
+    services.group_save(name="fast", deployments=[D("pa", "m1"), D("pb", "m2")])
+    html = client.get(reverse("group_list")).content.decode()
+    fast = html.split('id="group-fast"')[1].split("</section>")[0]
+    assert "unhealthy</span>" in fast  # its health says so, but it still serves
+    assert _taken_out(html, "fast") == {"pa/m1": False, "pb/m2": False}
+    assert _serving("fast") == ["pa/m1", "pb/m2"]

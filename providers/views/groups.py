@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from .. import services
+from .. import live, services
 from ..forms_groups import (
     PREFIX,
     DeploymentFormSet,
@@ -37,6 +37,7 @@ ROUTER_TEMPLATE = "providers/group_router.html"
 PING = [{"role": "user", "content": "ping"}]
 PROVIDER_DISABLED = "provider disabled"
 KEY_UNDECRYPTABLE = "API key cannot be decrypted"
+DRAINED = "taken out (unhealthy)"
 GROUP_SAVED = "Saved group {name}."
 GROUP_ADDED = "Added group {name}. Test it with “Test group”."
 GROUP_REMOVED = "Removed group {name}."
@@ -85,16 +86,28 @@ def _problem(provider: Provider) -> str:
     return ""
 
 
+def _deployment_rows(deployments: list[Deployment], protected: int | None) -> list[DeploymentRow]:
+    problems = {d.pk: _problem(d.provider) for d in deployments}
+    usable = [d for d in deployments if not problems[d.pk]]
+    # Health as the router applies it (live.drain_group), among the deployments it would use.
+    draining = live.draining_providers(d.provider for d in usable)
+    kept = {d.pk for d in live.drain_group(usable, draining, protected)}
+    return [
+        DeploymentRow(d, problems[d.pk] or ("" if d.pk in kept else DRAINED)) for d in deployments
+    ]
+
+
 def _group_rows() -> list[GroupRow]:
     groups = RoutingGroup.objects.prefetch_related(
         Prefetch("deployments", queryset=Deployment.objects.select_related("provider")),
         Prefetch("fallback_links", queryset=GroupFallback.objects.select_related("fallback")),
     )
-    default_group = DefaultModel.objects.filter(id=1).values_list("group_id", flat=True).first()
+    default = DefaultModel.objects.filter(id=1).values_list("group_id", "provider_id").first()
+    default_group, default_provider = default or (None, None)
     return [
         GroupRow(
             group=group,
-            deployments=[DeploymentRow(d, _problem(d.provider)) for d in group.deployments.all()],
+            deployments=_deployment_rows(list(group.deployments.all()), default_provider),
             fallbacks=[link.fallback.name for link in group.fallback_links.all()],
             is_default=group.pk == default_group,
         )
