@@ -306,8 +306,9 @@ def test_test_all_counts_once_against_the_test_budget(client, login_as, make_pro
 
 @pytest.mark.django_db(transaction=True)
 def test_racing_rows_cannot_share_one_grant(make_provider, settings):
-    # Ten simultaneous scope=all requests for one provider: one uses its grant, one the
-    # budget left after Test all itself; the other eight are refused.
+    # Ten simultaneous scope=all requests for one provider: one uses its grant, and at most
+    # one more the budget left after Test all itself (simultaneous requests may all see each
+    # other's count and be refused: the budget errs on the side of refusing).
     from concurrent.futures import ThreadPoolExecutor
 
     from django.contrib.auth.models import User
@@ -328,7 +329,8 @@ def test_racing_rows_cannot_share_one_grant(make_provider, settings):
 
     with ThreadPoolExecutor(10) as pool:
         statuses = list(pool.map(row, range(10)))
-    assert sorted(statuses) == [200, 200] + [429] * 8
+    assert set(statuses) <= {200, 429}
+    assert 1 <= statuses.count(200) <= 2
 
 
 def test_a_busy_row_can_be_retried_without_using_the_test_budget(
