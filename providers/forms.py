@@ -15,6 +15,7 @@ from .services import KEEP
 
 HEADER_LINE_INVALID = 'Line {line}: write each header as "Name: value".'
 KEY_AND_REMOVE = "Either enter a new API key or tick 'Remove key', not both."
+UPLOAD_NOT_TEXT = "The file is not UTF-8 text."
 
 
 def parse_header_lines(text: str) -> dict[str, str]:
@@ -30,11 +31,23 @@ def parse_header_lines(text: str) -> dict[str, str]:
     return headers
 
 
-class _WriteOnlyTextarea(forms.Textarea):
-    """A textarea that never renders a value, like PasswordInput(render_value=False)."""
+class WriteOnlyTextarea(forms.Textarea):
+    """A textarea that never renders a value, like PasswordInput(render_value=False): what
+    was typed in it may hold keys."""
 
     def format_value(self, value):
         return None
+
+
+def read_upload(upload: Any, *, limit: int, too_large: str) -> str:
+    """An uploaded text file (a UTF-8 BOM is fine), refused past `limit` bytes with the
+    `too_large` message (formatted with the limit in KB)."""
+    if upload.size > limit:
+        raise ValidationError(too_large.format(limit=limit // 1024))
+    try:
+        return upload.read().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValidationError(UPLOAD_NOT_TEXT) from None
 
 
 class ProviderForm(forms.Form):
@@ -58,7 +71,7 @@ class ProviderForm(forms.Form):
         label="Custom headers",
         required=False,
         # Write-only like the key: a refused form must not send typed values back.
-        widget=_WriteOnlyTextarea(attrs={"rows": 2, "autocomplete": "off", "spellcheck": "false"}),
+        widget=WriteOnlyTextarea(attrs={"rows": 2, "autocomplete": "off", "spellcheck": "false"}),
         help_text='One per line, "Name: value". Values are stored encrypted and never shown.',
     )
     remove_headers = forms.BooleanField(label="Remove custom headers", required=False)

@@ -7,13 +7,13 @@ import time
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET
 
 from .. import crypto, services
+from ..forms import UPLOAD_NOT_TEXT, WriteOnlyTextarea, read_upload
 from ..roles import role_required
 
 TEMPLATE = "providers/config_import.html"
@@ -21,24 +21,12 @@ EXPORT_FILENAME = "routing-config.yaml"
 # Long enough to read a preview, short enough that a stale page cannot apply old input.
 PREVIEW_MAX_AGE = 15 * 60
 FILE_TOO_LARGE = "The file is larger than {limit} KB; this is not a LiteLLM config."
-NOT_TEXT = "The file is not UTF-8 text."
+NOT_TEXT = UPLOAD_NOT_TEXT
 PREVIEW_EXPIRED = "That preview has expired; upload the files and preview them again."
 
 
-class _BlankTextarea(forms.Textarea):
-    """Never renders what was typed: the values are keys."""
-
-    def format_value(self, value):
-        return None
-
-
 def _read(upload, limit: int = services.MAX_CONFIG_BYTES) -> str:
-    if upload.size > limit:
-        raise ValidationError(FILE_TOO_LARGE.format(limit=limit // 1024))
-    try:
-        return upload.read().decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ValidationError(NOT_TEXT) from None
+    return read_upload(upload, limit=limit, too_large=FILE_TOO_LARGE)
 
 
 class ConfigImportForm(forms.Form):
@@ -55,7 +43,7 @@ class ConfigImportForm(forms.Form):
     environment = forms.CharField(
         label="Environment values",
         required=False,
-        widget=_BlankTextarea(attrs={"rows": 4, "autocomplete": "off", "spellcheck": "false"}),
+        widget=WriteOnlyTextarea(attrs={"rows": 4, "autocomplete": "off", "spellcheck": "false"}),
         help_text="Or paste NAME=value lines here; they win over the file and are never shown "
         "again. The server's own environment is never read.",
     )

@@ -19,6 +19,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from .. import crypto, kinds
+from ..forms import UPLOAD_NOT_TEXT, WriteOnlyTextarea, read_upload
 from ..roles import role_required
 from ..services.env_import import DEFAULT_MODEL, MAX_ENV_BYTES, import_env
 
@@ -27,7 +28,7 @@ SESSION_KEY = "env_import_preview"
 # Long enough to read a preview, short enough that a stale page cannot apply old input.
 PREVIEW_MAX_AGE = 15 * 60
 FILE_TOO_LARGE = "The file is larger than {limit} KB; this is not a .env file."
-NOT_TEXT = "The file is not UTF-8 text."
+NOT_TEXT = UPLOAD_NOT_TEXT
 NOTHING_GIVEN = "Choose a .env file or paste its contents."
 BOTH_GIVEN = "Choose a file or paste its contents, not both."
 PREVIEW_EXPIRED = "That preview has expired or was replaced; upload the file and preview it again."
@@ -35,13 +36,6 @@ PREVIEW_STALE = (
     "The configuration changed since the preview, so nothing was imported. Below is what the "
     "import would do now; confirm again if it is still what you want."
 )
-
-
-class _BlankTextarea(forms.Textarea):
-    """Never renders what was typed: the values are keys."""
-
-    def format_value(self, value):
-        return None
 
 
 class EnvImportForm(forms.Form):
@@ -54,7 +48,7 @@ class EnvImportForm(forms.Form):
     text = forms.CharField(
         label="Or paste its contents",
         required=False,
-        widget=_BlankTextarea(attrs={"rows": 6, "autocomplete": "off", "spellcheck": "false"}),
+        widget=WriteOnlyTextarea(attrs={"rows": 6, "autocomplete": "off", "spellcheck": "false"}),
         help_text="Never shown again after the preview. The server's own environment is never "
         "read.",
     )
@@ -76,12 +70,7 @@ class EnvImportForm(forms.Form):
 
 
 def _read(upload) -> str:
-    if upload.size > MAX_ENV_BYTES:
-        raise ValidationError(FILE_TOO_LARGE.format(limit=MAX_ENV_BYTES // 1024))
-    try:
-        return upload.read().decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ValidationError(NOT_TEXT) from None
+    return read_upload(upload, limit=MAX_ENV_BYTES, too_large=FILE_TOO_LARGE)
 
 
 @sensitive_variables("text", "payload")
