@@ -22,17 +22,9 @@ from .groups import (
     router_settings_update,
 )
 from .keys import RotationReport, rotate_keys
-from .litellm_config import (
-    MAX_CONFIG_BYTES,
-    ImportReport,
-    export_config,
-    import_config,
-    parse_env,
-    parse_yaml,
-    render_env,
-    render_yaml,
-    write_env_file,
-)
+from .litellm_export import export_config, render_env, render_yaml, write_env_file
+from .litellm_import import ImportReport, import_config
+from .litellm_read import MAX_CONFIG_BYTES, parse_env, parse_yaml
 from .providers import (
     KEEP,
     default_model_get,

@@ -1,5 +1,8 @@
 """Importing a LiteLLM proxy config: the plan applied through the same services as the
 dashboard, in one transaction: if any entry is invalid, nothing is imported.
+
+litellm_read.py reads the file and each entry, litellm_plan.py decides what the entries
+add up to, and this module applies that; litellm_export.py writes such files.
 """
 
 from __future__ import annotations
