@@ -13,6 +13,11 @@ from .validators import (
 )
 
 
+MODEL_CALL_TIMEOUT = 600.0
+# A connection test lists models: it needs seconds, not a generation's minutes.
+CONNECTION_TEST_TIMEOUT = 10.0
+
+
 class KeyState(models.TextChoices):
     NONE = "none", "no key"
     SET = "set", "set"
@@ -21,6 +26,8 @@ class KeyState(models.TextChoices):
 
 class Provider(models.Model):
     name = models.CharField(max_length=63, unique=True, validators=[validate_provider_name])
+    # Free text shown on every page; `name` is what model addresses use ("together/<model>").
+    display_name = models.CharField("Display name", max_length=100, blank=True)
     kind = models.CharField(max_length=32, choices=kinds.CHOICES)
     base_url = models.CharField("Base URL", max_length=2000, blank=True)
     # Secrets are stored only as MultiFernet tokens; the hint ("sk-…abcd") is what pages show.
@@ -30,10 +37,18 @@ class Provider(models.Model):
     header_names = models.JSONField(default=list, blank=True, editable=False)
     headers_ciphertext = models.TextField(blank=True, editable=False)
     api_version = models.CharField("API version", max_length=32, blank=True)
+    # Model calls: long answers and reasoning models take minutes (the OpenAI SDK's own
+    # default is 600 s). The connection test keeps its own short limit.
     timeout = models.FloatField(
-        default=10.0, validators=[MinValueValidator(0.5), MaxValueValidator(600)]
+        default=MODEL_CALL_TIMEOUT, validators=[MinValueValidator(0.5), MaxValueValidator(3600)]
     )
     max_retries = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(10)])
+    drop_params = models.BooleanField(
+        "Drop parameters this provider does not support", default=False
+    )
+    # Model (or deployment) names the admin declares, for kinds whose API cannot list the
+    # names that can be called (Azure OpenAI deployments).
+    declared_models = models.JSONField(default=list, blank=True)
     enabled = models.BooleanField(default=True)
     # Bumped on every save, so a second editor working from a stale form is refused.
     version = models.PositiveIntegerField(default=1)
@@ -67,6 +82,11 @@ class Provider(models.Model):
     @property
     def kind_info(self) -> kinds.ProviderKind:
         return kinds.KINDS[self.kind]
+
+    @property
+    def test_timeout(self) -> float:
+        """The connection test's limit: the provider's timeout, at most CONNECTION_TEST_TIMEOUT."""
+        return min(self.timeout, CONNECTION_TEST_TIMEOUT)
 
     @property
     def effective_base_url(self) -> str:
@@ -138,6 +158,9 @@ class RoutingGroup(models.Model):
 
     name = models.CharField(max_length=63, unique=True, validators=[validate_group_name])
     description = models.CharField(max_length=200, blank=True)
+    drop_params = models.BooleanField(
+        "Drop parameters a deployment's provider does not support", default=False
+    )
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -160,7 +183,7 @@ class Deployment(models.Model):
     rpm = models.PositiveIntegerField("Requests per minute", null=True, blank=True)
     tpm = models.PositiveIntegerField("Tokens per minute", null=True, blank=True)
     timeout = models.FloatField(
-        null=True, blank=True, validators=[MinValueValidator(0.5), MaxValueValidator(600)]
+        null=True, blank=True, validators=[MinValueValidator(0.5), MaxValueValidator(3600)]
     )
 
     class Meta:
@@ -194,7 +217,7 @@ class RouterSettings(models.Model):
     )
     num_retries = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(10)])
     timeout = models.FloatField(
-        default=60.0, validators=[MinValueValidator(0.5), MaxValueValidator(600)]
+        default=MODEL_CALL_TIMEOUT, validators=[MinValueValidator(0.5), MaxValueValidator(3600)]
     )
     cooldown_time = models.FloatField(
         "Cooldown after failures (seconds)",

@@ -18,7 +18,7 @@ from ..validators import validate_base_url
 from . import audit, health
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
-TIMED_OUT = "No answer within {timeout:g} s (the provider's timeout)."
+TIMED_OUT = "No answer within {timeout:g} s (the connection test's limit)."
 UNREACHABLE = "Could not connect: {error}"
 REDIRECTED = (
     "The provider answered with a redirect to {location!r}; redirects are not followed. "
@@ -78,14 +78,15 @@ def _probe(provider: Provider) -> ConnectionResult:
         return ConnectionResult(ok=False, message=" ".join(exc.messages))
     url = kind.models_url(base_url, provider.api_version)
     started = time.perf_counter()
+    limit = provider.test_timeout
     try:
         with (
-            _client(url, provider.timeout) as client,
+            _client(url, limit) as client,
             client.stream("GET", url, headers={**headers, **kind.auth_headers(api_key)}) as resp,
         ):
-            body = _read_capped(resp, started + provider.timeout)
+            body = _read_capped(resp, started + limit)
     except httpx.TimeoutException:
-        return ConnectionResult(ok=False, message=TIMED_OUT.format(timeout=provider.timeout))
+        return ConnectionResult(ok=False, message=TIMED_OUT.format(timeout=limit))
     except httpx.HTTPError as exc:
         detail = redact(str(exc) or type(exc).__name__, secrets)
         return ConnectionResult(ok=False, message=UNREACHABLE.format(error=detail))

@@ -240,7 +240,7 @@ def provider_test(request: HttpRequest, name: str) -> HttpResponse:
     provider = get_object_or_404(Provider, name=name)
     # From "Test all", the result is marked so that the progress count can find it.
     batch = request.POST.get("scope") == "all"
-    if batch and not TEST_ALL_SLOTS.acquire(timeout=provider.timeout):
+    if batch and not TEST_ALL_SLOTS.acquire(timeout=provider.test_timeout):
         busy = TEST_BUSY.format(limit=TEST_ALL_CONCURRENCY)
         # Nothing was tested: the row's retry must not cost the person a test.
         grant_batch(request, [provider.name])
