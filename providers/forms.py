@@ -12,6 +12,7 @@ from django.utils.html import format_html
 from . import kinds
 from .models import Provider
 from .services import KEEP
+from .services.providers import parse_model_names, validate_declared_models
 
 HEADER_LINE_INVALID = 'Line {line}: write each header as "Name: value".'
 KEY_AND_REMOVE = "Either enter a new API key or tick 'Remove key', not both."
@@ -67,6 +68,13 @@ class ProviderForm(forms.Form):
     )
     remove_key = forms.BooleanField(label="Remove key", required=False)
     api_version = forms.CharField(label="API version", required=False, max_length=32)
+    declared_models = forms.CharField(
+        label="Deployments",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
+        help_text="The deployment names applications call, comma or newline separated. "
+        "They become this provider's models (the API lists base models, not deployments).",
+    )
     headers = forms.CharField(
         label="Custom headers",
         required=False,
@@ -88,6 +96,7 @@ class ProviderForm(forms.Form):
                 "kind": instance.kind,
                 "base_url": instance.base_url,
                 "api_version": instance.api_version,
+                "declared_models": "\n".join(instance.declared_models or []),
                 "timeout": instance.timeout,
                 "max_retries": instance.max_retries,
                 "enabled": instance.enabled,
@@ -131,10 +140,15 @@ class ProviderForm(forms.Form):
                 "Stored: {}. Leave empty to keep them; enter every header again to replace them.",
                 ", ".join(self.instance.header_names),
             )
+        if not kind.shows_declared_models:
+            del self.fields["declared_models"]
         if not kind.shows_api_version:
             del self.fields["api_version"]
         else:
             self.fields["api_version"].widget.attrs["placeholder"] = kind.api_version_example
+
+    def clean_declared_models(self) -> list[str]:
+        return validate_declared_models(parse_model_names(self.cleaned_data["declared_models"]))
 
     def clean_headers(self) -> dict[str, str] | None:
         text = self.cleaned_data.get("headers", "")
@@ -153,6 +167,8 @@ class ProviderForm(forms.Form):
             for field in ("name", "kind", "base_url", "timeout", "max_retries", "enabled")
         }
         kwargs["api_version"] = data.get("api_version", "") or ""
+        if "declared_models" in self.fields:
+            kwargs["declared_models"] = data["declared_models"]
         if self.instance is None:
             kwargs["api_key"] = data["api_key"]
             kwargs["headers"] = data["headers"] or {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.core.exceptions import ValidationError
 
@@ -21,6 +21,37 @@ AZURE_AI_CLAUDE_NEEDS_ANTHROPIC_PATH = (
 API_VERSION_REQUIRED = "{label} needs an API version, e.g. {example}."
 BASE_URL_REQUIRED = "{label} needs a base URL, e.g. {example}."
 API_KEY_REQUIRED = "{label} needs an API key."
+# Raised by parse_models: the answer was JSON, but not this kind's model list.
+NOT_A_MODEL_LIST = "not a model list"
+# Model lists are paged by some vendors; a provider never gets more pages than this.
+MAX_MODEL_PAGES = 20
+APP_NAME = "Routing Admin"
+# OpenRouter credits usage to the app named by these headers; LiteLLM would name itself.
+APP_REFERER = "https://routing-admin.local/"
+
+
+class ModelListError(ValueError):
+    """The answer was JSON, but not the kind's model-list format."""
+
+
+def _with_query(url: str, **params: str) -> str:
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    query.update(params)
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What the connection test sends. `lists_models` False: the endpoint cannot list its
+    models, so the request is one that the service refuses without generating anything
+    (a 400 then proves the route and the key)."""
+
+    url: str
+    method: str = "GET"
+    json: Any = None
+    lists_models: bool = True
+    ok_message: str = ""  # instead of the kind's, when it succeeds
 
 
 @dataclass(frozen=True)
@@ -60,6 +91,15 @@ class ProviderKind:
     local: bool = False
     api_version_required: bool = False
     api_version_example: str = ""
+    # Sent when the provider has none: the version the vendor's official SDK sends.
+    default_api_version: str = ""
+    # The admin names the callable models on the provider (the "Deployments" field), when
+    # the vendor's list holds names that cannot be called.
+    shows_declared_models: bool = False
+    # Headers sent unless the provider's own custom headers set them.
+    default_headers: tuple[tuple[str, str], ...] = ()
+    # LiteLLM's side requests (Ollama's /api/show) must carry the provider's key and headers.
+    side_requests_need_auth: bool = False
     model_example: str = ""
     models_path: str = "/models"
     env_conventions: tuple[EnvConvention, ...] = ()
@@ -77,7 +117,10 @@ class ProviderKind:
 
     @property
     def shows_api_version(self) -> bool:
-        return self.api_version_required
+        return self.api_version_required or bool(self.default_api_version)
+
+    def effective_api_version(self, api_version: str) -> str:
+        return api_version or self.default_api_version
 
     def field_errors(self, *, base_url: str, has_api_key: bool, api_version: str) -> dict:
         """Which required fields are missing for this kind, as {field: message}."""
@@ -107,8 +150,25 @@ class ProviderKind:
     def models_url(self, base_url: str, api_version: str) -> str:
         return base_url.rstrip("/") + self.models_path
 
+    def probe(self, base_url: str, api_version: str) -> Probe:
+        return Probe(url=self.models_url(base_url, api_version))
+
+    def next_models_url(self, url: str, payload: Any) -> str | None:
+        """The next page of the model list, or None when `payload` was the last."""
+        return None
+
     def parse_models(self, payload: Any) -> list[str]:
-        return sorted(str(item["id"]) for item in payload.get("data", []) if "id" in item)
+        """The model IDs in one page of the list; ModelListError if it is not one."""
+        if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+            raise ModelListError(NOT_A_MODEL_LIST)
+        return _ids(payload["data"], "id")
+
+    def callable_models(self, *, listed: list[str], declared: list[str]) -> list[str]:
+        """The models advertised (suggestions, the gateway's /v1/models)."""
+        return sorted(set(listed) | set(declared))
+
+    def ok_message(self, *, listed: list[str], models: list[str]) -> str:
+        return f"OK: {len(models)} model{'s' if len(models) != 1 else ''} found"
 
     # --- LiteLLM -----------------------------------------------------------------------
     def litellm_model(self, model: str) -> str:
@@ -136,19 +196,46 @@ class ProviderKind:
             "num_retries": max_retries,
             "max_retries": max_retries,
         }
+        api_version = self.effective_api_version(api_version)
         if api_version:
             params["api_version"] = api_version
-        if headers:
-            params["extra_headers"] = dict(headers)
+        extra = self.merged_headers(headers)
+        if extra:
+            params["extra_headers"] = extra
         return params
+
+    def merged_headers(self, headers: dict[str, str]) -> dict[str, str]:
+        """The kind's default headers under the provider's own (which win, whatever case)."""
+        own = {name.lower() for name in headers}
+        merged = {name: value for name, value in self.default_headers if name.lower() not in own}
+        merged.update(headers)
+        return merged
+
+
+def _ids(items: Any, key: str) -> list[str]:
+    if not isinstance(items, list):
+        raise ModelListError(NOT_A_MODEL_LIST)
+    return sorted(
+        str(item[key]) for item in items if isinstance(item, dict) and item.get(key) is not None
+    )
 
 
 @dataclass(frozen=True)
 class AnthropicKind(ProviderKind):
     models_path: str = "/v1/models"
+    page_size: int = 1000  # the API's maximum; 20 without ?limit
 
     def auth_headers(self, api_key: str) -> dict[str, str]:
         return {"x-api-key": api_key, "anthropic-version": "2023-06-01"}
+
+    def models_url(self, base_url: str, api_version: str) -> str:
+        return _with_query(super().models_url(base_url, api_version), limit=str(self.page_size))
+
+    def next_models_url(self, url: str, payload: Any) -> str | None:
+        last = payload.get("last_id") if isinstance(payload, dict) else None
+        if payload.get("has_more") and last:
+            return _with_query(url, after_id=str(last))
+        return None
 
 
 @dataclass(frozen=True)
@@ -162,9 +249,6 @@ class GeminiKind(ProviderKind):
     def _root(base_url: str) -> str:
         return base_url.rstrip("/").removesuffix("/v1beta")
 
-    def models_url(self, base_url: str, api_version: str) -> str:
-        return self._root(base_url) + self.models_path
-
     def litellm_params(self, *, base_url: str, **kwargs: Any) -> dict[str, Any]:
         return super().litellm_params(base_url=self._root(base_url) + "/v1beta", **kwargs)
 
@@ -172,9 +256,28 @@ class GeminiKind(ProviderKind):
         # A header, not the ?key= query parameter, so the key never lands in access logs.
         return {"x-goog-api-key": api_key}
 
+    def models_url(self, base_url: str, api_version: str) -> str:
+        return _with_query(self._root(base_url) + self.models_path, pageSize="1000")
+
+    def next_models_url(self, url: str, payload: Any) -> str | None:
+        token = payload.get("nextPageToken") if isinstance(payload, dict) else None
+        return _with_query(url, pageToken=str(token)) if token else None
+
     def parse_models(self, payload: Any) -> list[str]:
-        names = (str(item.get("name", "")) for item in payload.get("models", []))
-        return sorted(name.removeprefix("models/") for name in names if name)
+        # The last page of a list may have no "models" at all.
+        if not isinstance(payload, dict):
+            raise ModelListError(NOT_A_MODEL_LIST)
+        return [name.removeprefix("models/") for name in _ids(payload.get("models", []), "name")]
+
+
+AZURE_DEPLOYMENTS_OK = (
+    "OK: the resource answered. {count} deployment{s} named on the provider (Azure lists "
+    "base models, not deployments: only the deployments named here are offered)."
+)
+AZURE_NO_DEPLOYMENTS_OK = (
+    "OK: the resource answered. Name its deployments on the provider (Deployments) to offer "
+    "them as models: Azure lists base models, not deployments."
+)
 
 
 @dataclass(frozen=True)
@@ -185,14 +288,39 @@ class AzureKind(ProviderKind):
         return {"api-key": api_key}
 
     def models_url(self, base_url: str, api_version: str) -> str:
-        query = urlencode({"api-version": api_version})
+        query = urlencode({"api-version": self.effective_api_version(api_version)})
         return f"{base_url.rstrip('/')}{self.models_path}?{query}"
+
+    def callable_models(self, *, listed: list[str], declared: list[str]) -> list[str]:
+        # /openai/models lists the resource's base models; calls name a deployment.
+        return sorted(set(declared))
+
+    def ok_message(self, *, listed: list[str], models: list[str]) -> str:
+        if not models:
+            return AZURE_NO_DEPLOYMENTS_OK
+        return AZURE_DEPLOYMENTS_OK.format(count=len(models), s="s" if len(models) != 1 else "")
+
+
+AZURE_AI_ANTHROPIC_OK = (
+    "OK: the Anthropic endpoint answered and accepted the key. It cannot list its models, "
+    "so the test sent an empty request, which generates nothing and costs no tokens."
+)
 
 
 @dataclass(frozen=True)
 class AzureAIKind(ProviderKind):
+    """Three endpoints behind one kind, told apart by the base URL's path:
+    `.../models` (the model inference API: api-version required, /info describes the
+    model), `.../anthropic` (Claude, Anthropic's wire format, no model list) and
+    `.../openai/v1` (OpenAI's v1 API as it is, no api-version)."""
+
+    models_path: str = "/info"
+
     def _is_anthropic_endpoint(self, base_url: str) -> bool:
         return base_url.rstrip("/").endswith("/anthropic")
+
+    def _is_openai_v1(self, base_url: str) -> bool:
+        return base_url.rstrip("/").endswith("/openai/v1")
 
     def check_model(self, *, base_url: str, model: str) -> None:
         if model.lower().startswith("claude") and not self._is_anthropic_endpoint(base_url):
@@ -202,16 +330,68 @@ class AzureAIKind(ProviderKind):
         return {"api-key": api_key, "Authorization": f"Bearer {api_key}"}
 
     def models_url(self, base_url: str, api_version: str) -> str:
-        path = "/v1/models" if self._is_anthropic_endpoint(base_url) else self.models_path
-        return base_url.rstrip("/") + path
+        base = base_url.rstrip("/")
+        if self._is_openai_v1(base):
+            return base + "/models"
+        version = self.effective_api_version(api_version)
+        return f"{base}{self.models_path}?{urlencode({'api-version': version})}"
+
+    def probe(self, base_url: str, api_version: str) -> Probe:
+        if self._is_anthropic_endpoint(base_url):
+            # Foundry's Anthropic endpoint has no model list (its SDK disables listing).
+            url = base_url.rstrip("/") + "/v1/messages"
+            return Probe(
+                url=url,
+                method="POST",
+                json={},
+                lists_models=False,
+                ok_message=AZURE_AI_ANTHROPIC_OK,
+            )
+        return super().probe(base_url, api_version)
+
+    def parse_models(self, payload: Any) -> list[str]:
+        # /info describes the one model the endpoint serves; /openai/v1/models is a list.
+        if isinstance(payload, dict) and isinstance(payload.get("model_name"), str):
+            return [payload["model_name"]]
+        return super().parse_models(payload)
+
+    def litellm_params(self, *, model: str, base_url: str, api_version: str, **kwargs: Any):
+        if self._is_openai_v1(base_url):
+            # LiteLLM adds /models to any services.ai.azure.com base; this endpoint is
+            # OpenAI's API as it is, so it is called as one.
+            params = super().litellm_params(
+                model=model, base_url=base_url, api_version="", **kwargs
+            )
+            params.pop("api_version", None)
+            params["model"] = f"openai/{model}"
+            return params
+        if self._is_anthropic_endpoint(base_url):
+            params = super().litellm_params(
+                model=model, base_url=base_url, api_version="", **kwargs
+            )
+            params.pop("api_version", None)
+            return params
+        return super().litellm_params(
+            model=model, base_url=base_url, api_version=api_version, **kwargs
+        )
+
+
+@dataclass(frozen=True)
+class TogetherKind(ProviderKind):
+    def parse_models(self, payload: Any) -> list[str]:
+        # GET /v1/models answers a bare JSON array of models.
+        return _ids(payload, "id")
 
 
 @dataclass(frozen=True)
 class OllamaKind(ProviderKind):
     models_path: str = "/api/tags"
+    side_requests_need_auth: bool = True
 
     def parse_models(self, payload: Any) -> list[str]:
-        return sorted(str(item["name"]) for item in payload.get("models", []) if "name" in item)
+        if not isinstance(payload, dict):
+            raise ModelListError(NOT_A_MODEL_LIST)
+        return _ids(payload.get("models"), "name")
 
 
 KINDS: dict[str, ProviderKind] = {
@@ -257,6 +437,7 @@ KINDS: dict[str, ProviderKind] = {
             api_version_required=True,
             api_version_example="2024-10-21",
             model_example="<deployment name>",
+            shows_declared_models=True,
             env_conventions=(
                 EnvConvention(
                     api_key=("AZURE_API_KEY",),
@@ -275,9 +456,16 @@ KINDS: dict[str, ProviderKind] = {
             label="Azure AI Foundry",
             litellm_prefix="azure_ai",
             base_url_example="https://<resource>.services.ai.azure.com/models",
+            # What the official azure-ai-inference SDK sends (its _configuration.py).
+            default_api_version="2024-05-01-preview",
+            api_version_example="2024-05-01-preview",
             model_example="DeepSeek-R1",
             env_conventions=(
-                EnvConvention(api_key=("AZURE_AI_API_KEY",), base_url=("AZURE_AI_API_BASE",)),
+                EnvConvention(
+                    api_key=("AZURE_AI_API_KEY",),
+                    base_url=("AZURE_AI_API_BASE",),
+                    api_version=("AZURE_AI_API_VERSION",),
+                ),
             ),
         ),
         ProviderKind(
@@ -286,6 +474,7 @@ KINDS: dict[str, ProviderKind] = {
             litellm_prefix="openrouter",
             default_base_url="https://openrouter.ai/api/v1",
             model_example="openai/gpt-4o-mini",
+            default_headers=(("HTTP-Referer", APP_REFERER), ("X-Title", APP_NAME)),
             env_conventions=(
                 EnvConvention(api_key=("OPENROUTER_API_KEY",), base_url=("OPENROUTER_BASE_URL",)),
             ),
@@ -298,7 +487,7 @@ KINDS: dict[str, ProviderKind] = {
             model_example="llama-3.3-70b-versatile",
             env_conventions=(EnvConvention(api_key=("GROQ_API_KEY",)),),
         ),
-        ProviderKind(
+        TogetherKind(
             slug="together",
             label="Together AI",
             litellm_prefix="together_ai",

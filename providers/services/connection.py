@@ -11,7 +11,7 @@ import httpx
 from django.core.exceptions import ValidationError
 from django.views.decorators.debug import sensitive_variables
 
-from .. import crypto, outbound
+from .. import crypto, kinds, outbound
 from ..models import Provider
 from ..redact import redact
 from ..validators import validate_base_url
@@ -26,6 +26,11 @@ REDIRECTED = (
 )
 HTTP_ERROR = "HTTP {status}: {detail}"
 NOT_JSON = "The answer was not JSON: is the base URL right (it usually ends in /v1)?"
+NOT_A_MODEL_LIST = (
+    "The answer was JSON, but not a model list in {label}'s format: is the base URL right "
+    "(e.g. {example})?"
+)
+TOO_MANY_PAGES = "OK, but the model list has more than {pages} pages: the first {count} are kept."
 TOO_LARGE = "The answer was larger than 4 MiB; is the base URL right?"
 PROBE_CRASHED = "The test itself failed unexpectedly ({error})."
 KEY_UNDECRYPTABLE = (
@@ -62,6 +67,52 @@ def _read_capped(response: httpx.Response, deadline: float) -> bytes:
     return bytes(body)
 
 
+class _Failed(Exception):
+    def __init__(self, result: ConnectionResult) -> None:
+        self.result = result
+
+
+def _fetch(client, probe, url, headers, *, started, limit, secrets) -> tuple[int, bytes]:
+    """One request of the test; a failure is raised as the result to report."""
+    try:
+        with client.stream(probe.method, url, headers=headers, json=probe.json) as resp:
+            body = _read_capped(resp, started + limit)
+    except httpx.TimeoutException:
+        raise _Failed(ConnectionResult(ok=False, message=TIMED_OUT.format(timeout=limit))) from None
+    except httpx.HTTPError as exc:
+        detail = redact(str(exc) or type(exc).__name__, secrets)
+        raise _Failed(ConnectionResult(ok=False, message=UNREACHABLE.format(error=detail))) from None
+    except ValueError as exc:
+        raise _Failed(ConnectionResult(ok=False, message=str(exc))) from None
+    latency_ms = (time.perf_counter() - started) * 1000
+    status = resp.status_code
+    if resp.is_redirect:
+        location = redact(resp.headers.get("location", ""), secrets)
+        message = REDIRECTED.format(location=location)
+        raise _Failed(ConnectionResult(False, message, latency_ms, status=status))
+    # Without a model list, the probe is a request refused for its content: the 400 says
+    # that the route exists and the key was accepted.
+    refused_as_probed = not probe.lists_models and status == 400
+    if status >= 400 and not refused_as_probed:
+        detail = redact(body[:300].decode("utf-8", "replace").strip(), secrets)
+        message = HTTP_ERROR.format(status=status, detail=detail)
+        raise _Failed(ConnectionResult(False, message, latency_ms, status=status))
+    return status, body
+
+
+def _parse(kind, body: bytes) -> tuple[object, list[str]]:
+    try:
+        payload = httpx.Response(200, content=body).json()
+    except ValueError:
+        raise _Failed(ConnectionResult(ok=False, message=NOT_JSON)) from None
+    try:
+        return payload, kind.parse_models(payload)
+    except (kinds.ModelListError, KeyError, TypeError, AttributeError):
+        example = kind.default_base_url or kind.base_url_example
+        message = NOT_A_MODEL_LIST.format(label=kind.label, example=example)
+        raise _Failed(ConnectionResult(ok=False, message=message)) from None
+
+
 @sensitive_variables("api_key", "headers", "secrets")
 def _probe(provider: Provider) -> ConnectionResult:
     kind = provider.kind_info
@@ -76,50 +127,36 @@ def _probe(provider: Provider) -> ConnectionResult:
         validate_base_url(base_url, local=kind.local)
     except ValidationError as exc:
         return ConnectionResult(ok=False, message=" ".join(exc.messages))
-    url = kind.models_url(base_url, provider.api_version)
+    probe = kind.probe(base_url, provider.api_version)
+    sent = {**kind.merged_headers(headers), **kind.auth_headers(api_key)}
     started = time.perf_counter()
     limit = provider.test_timeout
+    listed: list[str] = []
+    note = ""
     try:
-        with (
-            _client(url, limit) as client,
-            client.stream("GET", url, headers={**headers, **kind.auth_headers(api_key)}) as resp,
-        ):
-            body = _read_capped(resp, started + limit)
-    except httpx.TimeoutException:
-        return ConnectionResult(ok=False, message=TIMED_OUT.format(timeout=limit))
-    except httpx.HTTPError as exc:
-        detail = redact(str(exc) or type(exc).__name__, secrets)
-        return ConnectionResult(ok=False, message=UNREACHABLE.format(error=detail))
-    except ValueError as exc:
-        return ConnectionResult(ok=False, message=str(exc))
+        with _client(probe.url, limit) as client:
+            url: str | None = probe.url
+            for _page in range(kinds.MAX_MODEL_PAGES):
+                status, body = _fetch(
+                    client, probe, url, sent, started=started, limit=limit, secrets=secrets
+                )
+                if not probe.lists_models:
+                    break
+                payload, models = _parse(kind, body)
+                listed.extend(models)
+                url = kind.next_models_url(url, payload)
+                if url is None:
+                    break
+            else:
+                note = TOO_MANY_PAGES.format(pages=kinds.MAX_MODEL_PAGES, count=len(listed))
+    except _Failed as failed:
+        return failed.result
     latency_ms = (time.perf_counter() - started) * 1000
-    status = resp.status_code
-    if resp.is_redirect:
-        location = redact(resp.headers.get("location", ""), secrets)
-        return ConnectionResult(
-            ok=False,
-            message=REDIRECTED.format(location=location),
-            latency_ms=latency_ms,
-            status=status,
-        )
-    if status >= 400:
-        detail = redact(body[:300].decode("utf-8", "replace").strip(), secrets)
-        return ConnectionResult(
-            ok=False,
-            message=HTTP_ERROR.format(status=status, detail=detail),
-            latency_ms=latency_ms,
-            status=status,
-        )
-    try:
-        models = kind.parse_models(httpx.Response(200, content=body).json())
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return ConnectionResult(ok=False, message=NOT_JSON, latency_ms=latency_ms, status=status)
+    listed = sorted(set(listed))
+    models = kind.callable_models(listed=listed, declared=list(provider.declared_models or []))
+    message = note or probe.ok_message or kind.ok_message(listed=listed, models=models)
     return ConnectionResult(
-        ok=True,
-        message=f"OK: {len(models)} model{'s' if len(models) != 1 else ''} found",
-        latency_ms=latency_ms,
-        models=models,
-        status=status,
+        ok=True, message=message, latency_ms=latency_ms, models=models, status=status
     )
 
 

@@ -46,8 +46,42 @@ PROVIDER_IN_GROUPS = (
     "or disable it to take it out of routing for now."
 )
 NOTHING_TO_REVERT = "There is no previous default model to return to."
+DECLARED_MODELS_NOT_FOR_KIND = (
+    "{label} lists its models itself: deployments are only named for kinds that cannot list "
+    "theirs (Azure OpenAI)."
+)
+DECLARED_MODEL_INVALID = "Deployment {name!r}: {error}"
 
 _PLAIN_FIELDS = ("name", "kind", "base_url", "api_version", "timeout", "max_retries", "enabled")
+# The "Deployments" an admin names on a provider whose kind cannot list callable models.
+_PLAIN_FIELDS += ("declared_models",)
+
+
+def parse_model_names(text: str) -> list[str]:
+    """Model names typed as one text (comma or newline separated), in order, once each."""
+    names = (part.strip() for line in text.splitlines() for part in line.split(","))
+    return list(dict.fromkeys(name for name in names if name))
+
+
+def _refuse_declared_for_kind(provider: Provider, given: Any) -> None:
+    """Deployments given for a kind that lists its own models are a mistake worth saying."""
+    kind = kinds.KINDS.get(provider.kind)
+    if given and kind is not None and not kind.shows_declared_models:
+        message = DECLARED_MODELS_NOT_FOR_KIND.format(label=kind.label)
+        raise ValidationError({"declared_models": [message]})
+
+
+def validate_declared_models(names: list[str]) -> list[str]:
+    """Each name checked as a model ID; every bad one reported, with its name."""
+    cleaned, problems = [], []
+    for name in names:
+        try:
+            cleaned.append(validate_model_id(str(name).strip()))
+        except ValidationError as exc:
+            problems.append(DECLARED_MODEL_INVALID.format(name=name, error=" ".join(exc.messages)))
+    if problems:
+        raise ValidationError(problems)
+    return list(dict.fromkeys(cleaned))
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -99,6 +133,17 @@ def _validate(provider: Provider) -> list[str]:
             api_version=provider.api_version,
         ).items():
             errors.setdefault(field, []).append(message)
+        if not kind.shows_declared_models:
+            provider.declared_models = []  # a kind that lists its models names none
+        try:
+            provider.declared_models = validate_declared_models(provider.declared_models or [])
+        except ValidationError as exc:
+            errors["declared_models"] = exc.messages
+        if kind.shows_declared_models and "declared_models" not in errors:
+            # Callable at once: suggestions and /v1/models do not wait for the next test.
+            provider.discovered_models = kind.callable_models(
+                listed=[], declared=provider.declared_models
+            )
         if provider.base_url and "base_url" not in errors:
             try:
                 checked = validate_base_url(provider.base_url, local=kind.local)
@@ -136,6 +181,7 @@ def provider_create(
     timeout: float | None = None,
     max_retries: int | None = None,
     enabled: bool = True,
+    declared_models: list[str] | None = None,
     actor: audit.Actor = None,
 ) -> Provider:
     provider = Provider(
@@ -144,6 +190,7 @@ def provider_create(
         base_url=base_url.strip(),
         api_version=api_version.strip(),
         enabled=enabled,
+        declared_models=list(declared_models or []),
         created_by=audit.actor_user(actor),
         updated_by=audit.actor_user(actor),
     )
@@ -151,6 +198,7 @@ def provider_create(
         provider.timeout = timeout
     if max_retries is not None:
         provider.max_retries = max_retries
+    _refuse_declared_for_kind(provider, declared_models)
     _set_api_key(provider, api_key.strip())
     _set_headers(provider, _clean_headers(headers or {}))
     provider.validation_warnings = _validate(provider)
@@ -190,6 +238,7 @@ def provider_update(
     old_origin = _origin(locked.effective_base_url)
     for field, value in fields.items():
         setattr(locked, field, value.strip() if isinstance(value, str) else value)
+    _refuse_declared_for_kind(locked, fields.get("declared_models"))
     errors = {}
     if _origin(locked.effective_base_url) != old_origin:
         if api_key is KEEP and locked.api_key_ciphertext:

@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 from providers import kinds, services
 from providers.models import KeyState, Provider, RoutingGroup
 from providers.roles import ROLES
+from providers.services.providers import parse_model_names
 
 NO_SUCH_PROVIDER = (
     "No provider named {name!r}. `python manage.py routing provider list` shows them."
@@ -30,6 +31,10 @@ API_KEY_STDIN_EMPTY = "No API key arrived on standard input; pipe it in, e.g. `p
 HEADER_FORMAT = '--header must look like "Name: value" (got a value without a colon).'
 TEST_WHICH = "Name one provider to test, or give --all for every enabled one (not both)."
 CONCURRENCY_POSITIVE = "--concurrency must be at least 1."
+DEPLOYMENTS_HELP = (
+    "Azure OpenAI: the deployment names to offer as models, comma separated ('' for none)."
+)
+EDIT_NOTHING = "Nothing to change: give --deployments."
 PASSWORD_STDIN_EMPTY = "No password arrived on standard input; pipe it in: `printenv PW | ...`."
 
 
@@ -121,6 +126,10 @@ class Command(BaseCommand):
         add.add_argument("--api-version", default="")
         add.add_argument("--header", action="append", default=[], metavar='"Name: value"')
         add.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
+        add.add_argument("--deployments", default=None, metavar='"A,B"', help=DEPLOYMENTS_HELP)
+        edit = provider_commands.add_parser("edit", help="Change a provider's deployments.")
+        edit.add_argument("name")
+        edit.add_argument("--deployments", default=None, metavar='"A,B"', help=DEPLOYMENTS_HELP)
         provider_commands.add_parser("list", help="List providers (keys masked).")
         for action, text in (
             ("show", "Show one provider."),
@@ -255,11 +264,22 @@ class Command(BaseCommand):
             headers=headers,
             api_version=options["api_version"],
             timeout=options["timeout"],
+            declared_models=parse_model_names(options["deployments"] or ""),
             actor=actor,
         )
         for warning in provider.validation_warnings:
             self.stderr.write(f"Warning: {warning}")
         self.stdout.write(f"Added provider {provider.name} ({provider.kind_info.label}).")
+
+    def _provider_edit(self, options: dict, actor: str) -> None:
+        provider = _provider(options["name"])
+        fields: dict[str, Any] = {}
+        if options["deployments"] is not None:
+            fields["declared_models"] = parse_model_names(options["deployments"])
+        if not fields:
+            raise CommandError(EDIT_NOTHING)
+        provider = services.provider_update(provider=provider, actor=actor, **fields)
+        self.stdout.write(f"Changed provider {provider.name}.")
 
     def _provider_list(self, options: dict, actor: str) -> None:
         rows = [("NAME", "KIND", "ENABLED", "BASE URL", "KEY", "LAST TEST")]
@@ -292,6 +312,7 @@ class Command(BaseCommand):
             ("api key", _key_display(p)),
             ("headers", ", ".join(p.header_names) or "(none)"),
             ("api version", p.api_version or "-"),
+            *((("deployments", ", ".join(p.declared_models) or "-"),) if p.declared_models else ()),
             ("timeout", f"{p.timeout:g} s"),
             ("max retries", str(p.max_retries)),
             ("enabled", "yes" if p.enabled else "no"),
