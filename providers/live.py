@@ -282,3 +282,9 @@ def bump_version() -> None:
     # Dirty now for this thread's own next call, and again after commit for the others.
     mark_changed()
     transaction.on_commit(mark_changed)
+
+
+def last_built() -> Snapshot | None:
+    """The snapshot built last, fresh or not, without touching the database: for code that
+    runs inside a model call (which has just read it), where a query may not be allowed."""
+    return _cache.snapshot

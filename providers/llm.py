@@ -1,8 +1,11 @@
 """The only place LiteLLM is imported, lazily, the first time a model is called."""
 
+import contextvars
+import functools
 import os
 from functools import cache
 from types import ModuleType
+from typing import Any
 
 
 @cache
@@ -17,6 +20,8 @@ def litellm() -> ModuleType:
     # for tens of seconds where there is no internet.
     module.disable_hf_tokenizer_download = True
     _pin_connections(module)
+    _carry_auth_on_side_requests(module)
+    _tolerate_groq_without_service_tier()
     return module
 
 
@@ -51,6 +56,83 @@ def _pin_connections(module: ModuleType) -> None:
 
     AsyncHTTPHandler.create_async_transport = staticmethod(pinned)
     AsyncHTTPHandler._create_async_transport = staticmethod(pinned)
+
+
+# Headers LiteLLM's shared client adds to the request being made (see below).
+_side_headers: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "side_headers", default=None
+)
+
+
+def _side_request_auth(server_base: str, same_server) -> tuple[str, dict[str, str]] | None:
+    """The key and headers of the provider at `server_base`, if exactly one set is known."""
+    from . import live
+
+    snap = live.last_built()
+    found = set()
+    for entry in snap.providers.values() if snap is not None else ():
+        if entry.kind.side_requests_need_auth and same_server(entry.base_url, server_base):
+            headers = entry.kind.merged_headers(entry.headers)
+            found.add((entry.kind.effective_api_key(entry.api_key), tuple(sorted(headers.items()))))
+    if len(found) != 1:
+        return None
+    key, headers = found.pop()
+    return key, dict(headers)
+
+
+def _carry_auth_on_side_requests(module: ModuleType) -> None:
+    """Before some calls (tools, streaming) LiteLLM asks Ollama's POST /api/show about the
+    model, with neither the provider's key nor its custom headers: behind an authenticating
+    proxy that is refused, and LiteLLM then guesses what the model supports. The request is
+    made with the key and headers of the provider at that address."""
+    from litellm.llms.ollama.common_utils import OllamaModelInfo
+
+    original = OllamaModelInfo.get_runtime_model_info
+    client = module.module_level_client
+    original_post = client.post
+
+    @functools.wraps(original_post)
+    def post(*args: Any, headers: dict | None = None, **kwargs: Any) -> Any:
+        extra = _side_headers.get()
+        if extra:
+            headers = {**extra, **(headers or {})}
+        return original_post(*args, headers=headers, **kwargs)
+
+    def same_server(a: str, b: str) -> bool:
+        return OllamaModelInfo.get_server_api_base(a) == OllamaModelInfo.get_server_api_base(b)
+
+    @functools.wraps(original)
+    def get_runtime_model_info(self, model: str, api_base=None, api_key=None):
+        auth = _side_request_auth(api_base, same_server) if api_base else None
+        if auth is None:
+            return original(self, model=model, api_base=api_base, api_key=api_key)
+        key, headers = auth
+        token = _side_headers.set(headers)
+        try:
+            return original(self, model=model, api_base=api_base, api_key=api_key or key or None)
+        finally:
+            _side_headers.reset(token)
+
+    client.post = post
+    OllamaModelInfo.get_runtime_model_info = get_runtime_model_info
+
+
+def _tolerate_groq_without_service_tier() -> None:
+    """LiteLLM's Groq transform reads `service_tier` from the response without a default,
+    and crashes ('ModelResponse' object has no attribute 'service_tier') when Groq, or a
+    Groq-compatible server, leaves it out. Absent, it is None (which LiteLLM maps to auto)."""
+    from litellm.llms.groq.chat.transformation import GroqChatConfig
+
+    original = GroqChatConfig.transform_response
+
+    @functools.wraps(original)
+    def transform_response(self, *args: Any, **kwargs: Any) -> Any:
+        model_response = kwargs.get("model_response")
+        if model_response is not None and not hasattr(model_response, "service_tier"):
+            model_response.service_tier = None
+        return original(self, *args, **kwargs)
+
+    GroqChatConfig.transform_response = transform_response
 
 
 def is_loaded() -> bool:

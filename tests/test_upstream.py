@@ -76,7 +76,13 @@ def _to(server: Upstream, path: str):
         ),
         ("mistral/mistral-small-latest", "/v1", "/v1/chat/completions", "mistral-small-latest"),
         ("deepseek/deepseek-chat", "/v1", "/v1/chat/completions", "deepseek-chat"),
-        ("azure_ai/my-model", "/models", "/models/chat/completions", "my-model"),
+        # The fake, like Azure, refuses the inference API without ?api-version.
+        (
+            "azure_ai/my-model",
+            "/models?api-version=2024-05-01-preview",
+            "/models/chat/completions",
+            "my-model",
+        ),
     ],
 )
 def test_openai_style_prefixes(litellm, upstream, model, base, path, sent_model):

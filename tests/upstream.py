@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.upstream_routes import Stream, route_for
+from tests.upstream_routes import Refusal, Stream, missing_query, route_for
 
 # A forgotten hang() must not stall a test run for ever.
 MAX_HANG_SECONDS = 60.0
@@ -102,6 +102,13 @@ class Upstream:
             self._failures: list[tuple[int, dict | str]] = []
         self._hang_seconds = 0.0
         self._tool_call: tuple[str, dict] | None = None
+        # Fields an answer leaves out (e.g. "service_tier"), as some servers do.
+        self.omit_fields: set[str] = set()
+        # Models per page of a paged model list (Anthropic, Gemini); None: one page.
+        self.page_size: int | None = None
+        # The model list's shape: "openai" ({"data": [...]}), "array" (a bare JSON array,
+        # as Together answers), "info" (Azure AI's /info: one model's description).
+        self.list_format = "openai"
 
     @property
     def last(self) -> RecordedRequest:
@@ -183,6 +190,12 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = None
         body = body if isinstance(body, dict) else {}
+        missing = missing_query(request)
+        if missing:
+            # As the vendor does: a required query parameter missing is a 400, not an answer.
+            message = f"missing required query parameter {missing!r}"
+            self._send(400, {"error": {"code": "MissingApiVersionParameter", "message": message}})
+            return
         route = route_for(request)
         if route is None:
             self._send(404, {"error": {"message": f"no route for {request.path}", "code": 404}})
@@ -195,6 +208,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if isinstance(answer, Stream):
             self._send_stream(answer)
+        elif isinstance(answer, Refusal):
+            self._send(answer.status, answer.body)
         else:
             self._send(200, answer)
 
@@ -210,7 +225,7 @@ class _Handler(BaseHTTPRequestHandler):
             return b"".join(chunks)
         return self.rfile.read(int(self.headers.get("content-length") or 0))
 
-    def _send(self, status: int, body: dict | str) -> None:
+    def _send(self, status: int, body: dict | list | str) -> None:
         if isinstance(body, str):
             data = body.encode()
             content_type = "application/json" if _is_json(body) else "text/plain"

@@ -28,6 +28,30 @@ class Stream:
     events: list[str]
 
 
+@dataclass
+class Refusal:
+    """An error answer a route gives, as the vendor would (e.g. 400 for a malformed body)."""
+
+    status: int
+    body: dict
+
+
+# Azure's routes that need ?api-version= (Azure OpenAI's deployments and model list, and
+# Azure AI Foundry's model inference API); its /openai/v1 API needs none.
+_NEEDS_API_VERSION = re.compile(
+    r"^/openai/(deployments|models)(/|$)|/models/(chat/completions|info|embeddings)$"
+)
+
+
+def missing_query(request: RecordedRequest) -> str | None:
+    """The query parameter the vendor requires on this route that the request lacks."""
+    if _NEEDS_API_VERSION.search(request.path.rstrip("/")) and not request.query.get(
+        "api-version"
+    ):
+        return "api-version"
+    return None
+
+
 def _sse(events: list[dict], done: bool = False, named: bool = False) -> Stream:
     lines = [
         (f"event: {event['type']}\n" if named else "") + f"data: {json.dumps(event)}\n\n"
@@ -56,6 +80,8 @@ def route_for(request: RecordedRequest) -> Callable[..., dict | Stream] | None:
             return _gemini_models
         if path.endswith("/models"):
             return _model_list
+        if path.endswith("/models/info") or path == "/info":
+            return _azure_ai_info
         if path.endswith("/api/tags"):
             return _ollama_tags
     return None
@@ -99,6 +125,7 @@ def _openai_chat(upstream: Upstream, request: RecordedRequest, body: dict) -> di
         "service_tier": "default",
         "system_fingerprint": None,
     }
+    head = {key: value for key, value in head.items() if key not in upstream.omit_fields}
     if call:
         tool = {
             "id": _new_id("call_"),
@@ -134,7 +161,7 @@ def _openai_chat(upstream: Upstream, request: RecordedRequest, body: dict) -> di
     return _sse(chunks, done=True)
 
 
-def _model_list(upstream: Upstream, request: RecordedRequest, body: dict) -> dict:
+def _model_list(upstream: Upstream, request: RecordedRequest, body: dict) -> dict | list:
     # One shape that satisfies both OpenAI's and Anthropic's model-list clients.
     data = [
         {
@@ -148,14 +175,40 @@ def _model_list(upstream: Upstream, request: RecordedRequest, body: dict) -> dic
         }
         for model in upstream.models
     ]
+    if upstream.list_format == "array":
+        return data  # Together's GET /v1/models
+    has_more = False
+    if "anthropic-version" in request.headers:
+        # Anthropic pages: ?limit (default 20, at most 1000) after ?after_id.
+        ids = [item["id"] for item in data]
+        after = request.query.get("after_id", [None])[0]
+        start = ids.index(after) + 1 if after in ids else 0
+        limit = min(int(request.query.get("limit", ["20"])[0]), 1000)
+        limit = min(limit, upstream.page_size or limit)
+        has_more = start + limit < len(data)
+        data = data[start : start + limit]
     first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
-    return {"object": "list", "data": data, "has_more": False, "first_id": first, "last_id": last}
+    page = {"object": "list", "data": data, "has_more": has_more}
+    return {**page, "first_id": first, "last_id": last}
+
+
+def _azure_ai_info(upstream: Upstream, request: RecordedRequest, body: dict) -> dict | list:
+    # Azure AI model inference: GET /info describes the model the endpoint serves.
+    if upstream.list_format == "array":
+        return [{"id": model} for model in upstream.models]
+    model = upstream.models[0] if upstream.models else ""
+    return {"model_name": model, "model_type": "chat-completion", "model_provider_name": "Meta"}
 
 
 # Anthropic.
 
 
-def _anthropic_messages(upstream: Upstream, request: RecordedRequest, body: dict) -> dict | Stream:
+def _anthropic_messages(
+    upstream: Upstream, request: RecordedRequest, body: dict
+) -> dict | Stream | Refusal:
+    if "messages" not in body:
+        error = {"type": "invalid_request_error", "message": "messages: Field required"}
+        return Refusal(400, {"type": "error", "error": error})
     text = upstream.reply_text
     call = upstream._tool_call_for(body)
     input_tokens, output_tokens = _usage(text)
@@ -232,7 +285,7 @@ def _gemini_generate(upstream: Upstream, request: RecordedRequest, body: dict) -
     return _sse([answer(p, "STOP" if i == len(parts) - 1 else None) for i, p in enumerate(parts)])
 
 
-def _gemini_models(upstream: Upstream, request: RecordedRequest, body: dict) -> dict:
+def _gemini_models(upstream: Upstream, request: RecordedRequest, body: dict) -> dict | list:
     models = [
         {
             "name": f"models/{model}",
@@ -241,7 +294,16 @@ def _gemini_models(upstream: Upstream, request: RecordedRequest, body: dict) -> 
         }
         for model in upstream.models
     ]
-    return {"models": models}
+    if upstream.list_format == "array":
+        return models
+    # Gemini pages: ?pageSize (default 50, at most 1000), ?pageToken from nextPageToken.
+    start = int(request.query.get("pageToken", ["0"])[0] or 0)
+    size = min(int(request.query.get("pageSize", ["50"])[0]), 1000)
+    size = min(size, upstream.page_size or size)
+    page: dict = {"models": models[start : start + size]}
+    if start + size < len(models):
+        page["nextPageToken"] = str(start + size)
+    return page
 
 
 # Ollama.
@@ -289,9 +351,18 @@ def _ollama_show(upstream: Upstream, request: RecordedRequest, body: dict) -> di
     }
 
 
-def _ollama_tags(upstream: Upstream, request: RecordedRequest, body: dict) -> dict:
+def _ollama_tags(upstream: Upstream, request: RecordedRequest, body: dict) -> dict | list:
     models = [
         {"name": model, "model": model, "modified_at": "2024-01-01T00:00:00Z", "size": 1}
         for model in upstream.models
     ]
-    return {"models": models}
+    if upstream.list_format == "array":
+        return models
+    # Gemini pages: ?pageSize (default 50, at most 1000), ?pageToken from nextPageToken.
+    start = int(request.query.get("pageToken", ["0"])[0] or 0)
+    size = min(int(request.query.get("pageSize", ["50"])[0]), 1000)
+    size = min(size, upstream.page_size or size)
+    page: dict = {"models": models[start : start + size]}
+    if start + size < len(models):
+        page["nextPageToken"] = str(start + size)
+    return page

@@ -81,7 +81,8 @@ def _fetch(client, probe, url, headers, *, started, limit, secrets) -> tuple[int
         raise _Failed(ConnectionResult(ok=False, message=TIMED_OUT.format(timeout=limit))) from None
     except httpx.HTTPError as exc:
         detail = redact(str(exc) or type(exc).__name__, secrets)
-        raise _Failed(ConnectionResult(ok=False, message=UNREACHABLE.format(error=detail))) from None
+        message = UNREACHABLE.format(error=detail)
+        raise _Failed(ConnectionResult(ok=False, message=message)) from None
     except ValueError as exc:
         raise _Failed(ConnectionResult(ok=False, message=str(exc))) from None
     latency_ms = (time.perf_counter() - started) * 1000
