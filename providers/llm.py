@@ -124,13 +124,22 @@ def _tolerate_groq_without_service_tier() -> None:
     from litellm.llms.groq.chat.transformation import GroqChatConfig
 
     original = GroqChatConfig.transform_response
+    parent = GroqChatConfig.__mro__[1].transform_response
 
     @functools.wraps(original)
     def transform_response(self, *args: Any, **kwargs: Any) -> Any:
-        model_response = kwargs.get("model_response")
-        if model_response is not None and not hasattr(model_response, "service_tier"):
-            model_response.service_tier = None
-        return original(self, *args, **kwargs)
+        try:
+            return original(self, *args, **kwargs)
+        except AttributeError as exc:
+            if "service_tier" not in str(exc):
+                raise
+        # The transform is pure (the raw answer in, a new response out): run its steps
+        # again, with the tier read as absent instead of crashing.
+        response = parent(self, *args, **kwargs)
+        tier = getattr(response, "service_tier", None)
+        response.service_tier = self._map_groq_service_tier(original_service_tier=tier)
+        self._add_web_search_usage(model_response=response)
+        return response
 
     GroqChatConfig.transform_response = transform_response
 

@@ -48,6 +48,7 @@ class Upstream:
         self.requests: list[RecordedRequest] = []
         self.base_url = ""
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self.reset()
@@ -122,9 +123,17 @@ class Upstream:
 
     # Called from handler threads.
 
+    def wait_for(self, path: str, timeout: float = 10.0) -> list[RecordedRequest]:
+        """The requests to `path`, once one has arrived: for requests LiteLLM makes from a
+        background thread after the call returned. Waits on arrivals, not on a clock."""
+        with self._arrived:
+            self._arrived.wait_for(lambda: any(r.path == path for r in self.requests), timeout)
+            return [r for r in self.requests if r.path == path]
+
     def _record(self, request: RecordedRequest) -> tuple[int, dict | str] | None:
         with self._lock:
             self.requests.append(request)
+            self._arrived.notify_all()
             return self._failures.pop(0) if self._failures else None
 
     def _wait_if_hanging(self) -> None:
