@@ -45,9 +45,7 @@ _NEEDS_API_VERSION = re.compile(
 
 def missing_query(request: RecordedRequest) -> str | None:
     """The query parameter the vendor requires on this route that the request lacks."""
-    if _NEEDS_API_VERSION.search(request.path.rstrip("/")) and not request.query.get(
-        "api-version"
-    ):
+    if _NEEDS_API_VERSION.search(request.path.rstrip("/")) and not request.query.get("api-version"):
         return "api-version"
     return None
 
