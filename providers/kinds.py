@@ -52,6 +52,7 @@ class Probe:
     json: Any = None
     lists_models: bool = True
     ok_message: str = ""  # instead of the kind's, when it succeeds
+    headers: tuple[tuple[str, str], ...] = ()  # sent besides the kind's auth headers
 
 
 @dataclass(frozen=True)
@@ -233,7 +234,7 @@ class AnthropicKind(ProviderKind):
 
     def next_models_url(self, url: str, payload: Any) -> str | None:
         last = payload.get("last_id") if isinstance(payload, dict) else None
-        if payload.get("has_more") and last:
+        if last and payload.get("has_more"):
             return _with_query(url, after_id=str(last))
         return None
 
@@ -346,6 +347,7 @@ class AzureAIKind(ProviderKind):
                 json={},
                 lists_models=False,
                 ok_message=AZURE_AI_ANTHROPIC_OK,
+                headers=(("anthropic-version", "2023-06-01"),),
             )
         return super().probe(base_url, api_version)
 

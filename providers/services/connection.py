@@ -129,7 +129,7 @@ def _probe(provider: Provider) -> ConnectionResult:
     except ValidationError as exc:
         return ConnectionResult(ok=False, message=" ".join(exc.messages))
     probe = kind.probe(base_url, provider.api_version)
-    sent = {**kind.merged_headers(headers), **kind.auth_headers(api_key)}
+    sent = {**kind.merged_headers(headers), **dict(probe.headers), **kind.auth_headers(api_key)}
     started = time.perf_counter()
     limit = provider.test_timeout
     listed: list[str] = []

@@ -45,6 +45,7 @@ def test_anthropic_endpoint_is_tested_without_generating_anything(upstream, make
     assert (sent.method, sent.path) == ("POST", "/anthropic/v1/messages")
     assert sent.json() == {}  # no messages, no max_tokens: the service refuses it, for free
     assert sent.headers["api-key"] == SECRET
+    assert sent.headers["anthropic-version"] == "2023-06-01"
     assert "api-version" not in sent.query
 
 
