@@ -7,7 +7,7 @@ import io
 import httpx
 import pytest
 from django.core.exceptions import ValidationError
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from providers import kinds, services
@@ -184,6 +184,14 @@ def test_cli_add_and_edit_deployments(db, local_upstreams, monkeypatch):
     provider.refresh_from_db()
     assert provider.declared_models == provider.discovered_models == ["o4-mini"]
     assert provider.get_api_key() == SECRET  # the rest is left as it was
+
+
+def test_cli_names_the_flag_of_a_bad_deployment(db, local_upstreams):
+    with pytest.raises(CommandError) as caught:
+        _routing("provider", "add", "--name", "o", "--kind", "ollama", "--deployments", "x")
+    label = kinds.KINDS["ollama"].label
+    assert str(caught.value) == "deployments: " + DECLARED_MODELS_NOT_FOR_KIND.format(label=label)
+    assert not Provider.objects.exists()
 
 
 # --- the gateway ---------------------------------------------------------------------------

@@ -38,11 +38,16 @@ EDIT_NOTHING = "Nothing to change: give --deployments."
 PASSWORD_STDIN_EMPTY = "No password arrived on standard input; pipe it in: `printenv PW | ...`."
 
 
+# Fields whose command-line flag is not their name with dashes.
+_FLAG_OF_FIELD = {"declared_models": "deployments"}
+
+
 def _one_line(exc: ValidationError) -> str:
     if hasattr(exc, "error_dict"):
         parts = []
         for field, errors in exc.message_dict.items():
-            label = "" if field == "__all__" else f"{field.replace('_', '-')}: "
+            flag = _FLAG_OF_FIELD.get(field, field.replace("_", "-"))
+            label = "" if field == "__all__" else f"{flag}: "
             parts.append(label + " ".join(errors))
         return "; ".join(parts)
     return " ".join(exc.messages)
