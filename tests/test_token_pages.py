@@ -9,11 +9,18 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from providers.models import AccessToken, AuditEvent
+from providers.models import AccessToken, AuditEvent, RoutingGroup
 from providers.services import tokens as token_services
 from providers.validators import MODEL_ID_INVALID
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _known_models(make_provider):
+    # What these tokens are limited to exists: a group "fast", a provider "acme".
+    RoutingGroup.objects.create(name="fast")
+    make_provider(name="acme")
 
 HX = {"HTTP_HX_REQUEST": "true"}
 NOTE = "Copy it now: it is not stored and cannot be shown again"
