@@ -132,7 +132,7 @@ def explain(error: BaseException | int, provider: Provider) -> str | None:
             isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED
         ):
             template = NOTHING_LISTENING if kind.local else NOTHING_LISTENING_REMOTE
-            return template.format(where=where, label=kind.label)
+            return template.format(where=where, label=kind.product)
     return None
 
 
