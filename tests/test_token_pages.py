@@ -15,15 +15,15 @@ from providers.validators import MODEL_ID_INVALID
 
 pytestmark = pytest.mark.django_db
 
+HX = {"HTTP_HX_REQUEST": "true"}
+NOTE = "Copy it now: it is not stored and cannot be shown again"
+
 
 @pytest.fixture(autouse=True)
 def _known_models(make_provider):
     # What these tokens are limited to exists: a group "fast", a provider "acme".
     RoutingGroup.objects.create(name="fast")
     make_provider(name="acme")
-
-HX = {"HTTP_HX_REQUEST": "true"}
-NOTE = "Copy it now: it is not stored and cannot be shown again"
 
 
 def _text(html: str) -> str:
