@@ -29,7 +29,11 @@
   // 422 (a refused form) is swapped in: the answer holds the field errors.
   document.addEventListener("htmx:afterSettle", function (event) {
     var xhr = event.detail.xhr;
-    if (xhr && xhr.status === 422 && event.detail.target) focusProblem(event.detail.target);
+    var root = event.detail.target;
+    if (!xhr || xhr.status !== 422 || !root) return;
+    // Swapped outerHTML, the old target has left the page: its successor has the same id.
+    if (!root.isConnected) root = (root.id && document.getElementById(root.id)) || document;
+    focusProblem(root);
   });
 
   // Any other error answer is not swapped (it is not a part of the page): say so instead of
