@@ -103,3 +103,58 @@ def test_other_errors_are_left_as_they_are(make_provider, upstream):
     provider = make_provider(name="o", base_url=upstream.base_url + "/v1")
     result = services.provider_test(provider=provider)
     assert result.message == connection.HTTP_ERROR.format(status=500, detail="boom")
+
+
+@pytest.fixture
+def untrusted_https(tmp_path):
+    """An HTTPS server on 127.0.0.1 whose certificate no one trusts (self-signed, made here)."""
+    import datetime
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    pem = tmp_path / "server.pem"
+    pem.write_bytes(
+        cert.public_bytes(serialization.Encoding.PEM)
+        + key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(pem)
+    server = HTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_untrusted_certificate_says_so(make_provider, untrusted_https):
+    provider = make_provider(name="o", kind="openai", base_url=untrusted_https)
+    result = services.provider_test(provider=provider)
+    assert result.message.startswith("The TLS certificate of 127.0.0.1 could not be verified")
+    assert result.message == connection.TLS_UNVERIFIED.format(
+        host="127.0.0.1", reason="self-signed certificate"
+    )
