@@ -192,7 +192,9 @@ def test_the_token_form_shows_a_bad_name_and_unknown_models_together(
 def test_the_group_editor_shows_a_missing_fallback_beside_its_field(
     page, live_server, context, editor, make_provider, upstream, width
 ):
-    provider = make_provider(name="pa", kind="openai_compatible", base_url=upstream.base_url + "/v1")
+    provider = make_provider(
+        name="pa", kind="openai_compatible", base_url=upstream.base_url + "/v1"
+    )
     Provider.objects.filter(pk=provider.pk).update(discovered_models=["m1", "m2"])
     sign_in(context, live_server, editor)
     page.goto(live_server.url + "/groups/add/")
