@@ -49,17 +49,16 @@ TIMED_OUT_HINT = (
     "Is the server at {where} up, and the base URL right? A server still loading a model may "
     "need a longer timeout."
 )
+# After "HTTP {status}: ", which says the status already.
 WRONG_KEY = (
-    "{label} refused the API key (HTTP {status}): check that it is complete and still active, "
-    "and enter it again."
+    "{label} refused the API key: check that it is complete and still active, and enter it "
+    "again."
 )
 KEY_NOT_ALLOWED = (
-    "{label} accepted the API key but refused this request (HTTP 403): the key may lack the "
-    "permission to list models, or belong to another project or region."
+    "{label} accepted the API key but refused this request: the key may lack the permission "
+    "to list models, or belong to another project or region."
 )
-WRONG_BASE_URL = (
-    "Nothing found at {url} (HTTP 404): the base URL is probably wrong, e.g. {example}."
-)
+WRONG_BASE_URL = "Nothing found at {url}: the base URL is probably wrong, e.g. {example}."
 KEY_UNDECRYPTABLE = (
     "The stored API key cannot be decrypted with ROUTING_ENCRYPTION_KEYS; restore the key it "
     "was encrypted with, or enter the API key again."
@@ -112,7 +111,7 @@ def explain(error: BaseException | int, provider: Provider) -> str | None:
     host, where = _where(provider)
     if isinstance(error, int):
         if error == 401:
-            return WRONG_KEY.format(label=kind.label, status=error)
+            return WRONG_KEY.format(label=kind.label)
         if error == 403:
             return KEY_NOT_ALLOWED.format(label=kind.label)
         if error == 404:

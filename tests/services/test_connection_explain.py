@@ -54,7 +54,7 @@ def test_connection_refused_on_a_remote_kind_points_at_the_base_url(make_provide
 @pytest.mark.parametrize(
     "status, advice",
     [
-        (401, connection.WRONG_KEY.format(label="OpenAI", status=401)),
+        (401, connection.WRONG_KEY.format(label="OpenAI")),
         (403, connection.KEY_NOT_ALLOWED.format(label="OpenAI")),
     ],
 )
