@@ -51,8 +51,7 @@ TIMED_OUT_HINT = (
 )
 # After "HTTP {status}: ", which says the status already.
 WRONG_KEY = (
-    "{label} refused the API key: check that it is complete and still active, and enter it "
-    "again."
+    "{label} refused the API key: check that it is complete and still active, and enter it again."
 )
 KEY_NOT_ALLOWED = (
     "{label} accepted the API key but refused this request: the key may lack the permission "
