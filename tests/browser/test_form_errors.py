@@ -231,3 +231,19 @@ def test_test_group_shows_its_failure_in_place(
     outcome = page.locator("#group-test-fast")
     expect(outcome).to_contain_text("500")
     assert page.evaluate(NO_RELOAD_MARK) is True
+
+
+def test_an_error_answer_that_is_not_a_form_is_announced_not_dropped(
+    page, live_server, context, editor, make_provider, upstream, width
+):
+    make_provider(name="alpha", kind="openai_compatible", base_url=upstream.base_url + "/v1")
+    make_provider(name="beta", kind="openai_compatible", base_url=upstream.base_url + "/v1")
+    sign_in(context, live_server, editor)
+    page.goto(live_server.url + "/")
+    Provider.objects.filter(name="beta").delete()  # gone while the page was open
+    page.evaluate(f"{NO_RELOAD_MARK} = true")
+    field(page.get_by_role("region", name="Default model"), "Provider").select_option("beta")
+    notice = page.locator("#messages").get_by_role("alert")
+    expect(notice).to_contain_text("HTTP 404")
+    expect(notice).to_contain_text("reload the page")
+    assert page.evaluate(NO_RELOAD_MARK) is True
