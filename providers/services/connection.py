@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import errno
+import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import httpx
 from django.core.exceptions import ValidationError
@@ -28,6 +31,33 @@ HTTP_ERROR = "HTTP {status}: {detail}"
 NOT_JSON = "The answer was not JSON: is the base URL right (it usually ends in /v1)?"
 TOO_LARGE = "The answer was larger than 4 MiB; is the base URL right?"
 PROBE_CRASHED = "The test itself failed unexpectedly ({error})."
+# What to do about an error, by its cause (explain()); {where} is host:port, {label} the kind's.
+NOTHING_LISTENING = "Nothing is listening at {where}: is {label} running?"
+NOTHING_LISTENING_REMOTE = (
+    "Nothing is listening at {where}: check the base URL's host and port, and that the "
+    "server is up."
+)
+NO_SUCH_HOST = (
+    "The host name {host} could not be found (DNS): check the base URL for a typo, and that "
+    "this server can resolve it."
+)
+TLS_UNVERIFIED = (
+    "The TLS certificate of {host} could not be verified ({reason}): check the base URL's host; "
+    "a private server needs a certificate this server trusts."
+)
+TIMED_OUT_HINT = (
+    "Is the server at {where} up, and the base URL right? A server still loading a model may "
+    "need a longer timeout."
+)
+# After "HTTP {status}: ", which says the status already.
+WRONG_KEY = (
+    "{label} refused the API key: check that it is complete and still active, and enter it again."
+)
+KEY_NOT_ALLOWED = (
+    "{label} accepted the API key but refused this request: the key may lack the permission "
+    "to list models, or belong to another project or region."
+)
+WRONG_BASE_URL = "Nothing found at {url}: the base URL is probably wrong, e.g. {example}."
 KEY_UNDECRYPTABLE = (
     "The stored API key cannot be decrypted with ROUTING_ENCRYPTION_KEYS; restore the key it "
     "was encrypted with, or enter the API key again."
@@ -48,6 +78,60 @@ class ConnectionResult:
 def _client(url: str, timeout: float) -> httpx.Client:
     """The one place the test's HTTP client is made (so its transport can be hardened)."""
     return outbound.client(timeout=timeout)
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _where(provider: Provider) -> tuple[str, str]:
+    parts = urlsplit(provider.effective_base_url)
+    host = parts.hostname or ""
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = ""
+    shown = f"[{host}]" if ":" in host else host
+    return host, f"{shown}:{port}"
+
+
+def explain(error: BaseException | int, provider: Provider) -> str | None:
+    """What a failed connection test means and what to do about it, in words a person can
+    act on ("[Errno 111] Connection refused" becomes "Nothing is listening at
+    127.0.0.1:9599: is vLLM running?"); None when there is nothing better to say than the
+    error itself. `error` is the exception the test raised, or the HTTP status it got. The
+    one place these are worded: the dashboard, Test all and the command line all show it."""
+    kind = provider.kind_info
+    host, where = _where(provider)
+    if isinstance(error, int):
+        if error == 401:
+            return WRONG_KEY.format(label=kind.label)
+        if error == 403:
+            return KEY_NOT_ALLOWED.format(label=kind.label)
+        if error == 404:
+            url = kind.models_url(provider.effective_base_url, provider.api_version)
+            example = kind.default_base_url or kind.base_url_example
+            return WRONG_BASE_URL.format(url=url, example=example)
+        return None
+    if isinstance(error, httpx.TimeoutException):
+        return TIMED_OUT_HINT.format(where=where)
+    for cause in _causes(error):
+        if isinstance(cause, outbound.Unresolved):
+            return NO_SUCH_HOST.format(host=host)
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            reason = cause.verify_message or "not trusted"
+            return TLS_UNVERIFIED.format(host=host, reason=reason)
+        if isinstance(cause, ConnectionRefusedError) or (
+            isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED
+        ):
+            template = NOTHING_LISTENING if kind.local else NOTHING_LISTENING_REMOTE
+            return template.format(where=where, label=kind.product)
+    return None
 
 
 def _read_capped(response: httpx.Response, deadline: float) -> bytes:
@@ -85,11 +169,13 @@ def _probe(provider: Provider) -> ConnectionResult:
             client.stream("GET", url, headers={**headers, **kind.auth_headers(api_key)}) as resp,
         ):
             body = _read_capped(resp, started + limit)
-    except httpx.TimeoutException:
-        return ConnectionResult(ok=False, message=TIMED_OUT.format(timeout=limit))
+    except httpx.TimeoutException as exc:
+        message = f"{TIMED_OUT.format(timeout=limit)} {explain(exc, provider)}"
+        return ConnectionResult(ok=False, message=message)
     except httpx.HTTPError as exc:
         detail = redact(str(exc) or type(exc).__name__, secrets)
-        return ConnectionResult(ok=False, message=UNREACHABLE.format(error=detail))
+        message = explain(exc, provider) or UNREACHABLE.format(error=detail)
+        return ConnectionResult(ok=False, message=message)
     except ValueError as exc:
         return ConnectionResult(ok=False, message=str(exc))
     latency_ms = (time.perf_counter() - started) * 1000
@@ -104,9 +190,12 @@ def _probe(provider: Provider) -> ConnectionResult:
         )
     if status >= 400:
         detail = redact(body[:300].decode("utf-8", "replace").strip(), secrets)
+        if advice := explain(status, provider):
+            detail = f"{advice} (It answered: {detail})" if detail else advice
+        message = HTTP_ERROR.format(status=status, detail=detail)
         return ConnectionResult(
             ok=False,
-            message=HTTP_ERROR.format(status=status, detail=detail),
+            message=message,
             latency_ms=latency_ms,
             status=status,
         )
@@ -129,6 +218,14 @@ def provider_test(*, provider: Provider, actor: audit.Actor = None) -> Connectio
     result = _probe(provider)
     result.health_change = health.probe_record(provider=provider, result=result, actor=actor)
     return result
+
+
+def provider_test_unsaved(*, provider: Provider) -> ConnectionResult:
+    """Test before saving: the very probe a saved provider's test runs, on an unsaved
+    Provider (services.provider_draft); nothing is recorded or written."""
+    if provider.pk is not None:
+        raise TypeError("provider_test_unsaved() takes an unsaved provider; use provider_test")
+    return _probe(provider)
 
 
 def _outcome(future: Future) -> ConnectionResult:
