@@ -13,10 +13,30 @@ from . import kinds
 from .models import Provider
 from .services import KEEP
 from .services.providers import parse_model_names, validate_declared_models
+from .validators import model_id_attrs, name_attrs, validate_model_id, validate_provider_name
 
 HEADER_LINE_INVALID = 'Line {line}: write each header as "Name: value".'
 KEY_AND_REMOVE = "Either enter a new API key or tick 'Remove key', not both."
 UPLOAD_NOT_TEXT = "The file is not UTF-8 text."
+
+
+def put_service_errors(
+    form: forms.Form,
+    exc: ValidationError,
+    *,
+    rename: dict[str, str] | None = None,
+    field: str | None = None,
+) -> None:
+    """The one way a service's ValidationError goes back on a form: each message next to the
+    field it concerns (`rename` maps a service's field name to the form's), the rest, and an
+    error without fields, on `field` when given, else above the form."""
+    if not hasattr(exc, "error_dict"):
+        form.add_error(field, exc)
+        return
+    rename = rename or {}
+    for name, errors in exc.error_dict.items():
+        name = rename.get(name, name)
+        form.add_error(name if name in form.fields else field, errors)
 
 
 def parse_header_lines(text: str) -> dict[str, str]:
@@ -55,6 +75,8 @@ class ProviderForm(forms.Form):
     name = forms.CharField(
         label="Name",
         max_length=63,
+        validators=[validate_provider_name],
+        widget=forms.TextInput(attrs=name_attrs()),
         help_text="Lower-case letters, digits, '-' and '_', e.g. openai-prod. Applications "
         "address models as NAME/MODEL-ID.",
     )
@@ -119,6 +141,8 @@ class ProviderForm(forms.Form):
         kind = self.kind_info
         base = self.fields["base_url"]
         base.widget.attrs["placeholder"] = kind.default_base_url or kind.base_url_example
+        # What the kind requires, as `required` attributes: caught before the round trip.
+        base.widget.attrs["required"] = kind.base_url_required
         if kind.default_base_url:
             base.help_text = format_html("Leave empty for the default, {}.", kind.default_base_url)
             if kind.local and not self.is_bound and not self.initial.get("base_url"):
@@ -133,6 +157,7 @@ class ProviderForm(forms.Form):
             )
         elif kind.api_key_required:
             key.help_text = "Required. Stored encrypted; never shown again."
+            key.widget.attrs["required"] = True
         else:
             key.help_text = format_html("Optional for {}.", kind.label)
         if self.instance is not None and self.instance.header_names:
@@ -146,6 +171,7 @@ class ProviderForm(forms.Form):
             del self.fields["api_version"]
         else:
             self.fields["api_version"].widget.attrs["placeholder"] = kind.api_version_example
+            self.fields["api_version"].widget.attrs["required"] = kind.api_version_required
 
     def clean_declared_models(self) -> list[str]:
         return validate_declared_models(parse_model_names(self.cleaned_data["declared_models"]))
@@ -158,6 +184,17 @@ class ProviderForm(forms.Form):
         data = super().clean()
         if data.get("api_key") and data.get("remove_key"):
             self.add_error("api_key", KEY_AND_REMOVE)
+        # The kind's required fields now, beside a bad name, not on the next submit (the
+        # service checks them again, with the same registry rule).
+        stored = self.instance is not None and bool(self.instance.api_key_ciphertext)
+        missing = self.kind_info.field_errors(
+            base_url=data.get("base_url", ""),
+            has_api_key=bool(data.get("api_key")) or (stored and not data.get("remove_key")),
+            api_version=data.get("api_version", ""),
+        )
+        for field, message in missing.items():
+            if "kind" not in self.errors and field not in self.errors:
+                self.add_error(field if field in self.fields else None, message)
         return data
 
     def service_kwargs(self) -> dict[str, Any]:
@@ -181,11 +218,7 @@ class ProviderForm(forms.Form):
         return kwargs
 
     def add_service_errors(self, exc: ValidationError) -> None:
-        if not hasattr(exc, "error_dict"):
-            self.add_error(None, exc)
-            return
-        for field, errors in exc.error_dict.items():
-            self.add_error(field if field in self.fields else None, errors)
+        put_service_errors(self, exc)
 
 
 class DefaultModelForm(forms.Form):
@@ -195,4 +228,9 @@ class DefaultModelForm(forms.Form):
         to_field_name="name",
         empty_label=None,
     )
-    model = forms.CharField(label="Model", max_length=200)
+    model = forms.CharField(
+        label="Model",
+        max_length=200,
+        validators=[validate_model_id],
+        widget=forms.TextInput(attrs=model_id_attrs()),
+    )

@@ -12,9 +12,10 @@ from django.core.exceptions import ValidationError
 from django.forms.utils import ErrorDict
 from django.http import QueryDict
 
+from .forms import put_service_errors
 from .models import Provider, RouterSettings, RoutingGroup, RoutingStrategy
 from .services import DeploymentSpec
-from .validators import validate_group_name, validate_model_id
+from .validators import model_id_attrs, name_attrs, validate_group_name, validate_model_id
 
 PREFIX = "deployments"
 MAX_DEPLOYMENTS = 20
@@ -44,6 +45,7 @@ class GroupForm(_QuietForm):
         label="Name",
         max_length=63,
         validators=[validate_group_name],
+        widget=forms.TextInput(attrs=name_attrs()),
         help_text="Lower-case letters, digits, '-' and '_', e.g. fast. Applications ask for "
         "this name as their model.",
     )
@@ -87,7 +89,7 @@ class DeploymentForm(_QuietForm):
         label="Model",
         max_length=200,
         validators=[validate_model_id],
-        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+        widget=forms.TextInput(attrs=model_id_attrs()),
     )
     weight = forms.IntegerField(label="Weight", initial=1, min_value=1, max_value=1000)
     rpm = forms.IntegerField(label="Requests per minute", required=False, min_value=1)
@@ -210,14 +212,10 @@ def with_blank_row(data: QueryDict) -> tuple[QueryDict, bool]:
 
 def add_group_errors(exc: ValidationError, form: GroupForm, formset: BaseDeploymentFormSet):
     """Errors from services.group_save, next to the part of the form they concern."""
-    if not hasattr(exc, "error_dict"):
-        form.add_error(None, exc)
-        return
-    for field, errors in exc.error_dict.items():
-        if field == "deployments":
-            formset.add_service_errors(errors)
-        else:
-            form.add_error(field if field in form.fields else None, errors)
+    deployments = getattr(exc, "error_dict", {}).pop("deployments", None)
+    if deployments is not None:
+        formset.add_service_errors(deployments)
+    put_service_errors(form, exc)
 
 
 class RouterSettingsForm(forms.Form):
@@ -252,8 +250,4 @@ class RouterSettingsForm(forms.Form):
         super().__init__(*args, **kwargs)
 
     def add_service_errors(self, exc: ValidationError) -> None:
-        if not hasattr(exc, "error_dict"):
-            self.add_error(None, exc)
-            return
-        for field, errors in exc.error_dict.items():
-            self.add_error(field if field in self.fields else None, errors)
+        put_service_errors(self, exc)

@@ -109,6 +109,11 @@ class ProviderKind:
     env_model_prefixes: tuple[str, ...] = ()
 
     @property
+    def product(self) -> str:
+        """The software's name, without the label's "(local)": "is vLLM running?"."""
+        return self.label.removesuffix(" (local)")
+
+    @property
     def base_url_required(self) -> bool:
         return not self.default_base_url
 

@@ -65,6 +65,10 @@ class AddressRefused(httpcore.ConnectError):
     an httpx.ConnectError caused by it)."""
 
 
+class Unresolved(AddressRefused):
+    """The host name did not resolve (DNS): nothing was connected to."""
+
+
 def refusal(exc: BaseException) -> str | None:
     """The message of a refusal behind `exc`, however deeply LiteLLM or an SDK wrapped it
     (they replace it with "Connection error."), or None."""
@@ -105,7 +109,7 @@ def pin(host: str, *, local: bool | None = None) -> list[str]:
     try:
         addresses = [literal] if literal is not None else resolve_host(host)
     except OSError as exc:
-        raise AddressRefused(UNRESOLVED.format(host=host, error=exc)) from None
+        raise Unresolved(UNRESOLVED.format(host=host, error=exc)) from None
     for ip in addresses:
         try:
             check_address(ip, local=allow_loopback, host=None if literal else host)

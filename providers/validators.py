@@ -380,3 +380,31 @@ def validate_header(name: str, value: str) -> tuple[str, str]:
     if not value.isascii():
         raise _invalid(HEADER_VALUE_NOT_ASCII, "header_value_not_ascii", name=name)
     return name, value
+
+
+# The same rules as HTML `pattern` attributes (the browser anchors them and compiles them
+# with the `v` flag, hence the escaped "/" and "-"), so a form catches a mistake before the
+# round trip; the server checks again all the same.
+MODEL_ID_PATTERN = r"(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._:\/\-]*"
+NAME_PATTERN = r"[a-z0-9][a-z0-9_\-]*"
+
+
+def model_id_attrs() -> dict[str, str]:
+    """What a Model field's <input> carries: its pattern, length and a plain-text title."""
+    return {
+        "pattern": MODEL_ID_PATTERN,
+        "maxlength": str(MAX_MODEL_ID_LENGTH),
+        "title": "Letters, digits and ._:/- , starting with a letter or digit; no '..'.",
+        "autocomplete": "off",
+        "spellcheck": "false",
+    }
+
+
+def name_attrs() -> dict[str, str]:
+    """A provider, group or token name's <input>: lower-case letters, digits, '-' and '_'."""
+    return {
+        "pattern": NAME_PATTERN,
+        "title": "Lower-case letters, digits, '-' and '_', starting with a letter or digit.",
+        "autocomplete": "off",
+        "spellcheck": "false",
+    }

@@ -5,7 +5,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from providers.models import AccessToken, AuditEvent, RequestLog
+from providers.models import AccessToken, AuditEvent, RequestLog, RoutingGroup
 from providers.services.tokens import hash_token
 from providers.services.usage import PRUNE_DAYS_NEGATIVE
 
@@ -16,13 +16,18 @@ def routing(*args: str) -> tuple[str, str]:
     return out.getvalue(), err.getvalue()
 
 
-def test_token_create_names_the_allowed_model_that_is_invalid(db):
+@pytest.fixture
+def fast(db) -> RoutingGroup:
+    return RoutingGroup.objects.create(name="fast")
+
+
+def test_token_create_names_the_allowed_model_that_is_invalid(fast):
     with pytest.raises(CommandError, match=r"allowed-models: Allowed model 'bad!id' is not valid"):
         routing("token", "create", "ci-app", "--allow", "fast", "--allow", "bad!id")
     assert not AccessToken.objects.exists()
 
 
-def test_token_create_prints_it_once_and_stores_only_the_hash(db):
+def test_token_create_prints_it_once_and_stores_only_the_hash(fast):
     out, err = routing("token", "create", "ci-app", "--expires-in-days", "7", "--allow", "fast")
     raw = out.strip()
     assert raw.startswith("ra-") and "not shown again" in err

@@ -200,7 +200,10 @@ def test_service_errors_about_a_deployment_sit_on_its_row(client, login_as, serv
     # Saved in the order 2, 3, 1: the repeat is the third saved, the first row on the page.
     repeat = group_services.DUPLICATE_DEPLOYMENT.format(n=3, label="pa/m")
     first_row = html.split("<legend>Deployment 1</legend>")[1].split("</fieldset>")[0]
-    assert repeat in first_row and html.count(repeat) == 1
+    # Once on its row, and once in the summary at the top, linking to that row.
+    summary = html.split('id="error-summary"')[1].split("</div>")[0]
+    assert repeat in first_row and html.count(repeat) == 2
+    assert f'<a href="#id_deployments-0-provider">Deployment 1: {repeat}</a>' in summary
     assert not RoutingGroup.objects.exists()
 
 

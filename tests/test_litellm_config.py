@@ -163,7 +163,7 @@ def test_the_yaml_shape(team):
     assert config["router_settings"] == {
         "routing_strategy": "simple-shuffle",
         "num_retries": 1,
-        "timeout": 60.0,
+        "timeout": 600.0,
         "cooldown_time": 10.0,
         "allowed_fails": 5,
         "fallbacks": [{"quality": ["fast"]}],

@@ -116,7 +116,7 @@ def test_each_result_replaces_its_row_cell_and_is_counted(
     assert 'data-test-batch="failed"' in failed.content.decode()
     assert "HTTP 401" in failed.content.decode() and SECRET not in failed.content.decode()
     # The provider page's health section redraws on this event.
-    assert json.loads(ok["HX-Trigger"]) == {"provider-tested": {}}
+    assert json.loads(ok["HX-Trigger"]) == {"provider-tested": {"provider": "good"}}
     # A reload shows the same as the swapped-in cells.
     html = client.get("/").content.decode()
     assert "ok ·" in html and "HTTP 401" in html

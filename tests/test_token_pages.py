@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from providers.models import AccessToken, AuditEvent
+from providers.models import AccessToken, AuditEvent, RoutingGroup
 from providers.services import tokens as token_services
 from providers.validators import MODEL_ID_INVALID
 
@@ -17,6 +17,13 @@ pytestmark = pytest.mark.django_db
 
 HX = {"HTTP_HX_REQUEST": "true"}
 NOTE = "Copy it now: it is not stored and cannot be shown again"
+
+
+@pytest.fixture(autouse=True)
+def _known_models(make_provider):
+    # What these tokens are limited to exists: a group "fast", a provider "acme".
+    RoutingGroup.objects.create(name="fast")
+    make_provider(name="acme")
 
 
 def _text(html: str) -> str:
@@ -178,3 +185,27 @@ def test_states_active_expired_and_revoked_are_shown(client, login_as):
     # Only the active token offers "Revoke".
     assert html.count('class="danger"') == 1
     assert "Revoke token live-one" in html
+
+
+def test_a_bad_name_and_bad_allowed_models_are_shown_together(client, login_as):
+    login_as("editor")
+    response = _create(client, name="Bad Name", allowed_models="fast nosuchgroup ghost/m")
+    html = response.content.decode()
+    summary = html.split('id="error-summary"')[1].split("</div>")[0]
+    assert '<a href="#id_name">' in summary and '<a href="#id_allowed_models">' in summary
+    name_errors = _text(re.search(r'id="id_name_error">(.*?)</ul>', html, re.S)[1])
+    assert "lower-case" in name_errors.lower()
+    allowed = _text(re.search(r'id="id_allowed_models_error">(.*?)</ul>', html, re.S)[1])
+    assert escape(token_services.UNKNOWN_ALLOWED_GROUP.format(entry="nosuchgroup")) in allowed
+    unknown = token_services.UNKNOWN_ALLOWED_PROVIDER.format(entry="ghost/m", provider="ghost")
+    assert escape(unknown) in allowed
+    assert not AccessToken.objects.exists()
+
+
+def test_the_token_form_carries_the_servers_rules(client, login_as):
+    login_as("editor")
+    html = client.get(reverse("token_list")).content.decode()
+    name = re.search(r'<input[^>]*id="id_name"[^>]*>', html)[0]
+    assert "required" in name and 'pattern="[a-z0-9][a-z0-9_\\-]*"' in name
+    allowed = re.search(r'<input[^>]*id="id_allowed_models"[^>]*>', html)[0]
+    assert "pattern=" in allowed and "required" not in allowed

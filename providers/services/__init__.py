@@ -13,7 +13,13 @@ from .calls import (
     completion,
     log_refused,
 )
-from .connection import ConnectionResult, provider_test, provider_test_many
+from .connection import (
+    ConnectionResult,
+    explain,
+    provider_test,
+    provider_test_many,
+    provider_test_unsaved,
+)
 from .groups import (
     DeploymentSpec,
     group_remove,
@@ -31,6 +37,7 @@ from .providers import (
     default_model_revert,
     default_model_set,
     provider_create,
+    provider_draft,
     provider_remove,
     provider_update,
 )
@@ -54,6 +61,9 @@ __all__ = [
     "router_settings_update",
     "KEEP",
     "ConnectionResult",
+    "explain",
+    "provider_draft",
+    "provider_test_unsaved",
     "ProviderError",
     "RotationReport",
     "Unavailable",

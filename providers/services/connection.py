@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import errno
+import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import httpx
 from django.core.exceptions import ValidationError
@@ -33,6 +36,33 @@ NOT_A_MODEL_LIST = (
 TOO_MANY_PAGES = "OK, but the model list has more than {pages} pages: the first {count} are kept."
 TOO_LARGE = "The answer was larger than 4 MiB; is the base URL right?"
 PROBE_CRASHED = "The test itself failed unexpectedly ({error})."
+# What to do about an error, by its cause (explain()); {where} is host:port, {label} the kind's.
+NOTHING_LISTENING = "Nothing is listening at {where}: is {label} running?"
+NOTHING_LISTENING_REMOTE = (
+    "Nothing is listening at {where}: check the base URL's host and port, and that the "
+    "server is up."
+)
+NO_SUCH_HOST = (
+    "The host name {host} could not be found (DNS): check the base URL for a typo, and that "
+    "this server can resolve it."
+)
+TLS_UNVERIFIED = (
+    "The TLS certificate of {host} could not be verified ({reason}): check the base URL's host; "
+    "a private server needs a certificate this server trusts."
+)
+TIMED_OUT_HINT = (
+    "Is the server at {where} up, and the base URL right? A server still loading a model may "
+    "need a longer timeout."
+)
+# After "HTTP {status}: ", which says the status already.
+WRONG_KEY = (
+    "{label} refused the API key: check that it is complete and still active, and enter it again."
+)
+KEY_NOT_ALLOWED = (
+    "{label} accepted the API key but refused this request: the key may lack the permission "
+    "to list models, or belong to another project or region."
+)
+WRONG_BASE_URL = "Nothing found at {url}: the base URL is probably wrong, e.g. {example}."
 KEY_UNDECRYPTABLE = (
     "The stored API key cannot be decrypted with ROUTING_ENCRYPTION_KEYS; restore the key it "
     "was encrypted with, or enter the API key again."
@@ -55,6 +85,60 @@ def _client(url: str, timeout: float) -> httpx.Client:
     return outbound.client(timeout=timeout)
 
 
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _where(provider: Provider) -> tuple[str, str]:
+    parts = urlsplit(provider.effective_base_url)
+    host = parts.hostname or ""
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = ""
+    shown = f"[{host}]" if ":" in host else host
+    return host, f"{shown}:{port}"
+
+
+def explain(error: BaseException | int, provider: Provider) -> str | None:
+    """What a failed connection test means and what to do about it, in words a person can
+    act on ("[Errno 111] Connection refused" becomes "Nothing is listening at
+    127.0.0.1:9599: is vLLM running?"); None when there is nothing better to say than the
+    error itself. `error` is the exception the test raised, or the HTTP status it got. The
+    one place these are worded: the dashboard, Test all and the command line all show it."""
+    kind = provider.kind_info
+    host, where = _where(provider)
+    if isinstance(error, int):
+        if error == 401:
+            return WRONG_KEY.format(label=kind.label)
+        if error == 403:
+            return KEY_NOT_ALLOWED.format(label=kind.label)
+        if error == 404:
+            url = kind.probe(provider.effective_base_url, provider.api_version).url
+            example = kind.default_base_url or kind.base_url_example
+            return WRONG_BASE_URL.format(url=url, example=example)
+        return None
+    if isinstance(error, httpx.TimeoutException):
+        return TIMED_OUT_HINT.format(where=where)
+    for cause in _causes(error):
+        if isinstance(cause, outbound.Unresolved):
+            return NO_SUCH_HOST.format(host=host)
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            reason = cause.verify_message or "not trusted"
+            return TLS_UNVERIFIED.format(host=host, reason=reason)
+        if isinstance(cause, ConnectionRefusedError) or (
+            isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED
+        ):
+            template = NOTHING_LISTENING if kind.local else NOTHING_LISTENING_REMOTE
+            return template.format(where=where, label=kind.product)
+    return None
+
+
 def _read_capped(response: httpx.Response, deadline: float) -> bytes:
     body = bytearray()
     for chunk in response.iter_bytes():
@@ -72,16 +156,17 @@ class _Failed(Exception):
         self.result = result
 
 
-def _fetch(client, probe, url, headers, *, started, limit, secrets) -> tuple[int, bytes]:
+def _fetch(client, probe, url, headers, *, provider, started, limit, secrets) -> tuple[int, bytes]:
     """One request of the test; a failure is raised as the result to report."""
     try:
         with client.stream(probe.method, url, headers=headers, json=probe.json) as resp:
             body = _read_capped(resp, started + limit)
-    except httpx.TimeoutException:
-        raise _Failed(ConnectionResult(ok=False, message=TIMED_OUT.format(timeout=limit))) from None
+    except httpx.TimeoutException as exc:
+        message = f"{TIMED_OUT.format(timeout=limit)} {explain(exc, provider)}"
+        raise _Failed(ConnectionResult(ok=False, message=message)) from None
     except httpx.HTTPError as exc:
         detail = redact(str(exc) or type(exc).__name__, secrets)
-        message = UNREACHABLE.format(error=detail)
+        message = explain(exc, provider) or UNREACHABLE.format(error=detail)
         raise _Failed(ConnectionResult(ok=False, message=message)) from None
     except ValueError as exc:
         raise _Failed(ConnectionResult(ok=False, message=str(exc))) from None
@@ -96,6 +181,8 @@ def _fetch(client, probe, url, headers, *, started, limit, secrets) -> tuple[int
     refused_as_probed = not probe.lists_models and status == 400
     if status >= 400 and not refused_as_probed:
         detail = redact(body[:300].decode("utf-8", "replace").strip(), secrets)
+        if advice := explain(status, provider):
+            detail = f"{advice} (It answered: {detail})" if detail else advice
         message = HTTP_ERROR.format(status=status, detail=detail)
         raise _Failed(ConnectionResult(False, message, latency_ms, status=status))
     return status, body
@@ -139,7 +226,14 @@ def _probe(provider: Provider) -> ConnectionResult:
             url: str | None = probe.url
             for _page in range(kinds.MAX_MODEL_PAGES):
                 status, body = _fetch(
-                    client, probe, url, sent, started=started, limit=limit, secrets=secrets
+                    client,
+                    probe,
+                    url,
+                    sent,
+                    provider=provider,
+                    started=started,
+                    limit=limit,
+                    secrets=secrets,
                 )
                 if not probe.lists_models:
                     break
@@ -167,6 +261,14 @@ def provider_test(*, provider: Provider, actor: audit.Actor = None) -> Connectio
     result = _probe(provider)
     result.health_change = health.probe_record(provider=provider, result=result, actor=actor)
     return result
+
+
+def provider_test_unsaved(*, provider: Provider) -> ConnectionResult:
+    """Test before saving: the very probe a saved provider's test runs, on an unsaved
+    Provider (services.provider_draft); nothing is recorded or written."""
+    if provider.pk is not None:
+        raise TypeError("provider_test_unsaved() takes an unsaved provider; use provider_test")
+    return _probe(provider)
 
 
 def _outcome(future: Future) -> ConnectionResult:

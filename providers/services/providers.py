@@ -366,3 +366,65 @@ def default_model_get() -> DefaultModel | None:
         .filter(id=1)
         .first()
     )
+
+
+KEY_NOT_SENT_NEW_HOST = (
+    "Tested without the stored API key: the base URL points to a different host than the one "
+    "it was saved for. Enter the key again to test with it."
+)
+
+
+@sensitive_variables("api_key", "headers")
+def provider_draft(
+    *,
+    kind: str,
+    base_url: str = "",
+    api_key: Any = KEEP,
+    headers: Any = KEEP,
+    api_version: str = "",
+    timeout: float | None = None,
+    declared_models: list[str] | None = None,
+    saved: Provider | None = None,
+) -> Provider:
+    """An unsaved Provider from the values typed in the add/edit form, for "Test connection"
+    before saving; never saved. The kind's required fields are checked as for a save. A
+    stored key or stored headers (KEEP, on an edit form) are used only while the draft
+    points at the host they were saved with; `draft.notes` then says what was left out."""
+    draft = Provider(
+        name=saved.name if saved is not None else "",
+        kind=kind,
+        base_url=base_url.strip(),
+        api_version=api_version.strip(),
+    )
+    draft.notes = []
+    draft.declared_models = list(declared_models or [])
+    if timeout is not None:
+        draft.timeout = timeout
+    same_host = saved is not None and _origin(draft.effective_base_url) == _origin(
+        saved.effective_base_url
+    )
+    if api_key is not KEEP:
+        _set_api_key(draft, api_key.strip())
+    elif saved is not None and saved.api_key_ciphertext:
+        if same_host:
+            draft.api_key_ciphertext, draft.api_key_hint = (
+                saved.api_key_ciphertext,
+                saved.api_key_hint,
+            )
+        else:
+            draft.notes.append(KEY_NOT_SENT_NEW_HOST)
+    if headers is not KEEP:
+        _set_headers(draft, _clean_headers(headers))
+    elif saved is not None and saved.headers_ciphertext and same_host:
+        draft.header_names, draft.headers_ciphertext = saved.header_names, saved.headers_ciphertext
+    kind_info = kinds.get_kind(kind)
+    errors = kind_info.field_errors(
+        base_url=draft.base_url,
+        has_api_key=bool(draft.api_key_ciphertext),
+        api_version=draft.api_version,
+    )
+    if "api_key" in errors and KEY_NOT_SENT_NEW_HOST in draft.notes:
+        errors["api_key"] = KEY_REQUIRED_FOR_NEW_HOST
+    if errors:
+        raise ValidationError({field: [message] for field, message in errors.items()})
+    return draft

@@ -11,7 +11,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from .. import services
-from ..forms import DefaultModelForm
+from ..forms import DefaultModelForm, put_service_errors
 from ..models import Provider, RoutingGroup
 from ..roles import role_required
 from ..services.health import default_health_warning
@@ -97,7 +97,7 @@ def default_set(request: HttpRequest) -> HttpResponse:
                 actor=request.user,
             )
         except ValidationError as exc:
-            form.add_error("model", exc)
+            put_service_errors(form, exc, field="model")
         else:
             messages.success(request, f"Default model is now {default}.")
             if request.htmx:

@@ -122,6 +122,55 @@ def _health_context(provider: Provider) -> dict:
     }
 
 
+# Fields the connection test reads: their errors block a test before saving, others do not.
+_TESTED_FIELDS = ("kind", "base_url", "api_key", "api_version", "headers", "timeout")
+
+
+@limit_tests
+@sensitive_variables("data", "draft")
+def _test_unsaved(request: HttpRequest, *, form: ProviderForm) -> HttpResponse:
+    """ "Test connection" on the add/edit form: the values typed, through the same probe as a
+    saved provider's test, and nothing written. Counts against the person's test limit."""
+    form.is_valid()
+    errors = {name: form.errors[name] for name in _TESTED_FIELDS if name in form.errors}
+    result = draft = None
+    if not errors:
+        data = form.cleaned_data
+        # What a save would send: typed values, else the stored ones (KEEP), or none.
+        headers = services.KEEP if data["headers"] is None else data["headers"]
+        try:
+            draft = services.provider_draft(
+                kind=data["kind"],
+                base_url=data["base_url"],
+                api_key="" if data.get("remove_key") else (data["api_key"] or services.KEEP),
+                headers={} if data.get("remove_headers") else headers,
+                api_version=data.get("api_version", "") or "",
+                timeout=data["timeout"],
+                declared_models=data.get("declared_models") or [],
+                saved=form.instance,
+            )
+        except ValidationError as exc:
+            errors = exc.message_dict
+        else:
+            result = services.provider_test_unsaved(provider=draft)
+    context = {
+        "draft_result": result,
+        "draft_notes": draft.notes if draft is not None else [],
+        "draft_errors": [
+            f"{form.fields[f].label if f in form.fields else f}: {m}"
+            for f, ms in errors.items()
+            for m in ms
+        ],
+    }
+    if request.htmx:
+        return render(request, FORM_TEMPLATE + "#draft_test", context)
+    return render(
+        request,
+        FORM_TEMPLATE,
+        {"form": form, "provider": form.instance, "nav": "overview", **context},
+    )
+
+
 @sensitive_variables("kwargs")  # the key and header values, for an error report
 def _save(request: HttpRequest, form: ProviderForm) -> Provider | None:
     """Run the service for a valid form; put its errors back on the form."""
@@ -150,6 +199,8 @@ def _save(request: HttpRequest, form: ProviderForm) -> Provider | None:
 @role_required("editor")
 def provider_add(request: HttpRequest) -> HttpResponse:
     form = ProviderForm(request.POST or None, initial={"kind": request.GET.get("kind", "openai")})
+    if request.method == "POST" and "_test" in request.POST:
+        return _test_unsaved(request, form=form)
     if request.method == "POST":
         provider = _save(request, form)
         if provider is not None:
@@ -163,6 +214,8 @@ def provider_add(request: HttpRequest) -> HttpResponse:
 def provider_edit(request: HttpRequest, name: str) -> HttpResponse:
     provider = get_object_or_404(Provider, name=name)
     form = ProviderForm(request.POST or None, instance=provider)
+    if request.method == "POST" and "_test" in request.POST:
+        return _test_unsaved(request, form=form)
     if request.method == "POST":
         saved = _save(request, form)
         if saved is not None:
@@ -176,9 +229,10 @@ def provider_edit(request: HttpRequest, name: str) -> HttpResponse:
 def kind_fields(request: HttpRequest) -> HttpResponse:
     """htmx: the kind-dependent fields for the kind just chosen, keeping what was typed."""
     instance = Provider.objects.filter(name=request.GET.get("editing", "")).first()
-    data = request.GET.copy()
+    data = request.GET.dict()
     data.pop("api_key", None)  # never echo a key back, not even the one being typed
-    form = ProviderForm(data, instance=instance)
+    # Unbound, with what was typed: nothing is refused before the person has finished.
+    form = ProviderForm(initial=data, instance=instance)
     return render(request, FORM_TEMPLATE + "#kind_fields", {"form": form, "provider": instance})
 
 
@@ -261,7 +315,8 @@ def provider_test(request: HttpRequest, name: str) -> HttpResponse:
             # JavaScript; the table's cells are not live, or "Test all" would be a din.
             outcome = {"ok": result.ok, "message": _outcome(provider, result)}
             html += render_to_string(DETAIL_TEMPLATE + "#test_announcement", outcome, request)
-        return trigger_client_event(HttpResponse(html), TESTED_EVENT)
+        # Named, so that the Model suggestions shown for this provider refresh (forms.js).
+        return trigger_client_event(HttpResponse(html), TESTED_EVENT, {"provider": provider.name})
     _tested(request, provider, result)
     return redirect(_back(request))
 

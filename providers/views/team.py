@@ -19,6 +19,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
 from .. import services
+from ..forms import put_service_errors
 from ..roles import ROLES, role_required, user_role
 from ..services.users import SetupClosed, first_admin_create
 from ..throttle import LoginForm
@@ -56,12 +57,6 @@ def _password_field(label: str = "Password", help_text: str = "") -> forms.CharF
         help_text=help_text,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
-
-
-def _put_back(form: forms.Form, exc: ValidationError) -> None:
-    """Show a service's errors next to the field they concern."""
-    for field, errors in exc.message_dict.items():
-        form.add_error(field if field in form.fields else None, errors)
 
 
 class LoginView(auth_views.LoginView):
@@ -139,7 +134,7 @@ def setup(request: HttpRequest) -> HttpResponse:
         except SetupClosed:
             return _setup_closed(request)
         except ValidationError as exc:
-            _put_back(form, exc)
+            put_service_errors(form, exc)
         else:
             login(request, user)
             messages.success(request, SETUP_DONE.format(username=user.get_username()))
@@ -204,7 +199,7 @@ def _add_user(request: HttpRequest) -> HttpResponse:
         try:
             user = services.user_create(**form.cleaned_data, actor=request.user)
         except ValidationError as exc:
-            _put_back(form, exc)
+            put_service_errors(form, exc)
         else:
             role = form.cleaned_data["role"]
             messages.success(request, USER_ADDED.format(username=user.get_username(), role=role))

@@ -16,14 +16,18 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods, require_POST
 
+from ..forms import put_service_errors
 from ..models import AccessToken
 from ..roles import ROLE_REQUIRED, has_role, role_required, user_role
 from ..services import tokens as token_services
+from ..validators import name_attrs, validate_token_name
 
 TEMPLATE = "providers/tokens.html"
 TOKEN_REVOKED = "Revoked token {name}. Applications using it are refused from now on."
 # Service fields that the form calls differently.
 FORM_FIELD = {"expires_at": "expires_in_days"}
+# Model IDs separated by commas or white space (the `..` rule is left to the server).
+ALLOWED_MODELS_PATTERN = r"[\s,]*(?:[A-Za-z0-9][A-Za-z0-9._:\/\-]*[\s,]*)*"
 
 
 class TokenForm(forms.Form):
@@ -32,8 +36,9 @@ class TokenForm(forms.Form):
     name = forms.CharField(
         label="Name",
         max_length=63,
+        validators=[validate_token_name],
         help_text="Lower-case letters, digits, '-' and '_', e.g. ci-bot; shown in the usage log.",
-        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+        widget=forms.TextInput(attrs=name_attrs()),
     )
     expires_in_days = forms.IntegerField(
         label="Expires in (days)",
@@ -48,17 +53,23 @@ class TokenForm(forms.Form):
         max_length=4000,
         help_text="Routing group names, provider/model IDs or default, separated by commas "
         "or spaces. Leave empty to allow every model.",
-        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+        widget=forms.TextInput(
+            attrs={
+                "autocomplete": "off",
+                "spellcheck": "false",
+                "pattern": ALLOWED_MODELS_PATTERN,
+                "title": "Group names, PROVIDER/MODEL or default, separated by commas or spaces.",
+            }
+        ),
     )
 
     def clean_allowed_models(self) -> list[str]:
         names = re.split(r"[\s,]+", self.cleaned_data["allowed_models"])
-        return list(dict.fromkeys(name for name in names if name))
+        # The rule `routing token create --allow` follows: beside a bad name, in one submit.
+        return token_services.validate_allowed_models(names)
 
     def add_service_errors(self, exc: ValidationError) -> None:
-        for field, errors in exc.error_dict.items():
-            field = FORM_FIELD.get(field, field)
-            self.add_error(field if field in self.fields else None, errors)
+        put_service_errors(self, exc, rename=FORM_FIELD)
 
 
 @dataclass(frozen=True)

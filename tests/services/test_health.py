@@ -101,7 +101,9 @@ def test_a_hanging_provider_fails_within_its_own_timeout(make_provider, upstream
     started = time.monotonic()
     result = services.provider_test(provider=provider)
     assert time.monotonic() - started < 3
-    assert not result.ok and result.message == connection.TIMED_OUT.format(timeout=0.5)
+    where = upstream.base_url.removeprefix("http://")
+    hint = connection.TIMED_OUT_HINT.format(where=where)
+    assert not result.ok and result.message == f"{connection.TIMED_OUT.format(timeout=0.5)} {hint}"
     assert ProbeResult.objects.get().ok is False
 
 
