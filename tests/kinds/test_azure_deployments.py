@@ -209,3 +209,19 @@ def test_v1_models_lists_deployments_not_base_models(gateway, upstream, make_pro
     ids = {model["id"] for model in answer.json()["data"]}
     assert "az/chat-prod" in ids
     assert not {f"az/{m}" for m in BASE_MODELS} & ids
+
+
+def test_test_before_saving_offers_the_typed_deployments(
+    client, login_as, upstream, local_upstreams
+):
+    login_as("editor")
+    upstream.models = list(BASE_MODELS)
+    data = _form(
+        base_url=upstream.base_url, declared_models="chat-prod\nmini-eu", _test="1", name=""
+    )
+    response = client.post(reverse("provider_add"), data, HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    assert kinds.AZURE_DEPLOYMENTS_OK.format(count=2, s="s").split(" (")[0] in html
+    assert upstream.last.path == "/openai/models"
+    assert upstream.last.query["api-version"] == ["2024-10-21"]
+    assert not Provider.objects.exists()

@@ -104,6 +104,10 @@ def test_kind_describes_itself(slug):
         assert "api_key" in kind.field_errors(base_url="x", has_api_key=False, api_version="1")
     if kind.api_version_required:
         assert "api_version" in kind.field_errors(base_url="x", has_api_key=True, api_version="")
+    if kind.default_api_version:
+        # The form shows what will be sent, so a dashboard edit never erases it.
+        assert kind.shows_api_version and kind.api_version_example
+    assert bool(CASES[slug].declared) == kind.shows_declared_models
 
 
 @pytest.mark.parametrize("slug", ALL_KINDS)
