@@ -12,19 +12,32 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import partial
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.views.decorators.debug import sensitive_variables
 
+from ..kinds import KINDS
 from ..models import DefaultModel, Provider
 from ..redact import redact
 from . import audit
-from .env_file import Candidate, Skip, assign_names, read_env_file, stored
+from .env_file import (
+    IGNORED_SUPERSEDED,
+    Candidate,
+    EnvFile,
+    Skip,
+    assign_names,
+    read_env_file,
+    stored,
+)
 from .providers import KEEP, default_model_set, provider_create, provider_update
 
 MAX_ENV_BYTES = 256 * 1024
 DEFAULT_MODEL = "DEFAULT_MODEL"
+PREFERRED_PROVIDER = "PREFERRED_PROVIDER"
+# DEFAULT_MODEL=litellm/<vendor>/<model>: "through LiteLLM", which is how this app calls it.
+LITELLM_WRAPPER = "litellm/"
 CREATE, CHANGE, UNCHANGED, SKIPPED = "create", "change", "unchanged", "skipped"
 
 LINE_UNREADABLE = (
@@ -32,7 +45,8 @@ LINE_UNREADABLE = (
 )
 NOT_SET = "{var} is not set: {message}"
 DEFAULT_NO_PREFIX = (
-    "{var}: write the model in LiteLLM's <prefix>/<model id> form, e.g. openai/gpt-4o-mini."
+    "{var}: write the model in LiteLLM's <prefix>/<model id> form, e.g. openai/gpt-4o-mini "
+    "(also accepted: <prefix>:<model id> and litellm/<prefix>/<model id>)."
 )
 DEFAULT_NO_PROVIDER = (
     "{var}: no provider in this file is reached with the prefix {prefix}/ "
@@ -42,6 +56,18 @@ DEFAULT_PROVIDER_SKIPPED = "{var}: its provider ({label}) was skipped."
 DEFAULT_AMBIGUOUS = (
     "{var}: the prefix {prefix}/ fits more than one provider in this file: {candidates}. "
     "It was not set rather than guessed; choose the default model on the dashboard."
+)
+PREFERRED_UNKNOWN = "{var}: no provider in this file is of that kind (its providers: {known})."
+PREFERRED_NO_MODEL = (
+    "{var}: {called} has no default model in this file; set {model_vars}, or {default_var}."
+)
+PREFERRED_AMBIGUOUS = (
+    "{var}: more than one provider in this file is of that kind: {candidates}. It was not set "
+    "rather than guessed; use {default_var} instead."
+)
+DEFAULTS_AMBIGUOUS = (
+    "Several providers in this file give a default model ({candidates}): set {preferred_var} "
+    "or {default_var} to choose one. None was made the active default."
 )
 # LiteLLM reads <PREFIX>_API_KEY and <PREFIX>_API_BASE for a model prefix.
 _PREFIX_SUFFIXES = ("_API_KEY", "_API_BASE", "_BASE_URL")
@@ -111,6 +137,8 @@ def _described(p: Provider) -> str:
         parts.append(f"API version {p.api_version}")
     if p.header_names:
         parts.append(f"headers {', '.join(p.header_names)}")
+    if not p.enabled:
+        parts.append("disabled")
     return ", ".join(parts)
 
 
@@ -129,6 +157,13 @@ def _changes(p: Provider, c: Candidate) -> tuple[list[str], dict[str, str]]:
         changes.append("API key")
     if c.headers is not None and stored(p.get_headers) != c.headers:
         changes.append("headers")
+    if c.display_name is not None and c.display_name != p.display_name:
+        changes.append("display name")
+        fields["display_name"] = c.display_name
+    for attr, value in c.settings.items():
+        if getattr(p, attr) != value:
+            changes.append(attr.replace("_", " "))
+            fields[attr] = value
     return changes, fields
 
 
@@ -162,12 +197,14 @@ def _apply_provider(c: Candidate, report: EnvImportReport, actor) -> Provider | 
         else:
             provider = provider_create(
                 name=c.name,
+                display_name=c.display_name or "",
                 kind=c.kind.slug,
                 base_url=c.given.get("base_url", ""),
                 api_key=c.given.get("api_key", ""),
                 headers=c.headers or {},
                 api_version=c.given.get("api_version", ""),
                 actor=actor,
+                **c.settings,
             )
             report.rows.append(Row(CREATE, c.label, _described(provider), c.variables))
     except ValidationError as exc:
@@ -203,10 +240,30 @@ def _called(c: Candidate) -> str:
     return f"{c.name} (from {', '.join(c.variables)})" if c.name else c.label
 
 
-def _default_target(value: str, done: list[tuple[Candidate, Provider | None]]):
-    prefix, slash, model = value.partition("/")
-    if not slash or not prefix or not model:
+def _prefix(text: str) -> str:
+    """openai-compat and openai_compat are one prefix."""
+    return text.strip().lower().replace("-", "_")
+
+
+def _split_model(value: str, known: set[str]) -> tuple[str, str]:
+    """(prefix, model id) of DEFAULT_MODEL in each form projects write it: openai/gpt-4o,
+    openai_compatible:gpt-4o, litellm/openai/gpt-4o. Ollama's tags (llama3.1:8b) keep their
+    colon: it splits only after a known prefix, before any slash."""
+    value = value.strip()
+    if value.lower().startswith(LITELLM_WRAPPER):
+        value = value[len(LITELLM_WRAPPER) :]
+    colon, slash = value.find(":"), value.find("/")
+    if colon > 0 and (slash < 0 or colon < slash) and _prefix(value[:colon]) in known:
+        return _prefix(value[:colon]), value[colon + 1 :].strip()
+    prefix, slash_found, model = value.partition("/")
+    if not slash_found or not prefix.strip() or not model.strip():
         raise Skip(DEFAULT_NO_PREFIX.format(var=DEFAULT_MODEL))
+    return _prefix(prefix), model.strip()
+
+
+def _default_target(value: str, done: list[tuple[Candidate, Provider | None]]):
+    known = {x for kind in KINDS.values() for x in kind.model_prefixes}
+    prefix, model = _split_model(value, known)
     fits = [(_fit(prefix, c), c, p) for c, p in done if prefix in c.kind.model_prefixes]
     if not fits:
         known = sorted({x for c, _ in done for x in c.kind.model_prefixes}) or ["none"]
@@ -227,13 +284,63 @@ def _default_target(value: str, done: list[tuple[Candidate, Provider | None]]):
     ((c, provider),) = closest
     if provider is None:
         raise Skip(DEFAULT_PROVIDER_SKIPPED.format(var=DEFAULT_MODEL, label=c.label))
-    return provider, model.strip()
+    return provider, model
 
 
-def _apply_default(value: str, done: list, report: EnvImportReport, actor) -> None:
-    variables = (DEFAULT_MODEL,)
+def _preferred_target(value: str, done: list[tuple[Candidate, Provider | None]]):
+    """PREFERRED_PROVIDER=openrouter: the default model the file gives that provider."""
+    wanted = _prefix(value)
+    fits = [
+        (c, p)
+        for c, p in done
+        if wanted in {c.kind.slug, c.home.slug, *c.kind.model_prefixes, *c.home.model_prefixes}
+    ]
+    if not fits:
+        known = sorted({c.kind.slug for c, _ in done}) or ["none"]
+        raise Skip(PREFERRED_UNKNOWN.format(var=PREFERRED_PROVIDER, known=", ".join(known)))
+    fits = [(c, p) for c, p in fits if c.default_model] or fits
+    if len(fits) > 1:
+        candidates = " or ".join(_called(c) for c, _ in fits)
+        raise Skip(
+            PREFERRED_AMBIGUOUS.format(
+                var=PREFERRED_PROVIDER, candidates=candidates, default_var=DEFAULT_MODEL
+            )
+        )
+    ((c, provider),) = fits
+    if not c.default_model:
+        raise Skip(
+            PREFERRED_NO_MODEL.format(
+                var=PREFERRED_PROVIDER,
+                called=_called(c),
+                model_vars=" or ".join(c.convention.default_model) or "none",
+                default_var=DEFAULT_MODEL,
+            )
+        )
+    if provider is None:
+        raise Skip(DEFAULT_PROVIDER_SKIPPED.format(var=PREFERRED_PROVIDER, label=c.label))
+    return provider, c.default_model
+
+
+def _only_target(with_model: list[tuple[Candidate, Provider | None]]):
+    """No DEFAULT_MODEL nor PREFERRED_PROVIDER: the one provider default model the file has."""
+    if len(with_model) > 1:
+        raise Skip(
+            DEFAULTS_AMBIGUOUS.format(
+                candidates=", ".join(_called(c) for c, _ in with_model),
+                preferred_var=PREFERRED_PROVIDER,
+                default_var=DEFAULT_MODEL,
+            )
+        )
+    ((c, provider),) = with_model
+    if provider is None:
+        raise Skip(DEFAULT_PROVIDER_SKIPPED.format(var=c.sources["default_model"], label=c.label))
+    return provider, c.default_model
+
+
+def _apply_default(target, variables: tuple[str, ...], report: EnvImportReport, actor) -> None:
+    """Make `target()` (provider, model) the active default; a Skip it raises is reported."""
     try:
-        provider, model = _default_target(value, done)
+        provider, model = target()
         current = DefaultModel.objects.select_related("provider", "group").filter(id=1).first()
         label = f"{provider.name}/{model}"
         if current is not None and str(current) == label:
@@ -244,13 +351,34 @@ def _apply_default(value: str, done: list, report: EnvImportReport, actor) -> No
         report.rows.append(Row(SKIPPED, "default model", str(exc), variables))
         return
     except ValidationError as exc:
-        detail = f"{DEFAULT_MODEL}: {' '.join(exc.messages)}"
+        detail = f"{variables[-1]}: {' '.join(exc.messages)}"
         report.rows.append(Row(SKIPPED, "default model", detail, variables))
         return
     detail = f"was {current}" if current is not None else ""
     report.rows.append(
         Row(CHANGE if current else CREATE, f"default model {label}", detail, variables)
     )
+
+
+def _apply_defaults(env: EnvFile, done: list, report: EnvImportReport, actor) -> None:
+    """DEFAULT_MODEL wins; else PREFERRED_PROVIDER's provider's default model; else the only
+    provider default model the file gives."""
+    value, preferred = env.value(DEFAULT_MODEL), env.value(PREFERRED_PROVIDER)
+    if value:
+        env.used.add(DEFAULT_MODEL)
+        if preferred:
+            env.reasons[PREFERRED_PROVIDER] = IGNORED_SUPERSEDED.format(used=DEFAULT_MODEL)
+        _apply_default(partial(_default_target, value, done), (DEFAULT_MODEL,), report, actor)
+        return
+    with_model = [(c, p) for c, p in done if c.default_model]
+    if preferred:
+        env.used.add(PREFERRED_PROVIDER)
+        fits = [c for c, _ in with_model if _prefix(preferred) in {c.kind.slug, c.home.slug}]
+        variables = (PREFERRED_PROVIDER, *(c.sources["default_model"] for c in fits[:1]))
+        _apply_default(partial(_preferred_target, preferred, done), variables, report, actor)
+    elif with_model:
+        variables = tuple(c.sources["default_model"] for c, _ in with_model)
+        _apply_default(partial(_only_target, with_model), variables, report, actor)
 
 
 @sensitive_variables("text", "env")
@@ -270,9 +398,7 @@ def import_env(
     with transaction.atomic():
         assign_names(env)
         done = [(c, _apply_provider(c, report, actor)) for c in env.candidates if not c.duplicate]
-        if env.value(DEFAULT_MODEL):
-            env.used.add(DEFAULT_MODEL)
-            _apply_default(env.value(DEFAULT_MODEL), done, report, actor)
+        _apply_defaults(env, done, report, actor)
         report.stale = expected is not None and report.digest != expected
         if dry_run or report.stale:
             transaction.set_rollback(True)
