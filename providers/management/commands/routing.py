@@ -328,7 +328,7 @@ class Command(BaseCommand):
             ("updated", f"{p.updated_at:%Y-%m-%d %H:%M:%S} UTC"),
         ]
         for label, value in fields:
-            self.stdout.write(f"{label + ':':<13}{value}")
+            self.stdout.write(f"{label + ':':<14}{value}")
 
     def _provider_remove(self, options: dict, actor: str) -> None:
         provider = _provider(options["name"])
