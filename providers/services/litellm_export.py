@@ -22,6 +22,17 @@ from ..models import DefaultModel, Provider, RoutingGroup
 from .groups import router_settings_get
 
 ENV_REF = "os.environ/"
+# This app's own settings: an os.environ/ reference never reads them (the import refuses it,
+# the export never writes one), or a config file could send the server's signing key, its
+# encryption keys or its database password to a provider as an API key.
+RESERVED_ENV_NAMES = ("SECRET_KEY", "DATABASE_URL")
+RESERVED_ENV_PREFIXES = ("ROUTING_", "DJANGO_")
+
+
+def is_reserved_env_name(name: str) -> bool:
+    name = name.strip().upper()
+    return name in RESERVED_ENV_NAMES or name.startswith(RESERVED_ENV_PREFIXES)
+
 HEADER = (
     "# LiteLLM proxy config, exported by Routing Admin.\n"
     "# No secrets here: API keys and custom header values are os.environ/NAME references;\n"
@@ -44,7 +55,7 @@ ENV_FILE_EXISTS = (
 
 def _env_name(*parts: str, used: set[str]) -> str:
     name = re.sub(r"[^A-Z0-9]", "_", "_".join(parts).upper())
-    name = "_" + name if name[0].isdigit() else name
+    name = "_" + name if name[0].isdigit() or is_reserved_env_name(name) else name
     candidate, n = name, 2
     # Provider names "a-b" and "a_b" would otherwise share a variable.
     while candidate in used:

@@ -17,7 +17,7 @@ from django.core.exceptions import ValidationError
 
 from .. import kinds
 from ..validators import validate_provider_name
-from .litellm_export import ENV_REF
+from .litellm_export import ENV_REF, is_reserved_env_name
 
 # LiteLLM spellings of a kind's prefix that the registry does not use itself.
 PREFIX_ALIASES = {"ollama": "ollama_chat"}
@@ -32,6 +32,11 @@ PARAMS_MISSING = "litellm_params is missing or not a mapping."
 PARAMS_UNSUPPORTED = (
     "litellm_params {keys} are not supported by Routing Admin; remove them, or configure them "
     "in LiteLLM itself."
+)
+ENV_RESERVED = (
+    "{where} reads os.environ/{var}, one of this app's own settings (SECRET_KEY, "
+    "DATABASE_URL, ROUTING_*, DJANGO_*), which are never given to a provider. Put the value "
+    "in a variable of its own (e.g. OPENAI_API_KEY) and reference that."
 )
 ENV_MISSING = "environment variable {var} is not set (the file reads {where} from it)."
 NOT_TEXT = "{where} must be text."
@@ -150,6 +155,8 @@ class Entry:
 def _resolve(value: Any, where: str, environ: Mapping[str, str]) -> Any:
     if isinstance(value, str) and value.startswith(ENV_REF):
         var = value.removeprefix(ENV_REF)
+        if is_reserved_env_name(var):
+            raise InvalidEntry(ENV_RESERVED.format(var=var, where=where))
         resolved = environ.get(var)
         if not resolved:
             raise InvalidEntry(ENV_MISSING.format(var=var, where=where))
