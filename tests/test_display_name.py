@@ -51,7 +51,7 @@ def test_pages_show_the_display_name_and_address_by_name(client, login_as, make_
     assert "<h1>Together (Acme account)</h1>" in detail
     assert "<code>together/&lt;model id&gt;</code>" in detail
     overview = client.get(reverse("overview")).content.decode()
-    assert ">Together (Acme account)</a> <code class=\"muted\">together</code>" in overview
+    assert '>Together (Acme account)</a> <code class="muted">together</code>' in overview
     assert ">Together (Acme account)</option>" in overview
     # The filter finds it by either.
     assert "Together (Acme account)" in client.get(reverse("overview") + "?q=acme").content.decode()

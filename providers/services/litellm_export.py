@@ -33,6 +33,7 @@ def is_reserved_env_name(name: str) -> bool:
     name = name.strip().upper()
     return name in RESERVED_ENV_NAMES or name.startswith(RESERVED_ENV_PREFIXES)
 
+
 HEADER = (
     "# LiteLLM proxy config, exported by Routing Admin.\n"
     "# No secrets here: API keys and custom header values are os.environ/NAME references;\n"
