@@ -140,11 +140,14 @@ def export_config(*, include_secrets: bool = False) -> tuple[dict, dict[str, str
     include_secrets) the values of the environment variables it references."""
     env: dict[str, str] = {}
     used: set[str] = set()
-    entries = {
-        p.pk: _export_entry(p, used, env if include_secrets else None)
-        for p in Provider.objects.filter(enabled=True).order_by("name")
-    }
-    model_list = [_item(f"{e.name}/*", e, e.params("*")) for e in entries.values()]
+    providers = list(Provider.objects.filter(enabled=True).order_by("name"))
+    entries = {p.pk: _export_entry(p, used, env if include_secrets else None) for p in providers}
+    model_list = []
+    for p in providers:
+        item = _item(f"{p.name}/*", entries[p.pk], entries[p.pk].params("*"))
+        if p.display_name:
+            item["model_info"]["display_name"] = p.display_name
+        model_list.append(item)
     group_items, serving = _group_items(entries)
     model_list += group_items
     router = _router_settings(serving)

@@ -150,6 +150,7 @@ class Entry:
     conn: Conn
     model: str
     params: dict[str, Any]
+    display_name: str | None = None  # model_info.display_name, when the file gives one
 
 
 def _resolve(value: Any, where: str, environ: Mapping[str, str]) -> Any:
@@ -277,7 +278,7 @@ def parse_entry(n: int, raw: Any, environ: Mapping[str, str], warnings: list[str
     if unknown := sorted(set(params) - _PARAM_KEYS):
         raise InvalidEntry(PARAMS_UNSUPPORTED.format(keys=", ".join(unknown)))
     label = f"Entry {n} ({model_name})"
-    if ignored := sorted(set(info) - {"provider", "kind"}):
+    if ignored := sorted(set(info) - {"provider", "kind", "display_name"}):
         warnings.append(INFO_IGNORED.format(label=label, keys=", ".join(ignored)))
     params = {k: _resolve(v, f"litellm_params.{k}", environ) for k, v in params.items()}
     if isinstance(params.get("extra_headers"), dict):
@@ -299,4 +300,8 @@ def parse_entry(n: int, raw: Any, environ: Mapping[str, str], warnings: list[str
         params[key] = _number(params, key, number)
     for key in _DEPLOYMENT_KEYS:
         params[key] = _number(params, key, int)
-    return Entry(label, model_name, role, name, _conn(kind, params), model_id, params)
+    display_name = info.get("display_name")
+    if display_name is not None and not isinstance(display_name, str):
+        raise InvalidEntry(NOT_TEXT.format(where="model_info.display_name"))
+    conn = _conn(kind, params)
+    return Entry(label, model_name, role, name, conn, model_id, params, display_name)

@@ -91,3 +91,23 @@ def test_the_export_never_writes_a_reserved_name(make_provider):
     report = services.import_config(data=config, environ=env, dry_run=False, actor="test")
     assert report.ok, report.errors
     assert Provider.objects.get(name="routing").get_api_key() == SECRET
+
+
+def test_a_display_name_goes_through_the_export_and_back(make_provider):
+    make_provider(name="together", kind="together", display_name="Together (Acme)")
+    config, env = services.export_config(include_secrets=True)
+    (entry,) = config["model_list"]
+    assert entry["model_info"] == {
+        "provider": "together",
+        "kind": "together",
+        "display_name": "Together (Acme)",
+    }
+    Provider.objects.all().delete()
+    report = services.import_config(data=config, environ=env, dry_run=False, actor="test")
+    assert report.ok and not report.warnings
+    assert Provider.objects.get().display_name == "Together (Acme)"
+
+    entry["model_info"]["display_name"] = "Together"
+    report = services.import_config(data=config, environ=env, dry_run=False, actor="test")
+    assert report.updated == ["provider together (display name)"]
+    assert Provider.objects.get().display_name == "Together"
