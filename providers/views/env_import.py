@@ -16,7 +16,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from .. import kinds
 from ..forms import UPLOAD_NOT_TEXT, WriteOnlyTextarea, read_upload
 from ..roles import role_required
-from ..services.env_import import DEFAULT_MODEL, MAX_ENV_BYTES, import_env
+from ..services.env_import import DEFAULT_MODEL, MAX_ENV_BYTES, PREFERRED_PROVIDER, import_env
 from . import upload_preview
 
 TEMPLATE = "providers/env_import.html"
@@ -85,6 +85,7 @@ def _render(request: HttpRequest, report=None, text: str = "", **extra) -> HttpR
         "report": report,
         "conventions": _conventions(),
         "default_model_var": DEFAULT_MODEL,
+        "preferred_var": PREFERRED_PROVIDER,
         **extra,
     }
     if report is not None and report.dry_run and report.has_changes:
