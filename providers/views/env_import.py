@@ -16,7 +16,8 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from .. import kinds
 from ..forms import UPLOAD_NOT_TEXT, WriteOnlyTextarea, read_upload
 from ..roles import role_required
-from ..services.env_import import DEFAULT_MODEL, MAX_ENV_BYTES, PREFERRED_PROVIDER, import_env
+from ..services.env_default import DEFAULT_MODEL, PREFERRED_PROVIDER
+from ..services.env_import import MAX_ENV_BYTES, import_env
 from . import upload_preview
 
 TEMPLATE = "providers/env_import.html"

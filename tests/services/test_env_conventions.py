@@ -9,14 +9,9 @@ from dotenv import dotenv_values
 
 from providers import addresses
 from providers.models import AuditEvent, DefaultModel, Provider
+from providers.services.env_default import DEFAULTS_AMBIGUOUS, PREFERRED_NO_MODEL
 from providers.services.env_file import ENABLED_INVALID, NAME_UNUSABLE, TIMEOUT_INVALID
-from providers.services.env_import import (
-    DEFAULTS_AMBIGUOUS,
-    PREFERRED_NO_MODEL,
-    SKIPPED,
-    UNCHANGED,
-    import_env,
-)
+from providers.services.env_import import SKIPPED, UNCHANGED, import_env
 from providers.validators import provider_name_from
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "env" / "conventions"
