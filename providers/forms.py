@@ -79,6 +79,13 @@ class ProviderForm(forms.Form):
         help_text="Lower-case letters, digits, '-' and '_', e.g. openai-prod. Applications "
         "address models as NAME/MODEL-ID.",
     )
+    display_name = forms.CharField(
+        label="Display name",
+        required=False,
+        max_length=100,
+        help_text="Optional, free text shown on every page, e.g. Together (Acme account). "
+        "Empty: pages show the name.",
+    )
     kind = forms.ChoiceField(label="Kind", choices=kinds.CHOICES)
     base_url = forms.CharField(label="Base URL", required=False, max_length=2000)
     api_key = forms.CharField(
@@ -107,6 +114,7 @@ class ProviderForm(forms.Form):
         if instance is not None and "initial" not in kwargs:
             kwargs["initial"] = {
                 "name": instance.name,
+                "display_name": instance.display_name,
                 "kind": instance.kind,
                 "base_url": instance.base_url,
                 "api_version": instance.api_version,
@@ -187,7 +195,15 @@ class ProviderForm(forms.Form):
         data = self.cleaned_data
         kwargs: dict[str, Any] = {
             field: data[field]
-            for field in ("name", "kind", "base_url", "timeout", "max_retries", "enabled")
+            for field in (
+                "name",
+                "display_name",
+                "kind",
+                "base_url",
+                "timeout",
+                "max_retries",
+                "enabled",
+            )
         }
         kwargs["api_version"] = data.get("api_version", "") or ""
         if self.instance is None:

@@ -47,7 +47,16 @@ PROVIDER_IN_GROUPS = (
 )
 NOTHING_TO_REVERT = "There is no previous default model to return to."
 
-_PLAIN_FIELDS = ("name", "kind", "base_url", "api_version", "timeout", "max_retries", "enabled")
+_PLAIN_FIELDS = (
+    "name",
+    "display_name",
+    "kind",
+    "base_url",
+    "api_version",
+    "timeout",
+    "max_retries",
+    "enabled",
+)
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -129,6 +138,7 @@ def provider_create(
     *,
     name: str,
     kind: str,
+    display_name: str = "",
     base_url: str = "",
     api_key: str = "",
     headers: dict[str, str] | None = None,
@@ -140,6 +150,7 @@ def provider_create(
 ) -> Provider:
     provider = Provider(
         name=name.strip(),
+        display_name=display_name.strip(),
         kind=kind,
         base_url=base_url.strip(),
         api_version=api_version.strip(),

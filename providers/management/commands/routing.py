@@ -29,6 +29,8 @@ API_KEY_ENV_EMPTY = "Environment variable {var} is not set or empty; export the 
 API_KEY_STDIN_EMPTY = "No API key arrived on standard input; pipe it in, e.g. `printenv KEY | ...`."
 HEADER_FORMAT = '--header must look like "Name: value" (got a value without a colon).'
 TEST_WHICH = "Name one provider to test, or give --all for every enabled one (not both)."
+EDIT_NOTHING = "Nothing to change: give --display-name or --timeout."
+DISPLAY_NAME_HELP = "Free text pages show instead of the name, e.g. 'Together (Acme)'."
 CONCURRENCY_POSITIVE = "--concurrency must be at least 1."
 PASSWORD_STDIN_EMPTY = "No password arrived on standard input; pipe it in: `printenv PW | ...`."
 
@@ -113,6 +115,7 @@ class Command(BaseCommand):
         provider_commands = provider.add_subparsers(dest="action", required=True, metavar="ACTION")
         add = provider_commands.add_parser("add", help="Add a provider.")
         add.add_argument("--name", required=True)
+        add.add_argument("--display-name", default="", metavar="TEXT", help=DISPLAY_NAME_HELP)
         add.add_argument("--kind", required=True, choices=list(kinds.KINDS))
         add.add_argument("--base-url", default="")
         key = add.add_mutually_exclusive_group()
@@ -121,6 +124,12 @@ class Command(BaseCommand):
         add.add_argument("--api-version", default="")
         add.add_argument("--header", action="append", default=[], metavar='"Name: value"')
         add.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
+        edit = provider_commands.add_parser("edit", help="Change a provider's settings.")
+        edit.add_argument("name")
+        edit.add_argument(
+            "--display-name", default=None, metavar="TEXT", help=DISPLAY_NAME_HELP + " '' clears it"
+        )
+        edit.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
         provider_commands.add_parser("list", help="List providers (keys masked).")
         for action, text in (
             ("show", "Show one provider."),
@@ -249,6 +258,7 @@ class Command(BaseCommand):
             headers[name.strip()] = value.strip()
         provider = services.provider_create(
             name=options["name"],
+            display_name=options["display_name"],
             kind=options["kind"],
             base_url=options["base_url"],
             api_key=api_key,
@@ -260,6 +270,21 @@ class Command(BaseCommand):
         for warning in provider.validation_warnings:
             self.stderr.write(f"Warning: {warning}")
         self.stdout.write(f"Added provider {provider.name} ({provider.kind_info.label}).")
+
+    def _provider_edit(self, options: dict, actor: str) -> None:
+        fields = {
+            field: options[field]
+            for field in ("display_name", "timeout")
+            if options[field] is not None
+        }
+        if not fields:
+            raise CommandError(EDIT_NOTHING)
+        provider = services.provider_update(
+            provider=_provider(options["name"]), actor=actor, **fields
+        )
+        for warning in provider.validation_warnings:
+            self.stderr.write(f"Warning: {warning}")
+        self.stdout.write(f"Changed provider {provider.name} ({provider.title}).")
 
     def _provider_list(self, options: dict, actor: str) -> None:
         rows = [("NAME", "KIND", "ENABLED", "BASE URL", "KEY", "LAST TEST")]
@@ -287,6 +312,7 @@ class Command(BaseCommand):
         p = _provider(options["name"])
         fields = [
             ("name", p.name),
+            ("display name", p.display_name or "-"),
             ("kind", f"{p.kind} ({p.kind_info.label})"),
             ("base url", p.effective_base_url),
             ("api key", _key_display(p)),
@@ -302,7 +328,7 @@ class Command(BaseCommand):
             ("updated", f"{p.updated_at:%Y-%m-%d %H:%M:%S} UTC"),
         ]
         for label, value in fields:
-            self.stdout.write(f"{label + ':':<13}{value}")
+            self.stdout.write(f"{label + ':':<14}{value}")
 
     def _provider_remove(self, options: dict, actor: str) -> None:
         provider = _provider(options["name"])
