@@ -47,7 +47,9 @@ PROVIDER_IN_GROUPS = (
 )
 NOTHING_TO_REVERT = "There is no previous default model to return to."
 
-_PLAIN_FIELDS = ("name", "kind", "base_url", "api_version", "timeout", "max_retries", "enabled")
+_PLAIN_FIELDS = (
+    "name", "kind", "base_url", "api_version", "timeout", "max_retries", "drop_params", "enabled"
+)  # fmt: skip
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -135,6 +137,7 @@ def provider_create(
     api_version: str = "",
     timeout: float | None = None,
     max_retries: int | None = None,
+    drop_params: bool = False,
     enabled: bool = True,
     actor: audit.Actor = None,
 ) -> Provider:
@@ -143,6 +146,7 @@ def provider_create(
         kind=kind,
         base_url=base_url.strip(),
         api_version=api_version.strip(),
+        drop_params=drop_params,
         enabled=enabled,
         created_by=audit.actor_user(actor),
         updated_by=audit.actor_user(actor),
