@@ -123,8 +123,11 @@ def _deployment_of(target: live.GroupTarget, found: re.Match | None) -> tuple[st
 
 
 def _relayed_headers(exc: Exception) -> dict[str, str]:
-    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
-    return {k.lower(): v for k, v in headers.items() if RELAYED_HEADERS.match(k)}
+    # LiteLLM keeps the provider's headers apart; its `response` is one it made up.
+    headers = getattr(exc, "litellm_response_headers", None) or getattr(
+        getattr(exc, "response", None), "headers", None
+    )
+    return {k.lower(): v for k, v in (headers or {}).items() if RELAYED_HEADERS.match(k)}
 
 
 def _error(exc: Exception, target: live.Target | live.GroupTarget) -> ProviderError:
