@@ -141,10 +141,22 @@ def _dump(obj: Any) -> dict:
     return obj.model_dump(mode="json") if hasattr(obj, "model_dump") else dict(obj)
 
 
+def _usage_chunk(data: dict) -> dict:
+    """LiteLLM gives the usage chunk (stream_options.include_usage) one empty choice; OpenAI
+    sends it with `choices: []`, and clients that read the usage there expect that."""
+    choices = data.get("choices") or []
+    if data.get("usage") and choices and all(
+        c.get("finish_reason") is None and not any((c.get("delta") or {}).values())
+        for c in choices
+    ):
+        data["choices"] = []
+    return data
+
+
 async def _sse(stream: Any) -> AsyncIterator[str]:
     try:
         async for chunk in stream:
-            yield f"data: {json.dumps(_dump(chunk))}\n\n"
+            yield f"data: {json.dumps(_usage_chunk(_dump(chunk)))}\n\n"
     except services.ProviderError as exc:
         payload = json.loads(_upstream_error(exc).content)
         yield f"data: {json.dumps(payload)}\n\n"
