@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from providers import services
-from providers.models import Provider
+from providers.models import MODEL_CALL_TIMEOUT, Provider
 from tests.conftest import SECRET
 
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -153,7 +153,7 @@ def test_viewer_gets_403_on_every_editing_page(
     make_provider(name="a")
     response = getattr(client, method)(url, _form(name="a"), **headers)
     assert response.status_code == 403
-    assert Provider.objects.get().timeout == 10
+    assert Provider.objects.get().timeout == MODEL_CALL_TIMEOUT
 
 
 def test_viewer_may_test_and_sees_result_partial(client, login_as, make_provider, upstream):
