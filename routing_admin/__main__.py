@@ -90,9 +90,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # One process, as production runs each worker: the same application object and start-up
     # checks (routing_admin/asgi.py), lifespan on so the request log is flushed at shutdown.
-    uvicorn.run(
-        "routing_admin.asgi:application", host=args.host, port=args.port, lifespan="on"
-    )
+    uvicorn.run("routing_admin.asgi:application", host=args.host, port=args.port, lifespan="on")
 
 
 if __name__ == "__main__":

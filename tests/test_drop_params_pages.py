@@ -55,7 +55,9 @@ def test_the_provider_form_offers_and_saves_drop_params(client, login_as, local_
 def test_the_group_form_offers_and_saves_drop_params(client, login_as, make_provider):
     login_as("editor")
     make_provider(name="pa", base_url="https://api.example.com/v1")
-    assert "checked" not in _checkbox(client.get(reverse("group_add")).content.decode(), GROUP_LABEL)
+    assert "checked" not in _checkbox(
+        client.get(reverse("group_add")).content.decode(), GROUP_LABEL
+    )
     rows = [{"provider": "pa", "model": "m1"}]
     response = client.post(reverse("group_add"), _data(rows=rows, drop_params="on"))
     assert response.status_code == 302

@@ -5,7 +5,11 @@ other origins get no CORS header, and the dashboard never does."""
 import httpx
 import pytest
 
-from tests.test_gateway import gateway, setup  # noqa: F401 - fixtures
+from tests import test_gateway
+
+# The in-process uvicorn gateway and its providers, from tests/test_gateway.py.
+gateway = test_gateway.gateway
+setup = test_gateway.setup
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HI = [{"role": "user", "content": "hi"}]

@@ -14,7 +14,12 @@ from providers.models import Provider
 from providers.services import DeploymentSpec as D
 from providers.services.calls import UPSTREAM_TIMEOUT
 from providers.views.gateway import BODY_TOO_LARGE, METHOD_NOT_ALLOWED
-from tests.test_gateway import client, gateway, setup  # noqa: F401 - fixtures
+from tests import test_gateway
+from tests.test_gateway import client
+
+# The in-process uvicorn gateway and its providers, from tests/test_gateway.py.
+gateway = test_gateway.gateway
+setup = test_gateway.setup
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HI = [{"role": "user", "content": "hi"}]

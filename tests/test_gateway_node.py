@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_gateway import gateway, setup  # noqa: F401 - fixtures
+from tests import test_gateway
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 NODE = shutil.which("node")
@@ -17,6 +17,10 @@ NOT_INSTALLED = (
     "The openai npm package is not installed in tests/node: run `npm ci --prefix tests/node` "
     "(bin/test does)."
 )
+# The in-process uvicorn gateway and its providers, from tests/test_gateway.py.
+gateway = test_gateway.gateway
+setup = test_gateway.setup
+
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(NODE is None, reason="Node.js is not installed (no `node` on PATH)"),

@@ -20,7 +20,12 @@ from providers.chat_params import (
 from providers.models import Provider
 from providers.services import DeploymentSpec as D
 from providers.services.calls import PARAMETER_UNSUPPORTED, PARAMETER_UNSUPPORTED_IN_GROUP
-from tests.test_gateway import client, gateway, setup  # noqa: F401 - fixtures
+from tests import test_gateway
+from tests.test_gateway import client
+
+# The in-process uvicorn gateway and its providers, from tests/test_gateway.py.
+gateway = test_gateway.gateway
+setup = test_gateway.setup
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HI = [{"role": "user", "content": "hi"}]
@@ -60,7 +65,10 @@ def test_each_previously_dropped_parameter_reaches_the_provider(gateway, setup, 
     a, _, token = setup
     extra = {"functions": [FUNCTION]} if param == "function_call" else {}
     client(gateway, token).chat.completions.create(
-        model=MODEL_FOR.get(param, "default"), messages=HI, **extra, **{param: DROPPED_BEFORE[param]}
+        model=MODEL_FOR.get(param, "default"),
+        messages=HI,
+        **extra,
+        **{param: DROPPED_BEFORE[param]},
     )
     assert a.last.json()[param] == DROPPED_BEFORE[param]
 

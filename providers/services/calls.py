@@ -22,17 +22,18 @@ UPSTREAM_TIMEOUT = (
 )
 PARAMETER_UNSUPPORTED = (
     "Provider {provider!r} ({kind}) does not support {params}: leave it out, or ask an admin "
-    "to tick \"Drop parameters this provider does not support\" on the provider."
+    'to tick "Drop parameters this provider does not support" on the provider.'
 )
 PARAMETER_UNSUPPORTED_IN_GROUP = (
     "Provider {provider!r} ({kind}) of routing group {group!r} does not support {params}: leave "
     "it out, or ask an admin to tick \"Drop parameters a deployment's provider does not "
-    "support\" on the group."
+    'support" on the group.'
 )
 # Rate-limit headers of an upstream 429, relayed to the caller so that it can wait as told.
 RELAYED_HEADERS = re.compile(r"^(retry-after(-ms)?|x-ratelimit-[a-z0-9-]+)$", re.IGNORECASE)
 _UNSUPPORTED = re.compile(
-    r"(?P<prefix>\S+) does not support parameters: [\[{](?P<params>.*?)[\]}], for model=(?P<model>\S+?)\."
+    r"(?P<prefix>\S+) does not support parameters: [\[{](?P<params>.*?)[\]}], "
+    r"for model=(?P<model>\S+?)\."
 )
 STREAM_ABANDONED = "The caller stopped reading the stream before it ended."
 # nginx's "client closed request": not an upstream status, and not a success either.

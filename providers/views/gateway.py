@@ -145,9 +145,13 @@ def _usage_chunk(data: dict) -> dict:
     """LiteLLM gives the usage chunk (stream_options.include_usage) one empty choice; OpenAI
     sends it with `choices: []`, and clients that read the usage there expect that."""
     choices = data.get("choices") or []
-    if data.get("usage") and choices and all(
-        c.get("finish_reason") is None and not any((c.get("delta") or {}).values())
-        for c in choices
+    if (
+        data.get("usage")
+        and choices
+        and all(
+            c.get("finish_reason") is None and not any((c.get("delta") or {}).values())
+            for c in choices
+        )
     ):
         data["choices"] = []
     return data
