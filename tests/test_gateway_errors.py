@@ -12,7 +12,7 @@ import pytest
 from providers import services
 from providers.models import Provider
 from providers.services import DeploymentSpec as D
-from providers.services.calls import UPSTREAM_TIMEOUT
+from providers.services.calls import GROUP_TIMEOUT, UPSTREAM_TIMEOUT
 from providers.views.gateway import BODY_TOO_LARGE, METHOD_NOT_ALLOWED
 from tests import test_gateway
 from tests.test_gateway import client
@@ -52,7 +52,8 @@ def test_a_slow_group_names_the_group_and_its_limit(gateway, setup):
     with pytest.raises(openai.APIStatusError) as info:
         client(gateway, token).chat.completions.create(model="fast", messages=HI)
     assert info.value.status_code == 504
-    assert "'fast'" in info.value.body["message"] and "0.5 s" in info.value.body["message"]
+    expected = GROUP_TIMEOUT.format(provider="fast", limit="0.5 s")
+    assert (info.value.body["code"], info.value.body["message"]) == ("upstream_timeout", expected)
 
 
 def test_an_upstream_429_relays_retry_after_and_rate_limit_headers(gateway, setup):

@@ -20,6 +20,10 @@ UPSTREAM_TIMEOUT = (
     "Provider {provider!r} ({kind}) did not answer within its timeout of {limit}; an admin can "
     "raise the timeout on the provider's page."
 )
+GROUP_TIMEOUT = (
+    "Routing group {provider!r} got no answer within its deployments' timeout of {limit}; an "
+    "admin can raise the timeout of the deployments or of their providers."
+)
 PARAMETER_UNSUPPORTED = (
     "Provider {provider!r} ({kind}) does not support {params}: leave it out, or ask an admin "
     'to tick "Drop parameters this provider does not support" on the provider.'
@@ -90,7 +94,8 @@ def _special(exc: Exception, target, name: str, kind: str) -> ProviderError | No
     lib = litellm()
     if isinstance(exc, lib.Timeout):
         limit = _timeout_limit(target)
-        message = UPSTREAM_TIMEOUT.format(provider=name, kind=kind, limit=limit)
+        template = GROUP_TIMEOUT if isinstance(target, live.GroupTarget) else UPSTREAM_TIMEOUT
+        message = template.format(provider=name, kind=kind, limit=limit)
         return ProviderError(
             provider=name, kind=kind, status=504, detail=message, message=message,
             code="upstream_timeout",
