@@ -184,3 +184,26 @@ def test_drop_params_on_a_group_leaves_unsupported_ones_out(gateway, setup, anth
     answer = c.chat.completions.create(model="lenient", messages=HI, n=2)
     assert answer.choices[0].message.content == "Hello from claude"
     assert "n" not in anthropic.last.json()
+
+
+def test_parameters_sent_in_the_body_are_refused_where_the_kind_cannot_send_them(
+    gateway, setup, anthropic
+):
+    # LiteLLM has no argument for these and sends them in the body; its Anthropic adapter
+    # would send a literal "extra_body" key instead.
+    _, _, token = setup
+    c = client(gateway, token)
+    with pytest.raises(openai.BadRequestError) as info:
+        c.chat.completions.create(
+            model="claude/claude-sonnet-4-5", messages=HI, metadata={"team": "search"}
+        )
+    expected = PARAMETER_UNSUPPORTED.format(
+        provider="claude", kind="Anthropic", params="the parameter 'metadata'"
+    )
+    assert (info.value.body["message"], info.value.body["param"]) == (expected, "metadata")
+    assert anthropic.requests == []
+    services.provider_update(provider=Provider.objects.get(name="claude"), drop_params=True)
+    c.chat.completions.create(
+        model="claude/claude-sonnet-4-5", messages=HI, metadata={"team": "search"}
+    )
+    assert not {"metadata", "extra_body"} & set(anthropic.last.json())

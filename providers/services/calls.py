@@ -89,8 +89,47 @@ def _timeout_limit(target: live.Target | live.GroupTarget) -> str:
     return f"{target.provider.timeout:g} s"
 
 
+class _NotSent(Exception):
+    """Parameters in `extra_body` that a provider's kind would not send as parameters."""
+
+    def __init__(self, provider: live.ProviderEntry, params: list[str]) -> None:
+        self.provider, self.params = provider, params
+        super().__init__(f"{provider.name}: {params}")
+
+
+def _extra_body(target: live.Target | live.GroupTarget, kwargs: dict[str, Any]) -> dict:
+    """kwargs for LiteLLM: `extra_body` left out for providers whose kind cannot send it
+    when they (or the group) drop unsupported parameters, else refused naming them."""
+    extra = kwargs.get("extra_body")
+    if not extra:
+        return kwargs
+    if isinstance(target, live.GroupTarget):
+        dropping = [(d.provider, d.drop_params) for d in target.group.deployments]
+    else:
+        dropping = [(target.provider, False)]
+    blocked = [(p, drop or p.drop_params) for p, drop in dropping if not p.kind.sends_extra_body]
+    for provider, drop in blocked:
+        if not drop:
+            raise _NotSent(provider, sorted(extra))
+    return {k: v for k, v in kwargs.items() if k != "extra_body"} if blocked else kwargs
+
+
 def _special(exc: Exception, target, name: str, kind: str) -> ProviderError | None:
     """Failures the gateway answers with a status of their own, or None."""
+    if isinstance(exc, _NotSent):
+        named = ", ".join(repr(p) for p in exc.params)
+        named = f"the parameter{'s' if len(exc.params) > 1 else ''} {named}"
+        provider = exc.provider
+        if isinstance(target, live.GroupTarget):
+            message = PARAMETER_UNSUPPORTED_IN_GROUP.format(
+                provider=provider.name, kind=provider.kind.label, group=name, params=named
+            )
+        else:
+            message = PARAMETER_UNSUPPORTED.format(provider=name, kind=kind, params=named)
+        return ProviderError(
+            provider=name, kind=kind, status=400, detail=message, message=message,
+            code="unsupported_parameter", param=exc.params[0],
+        )  # fmt: skip
     lib = litellm()
     if isinstance(exc, lib.Timeout):
         limit = _timeout_limit(target)
@@ -302,6 +341,7 @@ def completion(messages: list[dict[str, Any]], model: str | None = None, **kwarg
     target = _resolve(live.snapshot(), model)
     started = time.perf_counter()
     try:
+        kwargs = _extra_body(target, kwargs)
         if isinstance(target, live.GroupTarget):
             response = target.snapshot.router().completion(
                 model=target.group.name, messages=messages, **kwargs
@@ -323,6 +363,7 @@ async def acompletion(
     target = _resolve(snap, model)
     started = time.perf_counter()
     try:
+        kwargs = _extra_body(target, kwargs)
         if isinstance(target, live.GroupTarget):
             await alitellm()
             response = await target.snapshot.router().acompletion(
