@@ -92,6 +92,26 @@ def test_an_upstream_that_refuses_the_connection_is_a_503(gateway, setup, make_p
     assert "'down'" in info.value.body["message"]
 
 
+def test_an_upstream_that_cannot_be_resolved_is_a_503(
+    gateway, setup, make_provider, monkeypatch
+):
+    from providers import addresses, outbound, validators
+
+    def resolve(host):
+        # No DNS query leaves the machine: this name is "not found" without asking anyone.
+        raise OSError(f"cannot resolve {host!r}")
+
+    for module in (addresses, outbound, validators):
+        monkeypatch.setattr(module, "resolve_host", resolve)
+    _, _, token = setup
+    make_provider(name="gone", base_url="https://api.gone.example/v1")
+    with pytest.raises(openai.APIStatusError) as info:
+        client(gateway, token).chat.completions.create(model="gone/m", messages=HI)
+    assert info.value.status_code == 503
+    assert info.value.body["code"] == "upstream_unreachable"
+    assert "api.gone.example" in info.value.body["message"]
+
+
 @pytest.mark.parametrize(
     "method, path", [("GET", "/v1/nope"), ("POST", "/v1/embeddings"), ("GET", "/v1/")]
 )
