@@ -92,9 +92,7 @@ def test_an_upstream_that_refuses_the_connection_is_a_503(gateway, setup, make_p
     assert "'down'" in info.value.body["message"]
 
 
-def test_an_upstream_that_cannot_be_resolved_is_a_503(
-    gateway, setup, make_provider, monkeypatch
-):
+def test_an_upstream_that_cannot_be_resolved_is_a_503(gateway, setup, make_provider, monkeypatch):
     from providers import addresses, outbound, validators
 
     def resolve(host):
