@@ -10,13 +10,18 @@ from django.core.exceptions import ValidationError
 from django.utils.html import format_html
 
 from . import kinds
-from .models import Provider
+from .models import MODEL_CALL_TIMEOUT, Provider
 from .services import KEEP
 from .validators import model_id_attrs, name_attrs, validate_model_id, validate_provider_name
 
 HEADER_LINE_INVALID = 'Line {line}: write each header as "Name: value".'
 KEY_AND_REMOVE = "Either enter a new API key or tick 'Remove key', not both."
 UPLOAD_NOT_TEXT = "The file is not UTF-8 text."
+DROP_PARAMS_HELP = (
+    "When off, a call with a parameter this provider does not support (n on Anthropic, say) "
+    "is refused with an error naming it. When on, such parameters are left out and the call "
+    "goes ahead."
+)
 
 
 def put_service_errors(
@@ -104,8 +109,15 @@ class ProviderForm(forms.Form):
         help_text='One per line, "Name: value". Values are stored encrypted and never shown.',
     )
     remove_headers = forms.BooleanField(label="Remove custom headers", required=False)
-    timeout = forms.FloatField(label="Timeout (seconds)", initial=10, min_value=0.5, max_value=600)
+    timeout = forms.FloatField(
+        label="Timeout (seconds)", initial=f"{MODEL_CALL_TIMEOUT:g}", min_value=0.5, max_value=3600
+    )
     max_retries = forms.IntegerField(label="Retries", initial=0, min_value=0, max_value=10)
+    drop_params = forms.BooleanField(
+        label=Provider._meta.get_field("drop_params").verbose_name,
+        required=False,
+        help_text=DROP_PARAMS_HELP,
+    )
     enabled = forms.BooleanField(label="Enabled", required=False, initial=True)
     version = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
@@ -120,6 +132,7 @@ class ProviderForm(forms.Form):
                 "api_version": instance.api_version,
                 "timeout": instance.timeout,
                 "max_retries": instance.max_retries,
+                "drop_params": instance.drop_params,
                 "enabled": instance.enabled,
                 "version": instance.version,
             }
@@ -202,6 +215,7 @@ class ProviderForm(forms.Form):
                 "base_url",
                 "timeout",
                 "max_retries",
+                "drop_params",
                 "enabled",
             )
         }

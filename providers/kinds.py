@@ -82,6 +82,9 @@ class ProviderKind:
     # How LiteLLM's `prefix/model` (DEFAULT_MODEL in a .env file) names this kind, preferred
     # first; empty means litellm_prefix alone.
     env_model_prefixes: tuple[str, ...] = ()
+    # Whether LiteLLM merges `extra_body` (parameters it has no argument for, such as
+    # `metadata`) into this kind's request body; Anthropic's adapter sends it as a key instead.
+    sends_extra_body: bool = True
 
     @property
     def product(self) -> str:
@@ -167,6 +170,7 @@ class ProviderKind:
 @dataclass(frozen=True)
 class AnthropicKind(ProviderKind):
     models_path: str = "/v1/models"
+    sends_extra_body: bool = False
 
     def auth_headers(self, api_key: str) -> dict[str, str]:
         return {"x-api-key": api_key, "anthropic-version": "2023-06-01"}

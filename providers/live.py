@@ -91,6 +91,7 @@ def _entry(provider) -> ProviderEntry:
         headers=headers,
         timeout=provider.timeout,
         max_retries=provider.max_retries,
+        drop_params=provider.drop_params,
         undecryptable=undecryptable,
         models=tuple(provider.discovered_models or ()),
     )
@@ -144,13 +145,15 @@ def _build(version: int) -> Snapshot:
     rows = list(Provider.objects.filter(enabled=True))
     providers = {p.name: _entry(p) for p in rows}
     deployments: dict[int, list[DeploymentEntry]] = {}
-    for d in Deployment.objects.select_related("provider").order_by("position", "id"):
+    for d in Deployment.objects.select_related("provider", "group").order_by("position", "id"):
         entry = providers.get(d.provider.name)
         # A disabled provider (or one whose key cannot be decrypted) serves no group.
         if entry is None or entry.undecryptable:
             continue
         deployments.setdefault(d.group_id, []).append(
-            DeploymentEntry(d.id, entry, d.model, d.weight, d.rpm, d.tpm, d.timeout)
+            DeploymentEntry(
+                d.id, entry, d.model, d.weight, d.rpm, d.tpm, d.timeout, d.group.drop_params
+            )
         )
     draining = draining_providers(rows)
     if draining:

@@ -82,6 +82,19 @@ def refusal(exc: BaseException) -> str | None:
     return None
 
 
+def unreachable(exc: BaseException) -> bool:
+    """Whether `exc` comes from a connection that could not be made at all (refused,
+    unreachable network), however deeply LiteLLM or an SDK wrapped it."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, httpx.ConnectError | httpcore.ConnectError | ConnectionRefusedError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 # --- Where to connect. ---
 
 

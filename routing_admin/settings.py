@@ -138,6 +138,40 @@ ROUTING_REQUEST_LOG_RETENTION_DAYS = float(_env("ROUTING_REQUEST_LOG_RETENTION_D
 # unreachable).
 ROUTING_REQUEST_LOG_INTERVAL_SECONDS = float(_env("ROUTING_REQUEST_LOG_INTERVAL_SECONDS", "1"))
 
+# Browsers: web pages on these origins (e.g. https://app.example.com) may call the gateway
+# (/v1/) with a token; the dashboard is never shared. None by default. django-cors-headers.
+CORS_ALLOWED_ORIGINS = _env_list("ROUTING_CORS_ALLOWED_ORIGINS")
+CORS_URLS_REGEX = r"^/v1/"
+CORS_ALLOW_CREDENTIALS = False  # bearer tokens, never cookies
+CORS_ALLOW_METHODS = ("GET", "POST", "OPTIONS")
+# Authorization and Content-Type, and what the OpenAI SDKs send from a browser.
+CORS_ALLOW_HEADERS = (
+    "accept",
+    "authorization",
+    "content-type",
+    "openai-organization",
+    "openai-project",
+    "x-stainless-arch",
+    "x-stainless-lang",
+    "x-stainless-os",
+    "x-stainless-package-version",
+    "x-stainless-retry-count",
+    "x-stainless-runtime",
+    "x-stainless-runtime-version",
+    "x-stainless-timeout",
+)
+# So that a page can read how long to wait after a 429.
+CORS_EXPOSE_HEADERS = (
+    "retry-after",
+    "x-should-retry",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-reset-tokens",
+)
+
 INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -145,11 +179,15 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "corsheaders",
     "providers",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything that may answer: preflights and CORS headers, on /v1/ only (see below).
+    # providers/fastpath.py calls it in this same order.
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # A database outage becomes a 503 page (or OpenAI-shaped JSON on /v1/), not a 500.

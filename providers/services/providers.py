@@ -55,6 +55,7 @@ _PLAIN_FIELDS = (
     "api_version",
     "timeout",
     "max_retries",
+    "drop_params",
     "enabled",
 )
 
@@ -145,6 +146,7 @@ def provider_create(
     api_version: str = "",
     timeout: float | None = None,
     max_retries: int | None = None,
+    drop_params: bool = False,
     enabled: bool = True,
     actor: audit.Actor = None,
 ) -> Provider:
@@ -154,6 +156,7 @@ def provider_create(
         kind=kind,
         base_url=base_url.strip(),
         api_version=api_version.strip(),
+        drop_params=drop_params,
         enabled=enabled,
         created_by=audit.actor_user(actor),
         updated_by=audit.actor_user(actor),
