@@ -57,6 +57,7 @@ def token_create(
         created_by=audit.actor_user(actor),
     )
     token.full_clean()
+    live.lock_config()
     token.save()
     audit.record(
         actor=actor,
@@ -73,6 +74,7 @@ def token_create(
 
 @transaction.atomic
 def token_revoke(*, token: AccessToken, actor: audit.Actor = None) -> AccessToken:
+    live.lock_config()
     token = AccessToken.objects.select_for_update().get(pk=token.pk)
     if token.revoked_at is not None:
         raise ValidationError(ALREADY_REVOKED.format(name=token.name))
