@@ -1,11 +1,16 @@
 """Masking and redaction of secrets in anything shown to a person or written to a log."""
 
+import base64
 import re
 
 # Key-shaped tokens that an upstream error body might echo even when we don't know them
 # (e.g. a key from another header).
 _KEYLIKE = re.compile(r"\b(sk-[A-Za-z0-9_-]{8,}|sk-ant-[A-Za-z0-9_-]{8,}|AIza[0-9A-Za-z_-]{20,})")
 _BEARER = re.compile(r"(?i)(bearer\s+)([A-Za-z0-9._~+/=-]{8,})")
+# Shorter secrets are masked verbatim only: their encodings would match ordinary text.
+MIN_ENCODED_LENGTH = 8
+# One character of a base64 run, standard or URL-safe alphabet, possibly percent-encoded.
+_B64_CHAR = r"(?:[A-Za-z0-9+/_=-]|%2[BF]|%3D)"
 
 
 def mask(secret: str) -> str:
@@ -22,8 +27,48 @@ def mask(secret: str) -> str:
     return f"{secret[:3]}…{secret[-4:]}"
 
 
+def _spelled(text: str) -> str:
+    """A pattern for `text` with any of its characters percent-encoded (as in a URL or a
+    form body: `%2B`, `%2b`, `+` for a space); matched case-insensitively."""
+    parts = []
+    for char in text:
+        options = [re.escape(char), "".join(f"%{byte:02X}" for byte in char.encode())]
+        if char == " ":
+            options.append(r"\+")
+        parts.append("(?:" + "|".join(options) + ")")
+    return "".join(parts)
+
+
+def _base64_cores(secret: str) -> set[str]:
+    """What base64 of any text holding `secret` contains whatever surrounds it: for each of
+    the three alignments, the encoding of the secret's whole 3-byte groups (so "user:key"
+    of Basic auth is found as surely as the key alone), standard and URL-safe."""
+    raw = secret.encode()
+    cores = set()
+    for skip in range(3):
+        groups = (len(raw) - skip) // 3
+        if groups * 4 < MIN_ENCODED_LENGTH:
+            continue
+        core = base64.b64encode(raw[skip : skip + 3 * groups]).decode()
+        cores |= {core, core.replace("+", "-").replace("/", "_")}
+    return cores
+
+
+def _encoded_patterns(secret: str) -> list[re.Pattern]:
+    """The secret in any letter case and any percent-encoding, and inside base64 (the whole
+    base64 run is masked)."""
+    patterns = [re.compile(_spelled(secret), re.IGNORECASE)]
+    for core in sorted(_base64_cores(secret), key=len, reverse=True):
+        run = f"{_B64_CHAR}*{_spelled(core)}{_B64_CHAR}*"
+        patterns.append(re.compile(run, re.IGNORECASE))
+    return patterns
+
+
 def redact(text: str, secrets: tuple[str, ...] | list[str] = ()) -> str:
     for secret in sorted((s for s in secrets if s), key=len, reverse=True):
         text = text.replace(secret, mask(secret))
+        if len(secret) >= MIN_ENCODED_LENGTH:
+            for pattern in _encoded_patterns(secret):
+                text = pattern.sub(lambda m, s=secret: mask(s), text)
     text = _KEYLIKE.sub(lambda m: mask(m.group(1)), text)
     return _BEARER.sub(lambda m: m.group(1) + mask(m.group(2)), text)
