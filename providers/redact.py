@@ -29,12 +29,17 @@ def mask(secret: str) -> str:
 
 def _spelled(text: str) -> str:
     """A pattern for `text` with any of its characters percent-encoded (as in a URL or a
-    form body: `%2B`, `%2b`, `+` for a space); matched case-insensitively."""
+    form body: `%2B`, `%2b`, `+` for a space) or JSON-escaped (`\\/`, `\\u002b`, as some
+    servers write their error bodies); matched case-insensitively."""
     parts = []
     for char in text:
         options = [re.escape(char), "".join(f"%{byte:02X}" for byte in char.encode())]
         if char == " ":
             options.append(r"\+")
+        if not char.isalnum():
+            options.append(re.escape(f"\\u{ord(char):04x}"))
+        if char == "/":
+            options.append(r"\\/")
         parts.append("(?:" + "|".join(options) + ")")
     return "".join(parts)
 

@@ -1,7 +1,7 @@
 """An upstream that echoes the stored key in its error body, in one of the encodings it
-travels in (upper-case, percent-encoded in a URL, base64 of "user:key" as in Basic auth,
-URL-safe base64, base64 then percent-encoded), never gets it relayed: not by the gateway,
-not by the service layer's ProviderError, not by the connection test (issue 12).
+travels in (upper-case, percent-encoded in a URL, JSON-escaped, base64 of "user:key" as in
+Basic auth, URL-safe base64, base64 then percent-encoded), never gets it relayed: not by
+the gateway, not by the service layer's ProviderError, not by the connection test (issue 12).
 
 The key is not key-shaped (no `sk-`), so only knowing it can mask it."""
 
@@ -33,6 +33,8 @@ ENCODINGS = {
     "url-encoded, lower-case hex": quote(KEY, safe="").lower(),
     "form-encoded": quote_plus(KEY),
     "in a URL's query": f"https://api.example.com/v1/models?key={quote(KEY, safe='')}&x=1",
+    "json-escaped slash": KEY.replace("/", "\\/"),
+    "json unicode escapes": KEY.replace("+", "\\u002B").replace("/", "\\u002f"),
     "base64": _b64(KEY),
     "base64 of user:key (Basic auth)": "Basic " + _b64("user:" + KEY),
     "base64 of :key": "Basic " + _b64(":" + KEY),
