@@ -9,8 +9,12 @@ _KEYLIKE = re.compile(r"\b(sk-[A-Za-z0-9_-]{8,}|sk-ant-[A-Za-z0-9_-]{8,}|AIza[0-
 _BEARER = re.compile(r"(?i)(bearer\s+)([A-Za-z0-9._~+/=-]{8,})")
 # Shorter secrets are masked verbatim only: their encodings would match ordinary text.
 MIN_ENCODED_LENGTH = 8
-# One character of a base64 run, standard or URL-safe alphabet, possibly percent-encoded.
-_B64_CHAR = r"(?:[A-Za-z0-9+/_=-]|%2[BF]|%3D)"
+# The rest of a base64 run (standard or URL-safe alphabet, possibly percent-encoded) from
+# a position. Matched forwards only, from where a secret's core was found: a pattern with a
+# leading run would backtrack quadratically over a long base64 body.
+_B64_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_=-")
+_B64_ESCAPES = ("%2B", "%2F", "%3D")
+_B64_REST = re.compile(r"(?:[A-Za-z0-9+/_=-]|%2[BF]|%3D)*", re.IGNORECASE)
 
 
 def mask(secret: str) -> str:
@@ -59,21 +63,46 @@ def _base64_cores(secret: str) -> set[str]:
     return cores
 
 
-def _encoded_patterns(secret: str) -> list[re.Pattern]:
-    """The secret in any letter case and any percent-encoding, and inside base64 (the whole
-    base64 run is masked)."""
-    patterns = [re.compile(_spelled(secret), re.IGNORECASE)]
+def _run_start(text: str, start: int, floor: int) -> int:
+    """Where the base64 run that reaches `start` begins (not before `floor`)."""
+    while start > floor:
+        if text[start - 1] in _B64_ALPHABET:
+            start -= 1
+        elif start - 3 >= floor and text[start - 3 : start].upper() in _B64_ESCAPES:
+            start -= 3
+        else:
+            break
+    return start
+
+
+def _mask_base64_runs(text: str, core: re.Pattern, replacement: str) -> str:
+    """Replace every whole base64 run holding `core` by `replacement`."""
+    out, done = [], 0
+    for found in core.finditer(text):
+        if found.start() < done:
+            continue
+        start = _run_start(text, found.start(), done)
+        end = _B64_REST.match(text, found.end()).end()
+        out += [text[done:start], replacement]
+        done = end
+    out.append(text[done:])
+    return "".join(out)
+
+
+def _mask_encoded(text: str, secret: str) -> str:
+    """The secret in any letter case, percent-encoding or JSON escaping, and inside base64
+    (the whole base64 run is masked)."""
+    hint = mask(secret)
+    text = re.sub(_spelled(secret), lambda m: hint, text, flags=re.IGNORECASE)
     for core in sorted(_base64_cores(secret), key=len, reverse=True):
-        run = f"{_B64_CHAR}*{_spelled(core)}{_B64_CHAR}*"
-        patterns.append(re.compile(run, re.IGNORECASE))
-    return patterns
+        text = _mask_base64_runs(text, re.compile(_spelled(core), re.IGNORECASE), hint)
+    return text
 
 
 def redact(text: str, secrets: tuple[str, ...] | list[str] = ()) -> str:
     for secret in sorted((s for s in secrets if s), key=len, reverse=True):
         text = text.replace(secret, mask(secret))
         if len(secret) >= MIN_ENCODED_LENGTH:
-            for pattern in _encoded_patterns(secret):
-                text = pattern.sub(lambda m, s=secret: mask(s), text)
+            text = _mask_encoded(text, secret)
     text = _KEYLIKE.sub(lambda m: mask(m.group(1)), text)
     return _BEARER.sub(lambda m: m.group(1) + mask(m.group(2)), text)
