@@ -118,3 +118,16 @@ def test_connection_test_reports_the_error_without_the_key(keyed, upstream, enco
     assert _leaks(result.message) == []
     keyed.refresh_from_db()
     assert _leaks(keyed.last_test_message) == []
+
+
+@pytest.mark.parametrize("offset", [280, 290, 299])
+def test_connection_test_never_shows_the_start_of_a_key_cut_at_its_length_limit(
+    keyed, upstream, offset
+):
+    # The message keeps 300 characters of the body: a key across that limit is masked
+    # before the cut, not cut first (which would leave its first characters readable).
+    upstream.fail_next(401, "x" * offset + quote(KEY, safe="") + " was refused")
+    result = services.provider_test(provider=keyed, actor="test")
+
+    assert not result.ok and "x" * 50 in result.message
+    assert quote(KEY, safe="")[:8] not in result.message
