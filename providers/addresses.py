@@ -165,7 +165,6 @@ METADATA_HOSTNAMES = frozenset(
         "instance-data",
         "instance-data.ec2.internal",
         "metadata.tencentyun.com",
-        "metadata.azure.internal",
         "api.metadata.cloud.ibm.com",
         "metadata.platformequinix.com",
         "metadata.packet.net",
