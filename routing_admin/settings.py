@@ -137,6 +137,9 @@ ROUTING_REQUEST_LOG_RETENTION_DAYS = float(_env("ROUTING_REQUEST_LOG_RETENTION_D
 # Seconds between the request-log writer's batches (and its retries while the database is
 # unreachable).
 ROUTING_REQUEST_LOG_INTERVAL_SECONDS = float(_env("ROUTING_REQUEST_LOG_INTERVAL_SECONDS", "1"))
+# Records a process keeps queued for the writer at most (while the database is slow or
+# away); further records are dropped and counted on /healthz (request_log.dropped).
+ROUTING_REQUEST_LOG_MAX_PENDING = max(1, int(_env("ROUTING_REQUEST_LOG_MAX_PENDING", "100000")))
 
 # Browsers: web pages on these origins (e.g. https://app.example.com) may call the gateway
 # (/v1/) with a token; the dashboard is never shared. None by default. django-cors-headers.

@@ -189,7 +189,8 @@ def _probe(provider: Provider) -> ConnectionResult:
             status=status,
         )
     if status >= 400:
-        detail = redact(body[:300].decode("utf-8", "replace").strip(), secrets)
+        # Redacted before it is cut: a key straddling the cut would otherwise show its start.
+        detail = redact(body[:4000].decode("utf-8", "replace").strip(), secrets)[:300]
         if advice := explain(status, provider):
             detail = f"{advice} (It answered: {detail})" if detail else advice
         message = HTTP_ERROR.format(status=status, detail=detail)

@@ -126,6 +126,7 @@ def group_save(
         validate_group_name(name)
     except ValidationError as exc:
         raise ValidationError({"name": exc.messages}) from None
+    live.lock_config()
     if group is not None:
         group = RoutingGroup.objects.select_for_update().get(pk=group.pk)
         if expected_version is not None and group.version != expected_version:
@@ -180,6 +181,7 @@ def group_save(
 
 @transaction.atomic
 def group_remove(*, group: RoutingGroup, actor: audit.Actor = None) -> None:
+    live.lock_config()
     group = RoutingGroup.objects.select_for_update().get(pk=group.pk)
     if DefaultModel.objects.filter(id=1, group=group).exists():
         raise ValidationError(GROUP_IS_DEFAULT.format(name=group.name), code="holds_default")
@@ -200,6 +202,7 @@ def router_settings_get() -> RouterSettings:
 
 @transaction.atomic
 def router_settings_update(*, actor: audit.Actor = None, **fields) -> RouterSettings:
+    live.lock_config()
     current = router_settings_get()
     changes = {}
     for field, value in fields.items():

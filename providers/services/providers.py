@@ -13,7 +13,7 @@ from django.db import transaction
 from django.views.decorators.debug import sensitive_variables
 
 from .. import crypto, kinds, live
-from ..models import ConfigState, DefaultModel, Provider, RoutingGroup
+from ..models import DefaultModel, Provider, RoutingGroup
 from ..redact import mask
 from ..validators import validate_base_url, validate_header, validate_model_id
 from . import audit
@@ -168,6 +168,7 @@ def provider_create(
     _set_api_key(provider, api_key.strip())
     _set_headers(provider, _clean_headers(headers or {}))
     provider.validation_warnings = _validate(provider)
+    live.lock_config()
     provider.save()
     changes: dict[str, Any] = {f: [None, getattr(provider, f)] for f in _PLAIN_FIELDS}
     if api_key:
@@ -193,6 +194,7 @@ def provider_update(
     unknown = set(fields) - set(_PLAIN_FIELDS)
     if unknown:
         raise TypeError(f"provider_update() got unexpected fields: {sorted(unknown)}")
+    live.lock_config()
     # Lock the row: two editors saving at once must not both pass the version check.
     locked = Provider.objects.select_for_update().get(pk=provider.pk)
     if expected_version is not None and locked.version != expected_version:
@@ -239,6 +241,7 @@ def _refuse_if_default(provider: Provider, message: str) -> None:
 
 @transaction.atomic
 def provider_remove(*, provider: Provider, actor: audit.Actor = None) -> None:
+    live.lock_config()
     locked = Provider.objects.select_for_update().get(pk=provider.pk)
     _refuse_if_default(locked, DEFAULT_PROVIDER_DELETE)
     groups = sorted(set(locked.deployments.values_list("group__name", flat=True)))
@@ -264,6 +267,10 @@ def default_model_set(
     """Make one provider model, or one routing group, the active default."""
     if (group is None) == (provider is None):
         raise TypeError("default_model_set() takes a provider and model, or a group")
+    # Concurrent switches are applied and audited one after the other, serialized on the
+    # configuration row (live.py's lock order). The default row could not be that lock: the
+    # first switch creates it, and a missing row locks nothing.
+    live.lock_config()
     if provider is not None:
         model = validate_model_id(model.strip())
         provider = Provider.objects.select_for_update().get(pk=provider.pk)
@@ -275,12 +282,6 @@ def default_model_set(
         group = RoutingGroup.objects.get(pk=group.pk)
         model = ""
         label = group.name
-    # Concurrent switches are applied and audited one after the other. The default row cannot
-    # be the lock: the first switch creates it, and a missing row locks nothing, so every
-    # first switch would insert it. The configuration row is always there to lock (taken
-    # after the provider row, the same order as every other configuration write).
-    ConfigState.objects.get_or_create(id=1, defaults={"version": 0})
-    ConfigState.objects.select_for_update().filter(id=1).first()
     current = (
         # of=("self",): PostgreSQL refuses to lock the nullable side of the outer joins.
         DefaultModel.objects.select_for_update(of=("self",))
@@ -308,7 +309,10 @@ def default_model_set(
     return current
 
 
+@transaction.atomic
 def default_model_revert(*, actor: audit.Actor = None) -> DefaultModel:
+    # Locked before reading, so that two reverts at once each see the other's result.
+    live.lock_config()
     current = (
         DefaultModel.objects.select_related("previous_provider", "previous_group")
         .filter(id=1)
