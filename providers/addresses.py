@@ -63,14 +63,100 @@ ALLOWED_HOSTS_BAD_ENTRY = (
 
 # --- What is forbidden. ---
 
-# Alibaba's metadata service and AWS's IPv6 one sit outside link-local, and Azure's WireServer
-# is a public address reachable only from inside Azure, so ranges alone do not catch them.
-METADATA_ADDRESSES = frozenset(
-    ipaddress.ip_address(a)
-    for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200", "168.63.129.16")
+# The non-global ranges of IANA's IPv4 and IPv6 Special-Purpose Address Registries
+# (RFC 6890 and later; "Globally Reachable" False or N/A), plus the multicast blocks and
+# IPv6's deprecated site-local range. One table, read here and nowhere else: the
+# interpreter's is_global/is_private tables are not consulted, since they differ between
+# Python releases (3.12.1 counts 192.0.0.0/24, home of Oracle Cloud's metadata service, as
+# global). The most specific entry wins; what is in no entry (or in "global") is public.
+# How each kind is treated: "unspecified", "link_local", "multicast" and "reserved" are never
+# allowed, "loopback" is for local kinds, "private" for hosts listed in
+# ROUTING_ALLOWED_PRIVATE_HOSTS. The few globally reachable assignments inside 192.0.0.0/24
+# and 2001::/23 (anycast services) stay refused with their block: no API lives there.
+# Entries follow iana.org/assignments/iana-ipv4-special-registry and
+# iana-ipv6-special-registry as of RFC 9602, 9637 and 9780; a new entry goes here.
+SPECIAL_PURPOSE_RANGES: tuple[tuple[str, str, str], ...] = (
+    # IPv4
+    ("0.0.0.0/8", '"This network"', "reserved"),
+    ("0.0.0.0/32", '"This host on this network"', "unspecified"),
+    ("10.0.0.0/8", "Private-Use", "private"),
+    ("100.64.0.0/10", "Shared Address Space", "private"),
+    ("127.0.0.0/8", "Loopback", "loopback"),
+    ("169.254.0.0/16", "Link Local", "link_local"),
+    ("172.16.0.0/12", "Private-Use", "private"),
+    ("192.0.0.0/24", "IETF Protocol Assignments", "private"),
+    ("192.0.0.0/29", "IPv4 Service Continuity Prefix", "private"),
+    ("192.0.0.8/32", "IPv4 dummy address", "private"),
+    ("192.0.0.170/32", "NAT64/DNS64 Discovery", "private"),
+    ("192.0.0.171/32", "NAT64/DNS64 Discovery", "private"),
+    ("192.0.2.0/24", "Documentation (TEST-NET-1)", "private"),
+    ("192.88.99.0/24", "Deprecated (6to4 Relay Anycast)", "reserved"),
+    ("192.168.0.0/16", "Private-Use", "private"),
+    ("198.18.0.0/15", "Benchmarking", "private"),
+    ("198.51.100.0/24", "Documentation (TEST-NET-2)", "private"),
+    ("203.0.113.0/24", "Documentation (TEST-NET-3)", "private"),
+    ("224.0.0.0/4", "Multicast (IPv4 Multicast Address Space)", "multicast"),
+    ("240.0.0.0/4", "Reserved", "reserved"),
+    ("255.255.255.255/32", "Limited Broadcast", "reserved"),
+    # IPv6. ::ffff:0:0/96 (IPv4-mapped), 64:ff9b::/96 (IPv4-IPv6 Translat.) and 2002::/16
+    # (6to4) are checked as the IPv4 address they embed (_embedded_ipv4).
+    ("::/0", "Reserved by IETF (IPv6 Address Space)", "reserved"),
+    ("2000::/3", "Global Unicast (IPv6 Address Space)", "global"),
+    ("::/128", "Unspecified Address", "unspecified"),
+    ("::1/128", "Loopback Address", "loopback"),
+    ("64:ff9b:1::/48", "IPv4-IPv6 Translat.", "private"),
+    ("100::/64", "Discard-Only Address Block", "reserved"),
+    ("100:0:0:1::/64", "Dummy IPv6 Prefix", "reserved"),
+    ("2001::/23", "IETF Protocol Assignments", "private"),
+    ("2001::/32", "TEREDO", "private"),
+    ("2001:2::/48", "Benchmarking", "private"),
+    ("2001:db8::/32", "Documentation", "private"),
+    ("3fff::/20", "Documentation", "private"),
+    ("5f00::/16", "Segment Routing (SRv6) SIDs", "private"),
+    ("fc00::/7", "Unique-Local", "private"),
+    ("fe80::/10", "Link-Local Unicast", "link_local"),
+    ("fec0::/10", "Site-Local (deprecated, RFC 3879)", "private"),
+    ("ff00::/8", "Multicast (IPv6 Multicast Address Space)", "multicast"),
 )
+_SPECIAL = sorted(
+    ((ipaddress.ip_network(cidr), name, kind) for cidr, name, kind in SPECIAL_PURPOSE_RANGES),
+    key=lambda entry: -entry[0].prefixlen,
+)
+
+
+def special_purpose(ip: IPAddress) -> tuple[str, str] | None:
+    """(kind, "name (network)") of the most specific special-purpose range holding `ip`."""
+    for network, name, kind in _SPECIAL:
+        if ip.version == network.version and ip in network:
+            return None if kind == "global" else (kind, f"{name}, {network}")
+    return None
+
+
+# Cloud metadata services, never allowed whatever is listed: the ones outside link-local
+# (Alibaba, Oracle, the IPv6 endpoints, Azure's WireServer: a public address reachable only
+# from inside Azure) are not caught by the ranges at all, and a listed ULA or CGNAT network
+# must not open them.
+METADATA_SERVICES: dict[str, str] = {
+    "169.254.169.254": "AWS, Azure, GCP, DigitalOcean, Hetzner, Huawei, OpenStack, Oracle, "
+    "Vultr, IBM, Linode",
+    "169.254.170.2": "AWS ECS task credentials",
+    "169.254.170.23": "AWS EKS Pod Identity",
+    "fd00:ec2::254": "AWS IPv6",
+    "fd00:ec2::23": "AWS EKS Pod Identity IPv6",
+    "192.0.0.192": "Oracle Cloud",
+    "fd00:c1::a9fe:a9fe": "Oracle Cloud IPv6",
+    "100.100.100.200": "Alibaba Cloud",
+    "168.63.129.16": "Azure WireServer",
+    "fd20:ce::254": "GCP IPv6",
+    "169.254.0.23": "Tencent Cloud",
+    "169.254.42.42": "Scaleway",
+    "fd00:42::42": "Scaleway IPv6",
+    "fd00:a9fe:a9fe::1": "Linode IPv6",
+}
+METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in METADATA_SERVICES)
 # Names that only mean something inside a cloud; outside one they do not resolve and would be
-# accepted with a warning, so they are refused by name as well.
+# accepted with a warning (or, for Equinix's, resolve to a public address), so they are
+# refused by name as well.
 METADATA_HOSTNAMES = frozenset(
     {
         "metadata",
@@ -79,10 +165,12 @@ METADATA_HOSTNAMES = frozenset(
         "instance-data",
         "instance-data.ec2.internal",
         "metadata.tencentyun.com",
+        "api.metadata.cloud.ibm.com",
+        "metadata.platformequinix.com",
+        "metadata.packet.net",
     }
 )
 
-_THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 # Underscores are not valid in DNS names but Docker Compose service names use them.
 _LABEL_RE = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
@@ -168,26 +256,29 @@ def _check_address(
         address = f"{host} (resolves to {address})"
     # Listing cannot unlock these: there is no legitimate API behind them.
     if target in METADATA_ADDRESSES:
-        raise _invalid(ADDRESS_METADATA, "address_metadata", address=address)
-    if target.is_link_local:
-        raise _invalid(ADDRESS_LINK_LOCAL, "address_link_local", address=address)
-    if target.is_unspecified:
-        raise _invalid(ADDRESS_UNSPECIFIED, "address_unspecified", address=address)
-    if target.is_multicast:
-        raise _invalid(ADDRESS_MULTICAST, "address_multicast", address=address)
-    allowed = (host is not None and host.lower() in listed) or _in_networks(ip, target, listed)
-    if target.is_loopback:
-        if local or allowed:
-            return
-        raise _invalid(ADDRESS_LOOPBACK, "address_loopback", address=address)
-    # ::/8 is "reserved" and holds ::1 and the IPv4-compatible forms, hence after loopback.
-    if target.is_reserved or target in _THIS_NETWORK:
-        raise _invalid(ADDRESS_RESERVED, "address_reserved", address=address)
-    if allowed:
+        service = METADATA_SERVICES[str(target)]
+        raise _invalid(ADDRESS_METADATA, "address_metadata", address=address, service=service)
+    special = special_purpose(target)
+    if special is None:
         return
-    # Python counts deprecated site-local fec0::/10 as global.
-    if not target.is_global or getattr(target, "is_site_local", False):
-        raise _invalid(ADDRESS_PRIVATE, "address_private", address=address)
+    kind, where = special
+    if kind in _NEVER:
+        message, code = _NEVER[kind]
+        raise _invalid(message, code, address=address, range=where)
+    allowed = (host is not None and host.lower() in listed) or _in_networks(ip, target, listed)
+    if allowed or (kind == "loopback" and local):
+        return
+    if kind == "loopback":
+        raise _invalid(ADDRESS_LOOPBACK, "address_loopback", address=address)
+    raise _invalid(ADDRESS_PRIVATE, "address_private", address=address, range=where)
+
+
+_NEVER = {
+    "link_local": (ADDRESS_LINK_LOCAL, "address_link_local"),
+    "unspecified": (ADDRESS_UNSPECIFIED, "address_unspecified"),
+    "multicast": (ADDRESS_MULTICAST, "address_multicast"),
+    "reserved": (ADDRESS_RESERVED, "address_reserved"),
+}
 
 
 def _without_scope(ip: IPAddress) -> IPAddress:
@@ -215,7 +306,9 @@ def _in_networks(ip: IPAddress, target: IPAddress, listed: list[str | IPNetwork]
 def _http_allowed(ip: IPAddress, *, local: bool, listed: list[str | IPNetwork]) -> bool:
     embedded = _embedded_ipv4(ip)
     target = ip if embedded is None else embedded
-    return (local and target.is_loopback) or _in_networks(ip, target, listed)
+    special = special_purpose(target)
+    loopback = special is not None and special[0] == "loopback"
+    return (local and loopback) or _in_networks(ip, target, listed)
 
 
 # --- The host of a base URL. ---

@@ -20,9 +20,14 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 
-from .views.gateway import INTERNAL_ERROR, _error, chat_completions, models, outside_django
-
-BODY_TOO_LARGE = "The request body is larger than {limit} bytes."
+from .views.gateway import (
+    BODY_TOO_LARGE,
+    INTERNAL_ERROR,
+    _error,
+    chat_completions,
+    models,
+    outside_django,
+)
 
 log = logging.getLogger("django.request")
 
@@ -31,17 +36,21 @@ class FastPath:
     """ASGI: /v1/chat/completions and /v1/models go straight to their async views.
 
     These endpoints need none of Django's middleware: no session, cookie or CSRF token is
-    ever used there. SecurityMiddleware's HTTPS redirect and headers still apply (they are
-    plain functions); streamed answers, and every other path, go through Django as before.
+    ever used there. SecurityMiddleware's HTTPS redirect and headers still apply, and so does
+    CorsMiddleware (preflight answers and CORS headers for ROUTING_CORS_ALLOWED_ORIGINS), both
+    called in the order MIDDLEWARE has them; streamed answers, and every other path, go
+    through Django as before.
     """
 
     routes = {"/v1/chat/completions": chat_completions, "/v1/models": models}
 
     def __init__(self, app: Any) -> None:
+        from corsheaders.middleware import CorsMiddleware
         from django.middleware.security import SecurityMiddleware
 
         self.app = app
         self.security = SecurityMiddleware(lambda request: None)
+        self.cors = CorsMiddleware(lambda request: None)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         from django.core.handlers.asgi import ASGIRequest
@@ -64,8 +73,15 @@ class FastPath:
             return
         request = ASGIRequest(scope, io.BytesIO(body))
         outside_django.set(True)  # this task's context only: one request
-        response = self.security.process_request(request) or too_large
-        response = self.security.process_response(request, response or await _call(view, request))
+        response = (
+            self.security.process_request(request)
+            or self.cors.check_preflight(request)
+            or too_large
+            or await _call(view, request)
+        )
+        response = self.security.process_response(
+            request, self.cors.add_response_headers(request, response)
+        )
         content = response.content
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.items()]
         headers.append((b"content-length", str(len(content)).encode()))
@@ -78,7 +94,7 @@ class FastPath:
 def _streams(body: bytes) -> bool:
     try:
         parsed = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return isinstance(parsed, dict) and bool(parsed.get("stream"))
 

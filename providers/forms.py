@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.utils.html import format_html
 
 from . import kinds
-from .models import Provider
+from .models import MODEL_CALL_TIMEOUT, Provider
 from .services import KEEP
 from .services.providers import parse_model_names, validate_declared_models
 from .validators import model_id_attrs, name_attrs, validate_model_id, validate_provider_name
@@ -18,6 +18,11 @@ from .validators import model_id_attrs, name_attrs, validate_model_id, validate_
 HEADER_LINE_INVALID = 'Line {line}: write each header as "Name: value".'
 KEY_AND_REMOVE = "Either enter a new API key or tick 'Remove key', not both."
 UPLOAD_NOT_TEXT = "The file is not UTF-8 text."
+DROP_PARAMS_HELP = (
+    "When off, a call with a parameter this provider does not support (n on Anthropic, say) "
+    "is refused with an error naming it. When on, such parameters are left out and the call "
+    "goes ahead."
+)
 
 
 def put_service_errors(
@@ -80,6 +85,13 @@ class ProviderForm(forms.Form):
         help_text="Lower-case letters, digits, '-' and '_', e.g. openai-prod. Applications "
         "address models as NAME/MODEL-ID.",
     )
+    display_name = forms.CharField(
+        label="Display name",
+        required=False,
+        max_length=100,
+        help_text="Optional, free text shown on every page, e.g. Together (Acme account). "
+        "Empty: pages show the name.",
+    )
     kind = forms.ChoiceField(label="Kind", choices=kinds.CHOICES)
     base_url = forms.CharField(label="Base URL", required=False, max_length=2000)
     api_key = forms.CharField(
@@ -105,8 +117,15 @@ class ProviderForm(forms.Form):
         help_text='One per line, "Name: value". Values are stored encrypted and never shown.',
     )
     remove_headers = forms.BooleanField(label="Remove custom headers", required=False)
-    timeout = forms.FloatField(label="Timeout (seconds)", initial=10, min_value=0.5, max_value=600)
+    timeout = forms.FloatField(
+        label="Timeout (seconds)", initial=f"{MODEL_CALL_TIMEOUT:g}", min_value=0.5, max_value=3600
+    )
     max_retries = forms.IntegerField(label="Retries", initial=0, min_value=0, max_value=10)
+    drop_params = forms.BooleanField(
+        label=Provider._meta.get_field("drop_params").verbose_name,
+        required=False,
+        help_text=DROP_PARAMS_HELP,
+    )
     enabled = forms.BooleanField(label="Enabled", required=False, initial=True)
     version = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
@@ -115,12 +134,14 @@ class ProviderForm(forms.Form):
         if instance is not None and "initial" not in kwargs:
             kwargs["initial"] = {
                 "name": instance.name,
+                "display_name": instance.display_name,
                 "kind": instance.kind,
                 "base_url": instance.base_url,
                 "api_version": instance.api_version,
                 "declared_models": "\n".join(instance.declared_models or []),
                 "timeout": instance.timeout,
                 "max_retries": instance.max_retries,
+                "drop_params": instance.drop_params,
                 "enabled": instance.enabled,
                 "version": instance.version,
             }
@@ -201,7 +222,16 @@ class ProviderForm(forms.Form):
         data = self.cleaned_data
         kwargs: dict[str, Any] = {
             field: data[field]
-            for field in ("name", "kind", "base_url", "timeout", "max_retries", "enabled")
+            for field in (
+                "name",
+                "display_name",
+                "kind",
+                "base_url",
+                "timeout",
+                "max_retries",
+                "drop_params",
+                "enabled",
+            )
         }
         kwargs["api_version"] = data.get("api_version", "") or ""
         if "declared_models" in self.fields:

@@ -50,6 +50,13 @@ class GroupForm(_QuietForm):
         "this name as their model.",
     )
     description = forms.CharField(label="Description", required=False, max_length=200)
+    drop_params = forms.BooleanField(
+        label=RoutingGroup._meta.get_field("drop_params").verbose_name,
+        required=False,
+        help_text="When off, a call with a parameter a deployment's provider does not support "
+        "is refused with an error naming it. When on, such parameters are left out for that "
+        "provider and the call goes ahead.",
+    )
     fallbacks = forms.CharField(
         label="Fallback groups",
         required=False,
@@ -64,6 +71,7 @@ class GroupForm(_QuietForm):
             kwargs["initial"] = {
                 "name": group.name,
                 "description": group.description,
+                "drop_params": group.drop_params,
                 "fallbacks": ", ".join(
                     link.fallback.name for link in group.fallback_links.select_related("fallback")
                 ),

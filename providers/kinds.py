@@ -66,16 +66,32 @@ class EnvConvention:
     api_key: tuple[str, ...] = ()
     base_url: tuple[str, ...] = ()
     api_version: tuple[str, ...] = ()
-    name: str = ""  # names the provider
+    # The provider's display name; its address name is derived from it.
+    name: str = ""
     headers: str = ""  # extra headers, as a JSON object
+    enabled: str = ""  # true/false; false imports the provider disabled
+    # The provider's own default model: the active default when PREFERRED_PROVIDER names
+    # this kind (or when it is the only one the file gives, and DEFAULT_MODEL is not set).
+    default_model: tuple[str, ...] = ()
+    timeout: str = ""  # seconds
+    max_retries: str = ""
+    # A base URL with this ending is the same server: OLLAMA_BASE_URL=http://host:11434/v1
+    # names Ollama's OpenAI-compatible path, while this kind calls its native API.
+    base_url_drop_suffix: str = ""
     # A base URL that is not this kind's own makes the provider that kind instead: with
     # OPENAI_BASE_URL pointing elsewhere, OPENAI_API_KEY is the key of a compatible server.
     other_host_kind: str = ""
 
     @property
     def variables(self) -> tuple[str, ...]:
-        single = tuple(v for v in (self.name, self.headers) if v)
-        return self.api_key + self.base_url + self.api_version + single
+        single = (self.name, self.headers, self.enabled, self.timeout, self.max_retries)
+        return (
+            self.api_key
+            + self.base_url
+            + self.api_version
+            + self.default_model
+            + tuple(v for v in single if v)
+        )
 
 
 @dataclass(frozen=True)
@@ -107,6 +123,9 @@ class ProviderKind:
     # How LiteLLM's `prefix/model` (DEFAULT_MODEL in a .env file) names this kind, preferred
     # first; empty means litellm_prefix alone.
     env_model_prefixes: tuple[str, ...] = ()
+    # Whether LiteLLM merges `extra_body` (parameters it has no argument for, such as
+    # `metadata`) into this kind's request body; Anthropic's adapter sends it as a key instead.
+    sends_extra_body: bool = True
 
     @property
     def product(self) -> str:
@@ -229,6 +248,7 @@ def _ids(items: Any, key: str) -> list[str]:
 @dataclass(frozen=True)
 class AnthropicKind(ProviderKind):
     models_path: str = "/v1/models"
+    sends_extra_body: bool = False
     page_size: int = 1000  # the API's maximum; 20 without ?limit
 
     def auth_headers(self, api_key: str) -> dict[str, str]:
@@ -483,7 +503,11 @@ KINDS: dict[str, ProviderKind] = {
             model_example="openai/gpt-4o-mini",
             default_headers=(("HTTP-Referer", APP_REFERER), ("X-Title", APP_NAME)),
             env_conventions=(
-                EnvConvention(api_key=("OPENROUTER_API_KEY",), base_url=("OPENROUTER_BASE_URL",)),
+                EnvConvention(
+                    api_key=("OPENROUTER_API_KEY",),
+                    base_url=("OPENROUTER_BASE_URL",),
+                    default_model=("OPENROUTER_DEFAULT_MODEL", "OPENROUTER_MODEL"),
+                ),
             ),
         ),
         ProviderKind(
@@ -528,13 +552,18 @@ KINDS: dict[str, ProviderKind] = {
             model_example="my-model",
             env_conventions=(
                 EnvConvention(
-                    api_key=("OPENAI_COMPAT_API_KEY",), base_url=("OPENAI_COMPAT_API_BASE",)
+                    api_key=("OPENAI_COMPAT_API_KEY",),
+                    base_url=("OPENAI_COMPAT_API_BASE", "OPENAI_COMPAT_BASE_URL"),
                 ),
                 EnvConvention(
                     api_key=("OPENAI_COMPATIBLE_API_KEY",),
                     base_url=("OPENAI_COMPATIBLE_BASE_URL",),
                     name="OPENAI_COMPATIBLE_PROVIDER_NAME",
                     headers="OPENAI_COMPATIBLE_CUSTOM_HEADERS",
+                    enabled="OPENAI_COMPATIBLE_ENABLED",
+                    default_model=("OPENAI_COMPATIBLE_DEFAULT_MODEL",),
+                    timeout="OPENAI_COMPATIBLE_TIMEOUT",
+                    max_retries="OPENAI_COMPATIBLE_MAX_RETRIES",
                 ),
             ),
             # "openai/" last: it means OpenAI itself when the file also has OPENAI_API_KEY.
@@ -550,7 +579,11 @@ KINDS: dict[str, ProviderKind] = {
             local=True,
             model_example="llama3.2",
             env_conventions=(
-                EnvConvention(base_url=("OLLAMA_API_BASE", "OLLAMA_BASE_URL", "OLLAMA_HOST")),
+                EnvConvention(
+                    base_url=("OLLAMA_API_BASE", "OLLAMA_BASE_URL", "OLLAMA_HOST"),
+                    default_model=("OLLAMA_DEFAULT_MODEL", "OLLAMA_MODEL"),
+                    base_url_drop_suffix="/v1",
+                ),
             ),
             env_model_prefixes=("ollama_chat", "ollama"),
         ),
@@ -565,7 +598,7 @@ KINDS: dict[str, ProviderKind] = {
             model_example="qwen2.5-7b-instruct",
             env_conventions=(
                 EnvConvention(
-                    api_key=("LM_STUDIO_API_KEY",),
+                    api_key=("LM_STUDIO_API_KEY", "LMSTUDIO_API_KEY"),
                     base_url=("LMSTUDIO_BASE_URL", "LM_STUDIO_API_BASE"),
                 ),
             ),

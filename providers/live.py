@@ -10,6 +10,23 @@ trip to learn whether that happened, so each process watches for changes cheaply
   ROUTING_CONFIG_RECHECK_SECONDS as a safety net.
 Only when one of those fires is the version row read, and the cache rebuilt only when the
 version moved (or this process wrote).
+
+Lock order of configuration writes (PostgreSQL row locks; SQLite takes its one write lock
+at BEGIN IMMEDIATE). Every service that changes the configuration (providers, the default,
+routing groups, router settings, tokens, health records, key rotation, the imports through
+those services) does, inside its transaction:
+  1. `lock_config()` first, before it reads for update, inserts, updates or deletes
+     anything: the ConfigState row, FOR UPDATE. It is the serialization point: two
+     configuration writes never hold row locks at the same time, so they cannot deadlock;
+  2. then the rows it changes (provider, routing group, default row, token, ...), in any
+     order, plus the rows PostgreSQL locks by itself (KEY SHARE on every row a new foreign
+     key points to, such as the default's previous provider);
+  3. `bump_version()` last, which updates the row already held.
+A write that locked a provider before ConfigState waited for a switch holding ConfigState,
+while that switch waited for a key-share lock on the same provider (issue 12: `deadlock
+detected` on providers_provider / providers_configstate). The request-log writer is the
+only other writer of shared rows: it takes no configuration lock, and updates tokens in
+name order.
 """
 
 from __future__ import annotations
@@ -68,6 +85,7 @@ __all__ = [
     "bump_version",
     "drain_group",
     "draining_providers",
+    "lock_config",
     "mark_changed",
     "peek",
     "reset",
@@ -91,6 +109,7 @@ def _entry(provider) -> ProviderEntry:
         headers=headers,
         timeout=provider.timeout,
         max_retries=provider.max_retries,
+        drop_params=provider.drop_params,
         undecryptable=undecryptable,
         models=tuple(provider.discovered_models or ()),
     )
@@ -144,13 +163,15 @@ def _build(version: int) -> Snapshot:
     rows = list(Provider.objects.filter(enabled=True))
     providers = {p.name: _entry(p) for p in rows}
     deployments: dict[int, list[DeploymentEntry]] = {}
-    for d in Deployment.objects.select_related("provider").order_by("position", "id"):
+    for d in Deployment.objects.select_related("provider", "group").order_by("position", "id"):
         entry = providers.get(d.provider.name)
         # A disabled provider (or one whose key cannot be decrypted) serves no group.
         if entry is None or entry.undecryptable:
             continue
         deployments.setdefault(d.group_id, []).append(
-            DeploymentEntry(d.id, entry, d.model, d.weight, d.rpm, d.tpm, d.timeout)
+            DeploymentEntry(
+                d.id, entry, d.model, d.weight, d.rpm, d.tpm, d.timeout, d.group.drop_params
+            )
         )
     draining = draining_providers(rows)
     if draining:
@@ -266,8 +287,22 @@ def shutdown() -> None:
         _cache.dirty = True
 
 
+def lock_config() -> None:
+    """Step 1 of every configuration write (see the lock order above): lock the ConfigState
+    row, creating it if it is missing (a flushed test database). Call it inside the write's
+    transaction, before anything else is locked or written."""
+    from .models import ConfigState
+
+    if ConfigState.objects.select_for_update().filter(id=1).exists():
+        return
+    # ON CONFLICT DO NOTHING: concurrent first writes wait for each other's insert instead
+    # of failing, then all lock the same row.
+    ConfigState.objects.bulk_create([ConfigState(id=1, version=0)], ignore_conflicts=True)
+    ConfigState.objects.select_for_update().filter(id=1).exists()
+
+
 def bump_version() -> None:
-    """Call inside the transaction of every configuration write."""
+    """Step 3 of every configuration write, inside its transaction, after `lock_config()`."""
     from django.db.models import F
 
     from .models import ConfigState

@@ -12,7 +12,6 @@ from .validators import (
     validate_token_name,
 )
 
-
 MODEL_CALL_TIMEOUT = 600.0
 # A connection test lists models: it needs seconds, not a generation's minutes.
 CONNECTION_TEST_TIMEOUT = 10.0
@@ -82,6 +81,11 @@ class Provider(models.Model):
     @property
     def kind_info(self) -> kinds.ProviderKind:
         return kinds.KINDS[self.kind]
+
+    @property
+    def title(self) -> str:
+        """What pages call the provider: its display name, else its name."""
+        return self.display_name or self.name
 
     @property
     def test_timeout(self) -> float:

@@ -31,7 +31,7 @@ import httpcore
 import httpx
 from django.core.exceptions import ValidationError
 
-from .addresses import check_address, resolve_host
+from .addresses import ADDRESS_METADATA, METADATA_HOSTNAMES, check_address, resolve_host
 
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 MAX_RESPONSE_SECONDS = 900.0
@@ -82,6 +82,19 @@ def refusal(exc: BaseException) -> str | None:
     return None
 
 
+def unreachable(exc: BaseException) -> bool:
+    """Whether `exc` comes from a connection that could not be made at all (refused,
+    unreachable network), however deeply LiteLLM or an SDK wrapped it."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, httpx.ConnectError | httpcore.ConnectError | ConnectionRefusedError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 # --- Where to connect. ---
 
 
@@ -104,6 +117,10 @@ def pin(host: str, *, local: bool | None = None) -> list[str]:
     AddressRefused naming the first refused address. `local` is the provider kind's
     flag when known; None allows loopback only for hosts that are loopback by name."""
     host = host.lower().strip("[]")
+    if host.rstrip(".") in METADATA_HOSTNAMES:
+        # Some resolve to a public address (Equinix's), so the answer alone proves nothing.
+        reason = ADDRESS_METADATA % {"address": host}
+        raise AddressRefused(ADDRESS_REFUSED.format(host=host, reason=reason))
     allow_loopback = _loopback_by_name(host) if local is None else local
     literal = _literal(host)
     try:

@@ -1,6 +1,10 @@
 """The request log's writer: records are queued in memory and written in batches by one
 background thread, so a model call never waits for the database. A normal shutdown (atexit)
-writes what is still queued; `flush()` does it on demand."""
+writes what is still queued; `flush()` does it on demand.
+
+The queue is bounded (ROUTING_REQUEST_LOG_MAX_PENDING records): during a long database
+outage under load, memory stays flat. A record that finds the queue full is dropped and
+counted (`dropped`, on /healthz), never allowed to slow or fail the call it describes."""
 
 from __future__ import annotations
 
@@ -30,6 +34,12 @@ _wake = threading.Event()
 _stopping = threading.Event()
 # Batches the writer could not write (and queued again): /healthz reports it.
 _failed_writes = 0
+# Records given up because the queue was full: /healthz reports it. _bound_lock makes the
+# "is there room" check and the put one step, so the bound holds under concurrent calls.
+_dropped = 0
+_bound_lock = threading.Lock()
+# Set once records are being dropped, so that the log says so once per outage, not per call.
+_dropping = threading.Event()
 # Held while a batch is between the queue and the database: a flush at shutdown waits for the
 # background writer's batch instead of exiting with it half written.
 _writing = threading.Lock()
@@ -37,7 +47,7 @@ _writing = threading.Lock()
 
 def record(**fields: Any) -> None:
     fields.setdefault("token_name", current_token.get())
-    _queue.put(fields)
+    _keep([fields])
     # Tests turn the thread off and call flush(), so rows land in the test's transaction.
     if getattr(settings, "ROUTING_REQUEST_LOG_BACKGROUND", True):
         _ensure_thread()
@@ -59,6 +69,28 @@ def stop() -> None:
             _wake.set()
             thread.join()
             _stopping.clear()
+
+
+def max_pending() -> int:
+    return settings.ROUTING_REQUEST_LOG_MAX_PENDING
+
+
+def _keep(items: list[dict[str, Any]]) -> None:
+    """Queue records while there is room; count the rest as dropped."""
+    global _dropped
+    with _bound_lock:
+        kept = max(0, min(max_pending() - _queue.qsize(), len(items)))
+        for item in items[:kept]:
+            _queue.put_nowait(item)
+        lost = len(items) - kept
+        _dropped += lost
+    if lost and not _dropping.is_set():
+        _dropping.set()
+        log.warning(
+            "The request-log queue is full (%d records waiting, the database is not taking "
+            "them): new records are dropped and counted in /healthz request_log.dropped",
+            _queue.qsize(),
+        )
 
 
 def _ensure_thread() -> None:
@@ -116,7 +148,8 @@ def write(items: list[dict[str, Any]]) -> None:
         RequestLog.objects.bulk_create(rows)
         rollup_add(records=items)
         # A token's "last used" rides along with the batch: no write on the request path.
-        for name, at in last_used.items():
+        # In name order: two processes' writers lock the same tokens in the same order.
+        for name, at in sorted(last_used.items()):
             AccessToken.objects.filter(name=name).update(last_used_at=at)
 
 
@@ -131,28 +164,35 @@ def flush() -> int:
 
 
 def status() -> dict[str, int]:
-    """For /healthz: records waiting to be written, and batches that failed to be."""
-    return {"pending": _queue.qsize(), "failed_writes": _failed_writes}
+    """For /healthz: records waiting to be written, batches that failed to be, and records
+    dropped because the queue was full (since the process started)."""
+    return {"pending": _queue.qsize(), "failed_writes": _failed_writes, "dropped": _dropped}
+
+
+def write_round() -> None:
+    """One round of the background writer: write a batch; when the database refuses it,
+    keep it queued for the next round (as far as the bound allows)."""
+    global _failed_writes
+    items: list[dict[str, Any]] = []
+    try:
+        with _writing:
+            items = _drain()
+            if items:
+                write(items)
+                _dropping.clear()
+    except Exception:  # noqa: BLE001 - keep the records; try again next round
+        log.warning("Could not write the request log; will retry", exc_info=True)
+        _failed_writes += 1
+        _keep(items)
+    finally:
+        close_old_connections()
 
 
 def _run() -> None:
-    global _failed_writes
     while not _stopping.is_set():
         _wake.wait(settings.ROUTING_REQUEST_LOG_INTERVAL_SECONDS)
         _wake.clear()
-        items: list[dict[str, Any]] = []
-        try:
-            with _writing:
-                items = _drain()
-                if items:
-                    write(items)
-        except Exception:  # noqa: BLE001 - keep the records; try again next round
-            log.warning("Could not write the request log; will retry", exc_info=True)
-            _failed_writes += 1
-            for item in items:
-                _queue.put(item)
-        finally:
-            close_old_connections()
+        write_round()
     # Stopping: this thread's database connection goes with it.
     connections.close_all()
 

@@ -60,6 +60,8 @@ class ProviderEntry:
     timeout: float
     max_retries: int
     undecryptable: bool = False
+    # "Drop parameters this provider does not support": LiteLLM leaves them out of the call.
+    drop_params: bool = False
     models: tuple[str, ...] = ()
     _params: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
@@ -81,6 +83,8 @@ class ProviderEntry:
                 timeout=self.timeout,
                 max_retries=self.max_retries,
             )
+            if self.drop_params:
+                built["drop_params"] = True
             if len(self._params) < PARAMS_CACHED:
                 self._params[model] = built
         return built
@@ -105,6 +109,8 @@ class DeploymentEntry:
     rpm: int | None
     tpm: int | None
     timeout: float | None
+    # The group's "drop parameters" switch; the provider's own applies through its params.
+    drop_params: bool = False
 
     @property
     def label(self) -> str:
@@ -117,6 +123,8 @@ class DeploymentEntry:
         params["max_retries"] = 0
         if self.timeout:
             params["timeout"] = self.timeout
+        if self.drop_params:
+            params["drop_params"] = True
         params["weight"] = self.weight
         for name in ("rpm", "tpm"):
             if getattr(self, name):

@@ -326,6 +326,15 @@ def validate_provider_name(value: str) -> str:
     )
 
 
+def provider_name_from(text: str) -> str:
+    """The address name a display name gives (`Together` -> `together`, `Custom Provider`
+    -> `custom-provider`, `api.example.com` -> `api-example-com`): lower case, accents
+    dropped, every run of other characters one `-`. "" when nothing usable is left."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9_-]+", "-", ascii_text.lower()).strip("-_")
+    return slug[:MAX_PROVIDER_NAME_LENGTH].rstrip("-_")
+
+
 # Groups and tokens follow the provider-name rule, with messages that name what they are.
 GROUP_NAME_REQUIRED = "Enter a group name, e.g. fast."
 GROUP_NAME_TOO_LONG = "Group name is longer than %(max)d characters; use a short name, e.g. fast."

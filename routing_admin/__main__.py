@@ -78,14 +78,19 @@ def main(argv: list[str] | None = None) -> None:
     # Plain HTTP on loopback (see the docstring); an explicit setting still wins.
     os.environ.setdefault("ROUTING_HTTPS_REDIRECT", "0")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "routing_admin.settings")
+    # LiteLLM is imported in the background while the server starts, not on the first call.
+    os.environ.setdefault("ROUTING_PRELOAD_LITELLM", "1")
     import django
     from django.core.management import call_command
 
     django.setup()
     call_command("migrate", interactive=False, verbosity=0)
     print(f"Routing Admin: http://{args.host}:{args.port}/", file=sys.stderr)
-    # --insecure serves static files with DEBUG off; fine for this single local process.
-    call_command("runserver", f"{args.host}:{args.port}", use_reloader=False, insecure_serving=True)
+    import uvicorn
+
+    # One process, as production runs each worker: the same application object and start-up
+    # checks (routing_admin/asgi.py), lifespan on so the request log is flushed at shutdown.
+    uvicorn.run("routing_admin.asgi:application", host=args.host, port=args.port, lifespan="on")
 
 
 if __name__ == "__main__":

@@ -137,6 +137,43 @@ ROUTING_REQUEST_LOG_RETENTION_DAYS = float(_env("ROUTING_REQUEST_LOG_RETENTION_D
 # Seconds between the request-log writer's batches (and its retries while the database is
 # unreachable).
 ROUTING_REQUEST_LOG_INTERVAL_SECONDS = float(_env("ROUTING_REQUEST_LOG_INTERVAL_SECONDS", "1"))
+# Records a process keeps queued for the writer at most (while the database is slow or
+# away); further records are dropped and counted on /healthz (request_log.dropped).
+ROUTING_REQUEST_LOG_MAX_PENDING = max(1, int(_env("ROUTING_REQUEST_LOG_MAX_PENDING", "100000")))
+
+# Browsers: web pages on these origins (e.g. https://app.example.com) may call the gateway
+# (/v1/) with a token; the dashboard is never shared. None by default. django-cors-headers.
+CORS_ALLOWED_ORIGINS = _env_list("ROUTING_CORS_ALLOWED_ORIGINS")
+CORS_URLS_REGEX = r"^/v1/"
+CORS_ALLOW_CREDENTIALS = False  # bearer tokens, never cookies
+CORS_ALLOW_METHODS = ("GET", "POST", "OPTIONS")
+# Authorization and Content-Type, and what the OpenAI SDKs send from a browser.
+CORS_ALLOW_HEADERS = (
+    "accept",
+    "authorization",
+    "content-type",
+    "openai-organization",
+    "openai-project",
+    "x-stainless-arch",
+    "x-stainless-lang",
+    "x-stainless-os",
+    "x-stainless-package-version",
+    "x-stainless-retry-count",
+    "x-stainless-runtime",
+    "x-stainless-runtime-version",
+    "x-stainless-timeout",
+)
+# So that a page can read how long to wait after a 429.
+CORS_EXPOSE_HEADERS = (
+    "retry-after",
+    "x-should-retry",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-reset-tokens",
+)
 
 INSTALLED_APPS = [
     "django.contrib.auth",
@@ -145,11 +182,15 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "corsheaders",
     "providers",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything that may answer: preflights and CORS headers, on /v1/ only (see below).
+    # providers/fastpath.py calls it in this same order.
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # A database outage becomes a 503 page (or OpenAI-shaped JSON on /v1/), not a 500.

@@ -116,6 +116,32 @@ def test_default_set_show_and_remove_guard(cli, upstream):
     assert DefaultModel.objects.get().provider.name == "local"
 
 
+def test_edit_changes_only_what_is_given(cli, monkeypatch, upstream):
+    base = upstream.base_url + "/v1"
+    cli("provider", "add", "--name", "edge", "--kind", "vllm", "--base-url", base)
+    monkeypatch.setenv("EDGE_KEY", SECRET)
+    out = cli(
+        "provider", "edit", "edge", "--timeout", "42", "--api-key-env", "EDGE_KEY",
+        "--header", "X-Team: ml", "--max-retries", "2",
+    )  # fmt: skip
+    assert out.strip() == "Changed provider edge."
+    edge = Provider.objects.get(name="edge")
+    assert (edge.timeout, edge.max_retries, edge.base_url, edge.version) == (42, 2, base, 2)
+    assert edge.get_api_key() == SECRET and edge.get_headers() == {"X-Team": "ml"}
+    event = AuditEvent.objects.filter(action="provider.update").get()
+    assert event.actor_name.startswith("cli:") and SECRET not in str(event.changes)
+    assert event.changes["api_key"] == "changed" and event.changes["timeout"] == [600, 42]
+
+    cli("default", "set", "edge", "m")
+    with pytest.raises(CommandError, match="holds the active default model"):
+        cli("provider", "edit", "edge", "--disable")
+    cli("provider", "edit", "edge", "--remove-key")
+    assert Provider.objects.get(name="edge").api_key_ciphertext == ""
+    assert Provider.objects.get(name="edge").enabled
+    with pytest.raises(CommandError, match="No provider named 'nope'"):
+        cli("provider", "edit", "nope", "--timeout", "5")
+
+
 def test_remove_and_unknown_provider(cli):
     cli("provider", "add", "--name", "gone", "--kind", "ollama")
     assert "Removed" in cli("provider", "remove", "gone")

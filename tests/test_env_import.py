@@ -12,11 +12,11 @@ from dotenv import dotenv_values
 
 from providers import addresses, services, validators
 from providers.models import AuditEvent, ConfigState, DefaultModel, Provider
+from providers.services.env_default import DEFAULT_AMBIGUOUS
 from providers.services.env_file import IGNORED_UNKNOWN
 from providers.services.env_import import (
     CHANGE,
     CREATE,
-    DEFAULT_AMBIGUOUS,
     SKIPPED,
     UNCHANGED,
     import_env,

@@ -114,12 +114,15 @@ def test_tool_calls_pass_through(gateway, setup):
 def test_client_cannot_redirect_the_call_elsewhere(gateway, setup, upstream_factory):
     a, _, token = setup
     attacker = upstream_factory("attacker")
-    client(gateway, token).chat.completions.create(
-        model="default",
-        messages=HI,
-        extra_body={"api_base": attacker.base_url + "/v1", "base_url": attacker.base_url},
-    )
-    assert attacker.requests == [] and a.requests
+    # Refused, not ignored (issue 11): tests/test_gateway_params.py has every such parameter.
+    with pytest.raises(openai.BadRequestError) as info:
+        client(gateway, token).chat.completions.create(
+            model="default",
+            messages=HI,
+            extra_body={"api_base": attacker.base_url + "/v1", "base_url": attacker.base_url},
+        )
+    assert info.value.body["param"] == "api_base"
+    assert attacker.requests == [] and a.requests == []
 
 
 @pytest.mark.parametrize("kind", ["wrong", "revoked", "expired", "missing"])

@@ -490,8 +490,8 @@ def test_preview_shows_the_plan_and_changes_nothing_then_import_applies(team, cl
         assert secret not in html
     assert _counts() == before
 
-    token = preview.context["token"]
-    applied = client.post(reverse("config_import"), {"token": token})
+    preview_id = preview.context["preview"]
+    applied = client.post(reverse("config_import"), {"preview": preview_id})
     assert applied.status_code == 302 and applied["Location"] == reverse("overview")
     assert Provider.objects.get(name="acme").get_api_key() == SECRET
     assert AuditEvent.objects.filter(actor_name="editor", action="group.create").count() == 2
@@ -507,7 +507,7 @@ def test_preview_lists_problems_and_offers_no_import(client, login_as):
     response = _upload(client, text)
     html = response.content.decode()
     assert "environment variable K is not set" in html
-    assert "token" not in response.context
+    assert "preview" not in response.context
     not_yaml = _upload(client, "model_list: [")
     assert "not valid YAML" in not_yaml.content.decode()
 
@@ -529,8 +529,8 @@ def test_a_token_from_another_user_is_refused(team, client, login_as):
     text, env = _export(include_secrets=True)
     _wipe()
     login_as("editor")
-    token = _upload(client, text, services.render_env(env)).context["token"]
+    preview_id = _upload(client, text, services.render_env(env)).context["preview"]
     login_as("editor", username="other")
-    response = client.post(reverse("config_import"), {"token": token}, follow=True)
+    response = client.post(reverse("config_import"), {"preview": preview_id}, follow=True)
     assert "expired" in response.content.decode()
     assert not Provider.objects.exists()

@@ -67,6 +67,8 @@ class Upstream:
 
     def stop(self) -> None:
         self._stopping.set()  # releases handlers sleeping in hang()
+        if self._stream_gate:
+            self._stream_gate[1].set()  # and streams held by hold_stream()
         server, self._server = self._server, None
         if server is None:
             return
@@ -79,7 +81,13 @@ class Upstream:
         stopper.join()
         server.server_close()
 
-    def fail_next(self, status: int, body: dict | str | None = None, times: int = 1) -> None:
+    def fail_next(
+        self,
+        status: int,
+        body: dict | str | None = None,
+        times: int = 1,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         if body is None:
             body = {
                 "error": {
@@ -89,10 +97,19 @@ class Upstream:
                 }
             }
         with self._lock:
-            self._failures += [(status, body)] * times
+            self._failures += [(status, body, headers or {})] * times
 
     def hang(self, seconds: float) -> None:
         self._hang_seconds = min(max(seconds, 0.0), MAX_HANG_SECONDS)
+
+    def hold_stream(self, after: int) -> threading.Event:
+        """Streamed answers send their first `after` events, then wait until the returned
+        event is set (at most MAX_HANG_SECONDS) before the rest; `stream_finished` is set once
+        the last one is sent. A test sees whether chunks reach it while the stream is open."""
+        gate = threading.Event()
+        self._stream_gate = (after, gate)
+        self.stream_finished.clear()
+        return gate
 
     def tool_call(self, name: str, arguments: dict) -> None:
         self._tool_call = (name, arguments)
@@ -100,8 +117,10 @@ class Upstream:
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
-            self._failures: list[tuple[int, dict | str]] = []
+            self._failures: list[tuple[int, dict | str, dict[str, str]]] = []
         self._hang_seconds = 0.0
+        self._stream_gate: tuple[int, threading.Event] | None = None
+        self.stream_finished = threading.Event()
         self._tool_call: tuple[str, dict] | None = None
         # Fields an answer leaves out (e.g. "service_tier"), as some servers do.
         self.omit_fields: set[str] = set()
@@ -130,7 +149,7 @@ class Upstream:
             self._arrived.wait_for(lambda: any(r.path == path for r in self.requests), timeout)
             return [r for r in self.requests if r.path == path]
 
-    def _record(self, request: RecordedRequest) -> tuple[int, dict | str] | None:
+    def _record(self, request: RecordedRequest) -> tuple[int, dict | str, dict] | None:
         with self._lock:
             self.requests.append(request)
             self._arrived.notify_all()
@@ -191,8 +210,8 @@ class _Handler(BaseHTTPRequestHandler):
         failure = upstream._record(request)
         upstream._wait_if_hanging()
         if failure:
-            status, body = failure
-            self._send(status, body)
+            status, body, headers = failure
+            self._send(status, body, headers)
             return
         try:
             body = request.json()
@@ -234,7 +253,9 @@ class _Handler(BaseHTTPRequestHandler):
             return b"".join(chunks)
         return self.rfile.read(int(self.headers.get("content-length") or 0))
 
-    def _send(self, status: int, body: dict | list | str) -> None:
+    def _send(
+        self, status: int, body: dict | list | str, headers: dict[str, str] | None = None
+    ) -> None:
         if isinstance(body, str):
             data = body.encode()
             content_type = "application/json" if _is_json(body) else "text/plain"
@@ -244,6 +265,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
 
@@ -253,9 +276,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", stream.content_type)
         self.send_header("Cache-Control", "no-cache")
         self.end_headers()
-        for event in stream.events:
+        upstream = self.server.upstream
+        held = upstream._stream_gate
+        for number, event in enumerate(stream.events):
+            if held and number == held[0]:
+                held[1].wait(MAX_HANG_SECONDS)
             self.wfile.write(event.encode())
             self.wfile.flush()
+        upstream.stream_finished.set()
 
 
 def _is_json(text: str) -> bool:

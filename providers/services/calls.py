@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -15,6 +16,29 @@ from ..llm import alitellm, litellm
 from ..redact import redact
 
 UPSTREAM_FAILED = "Provider {provider!r} ({kind}) failed{status}: {detail}"
+UPSTREAM_TIMEOUT = (
+    "Provider {provider!r} ({kind}) did not answer within its timeout of {limit}; an admin can "
+    "raise the timeout on the provider's page."
+)
+GROUP_TIMEOUT = (
+    "Routing group {provider!r} got no answer within its deployments' timeout of {limit}; an "
+    "admin can raise the timeout of the deployments or of their providers."
+)
+PARAMETER_UNSUPPORTED = (
+    "Provider {provider!r} ({kind}) does not support {params}: leave it out, or ask an admin "
+    'to tick "Drop parameters this provider does not support" on the provider.'
+)
+PARAMETER_UNSUPPORTED_IN_GROUP = (
+    "Provider {provider!r} ({kind}) of routing group {group!r} does not support {params}: leave "
+    "it out, or ask an admin to tick \"Drop parameters a deployment's provider does not "
+    'support" on the group.'
+)
+# Rate-limit headers of an upstream 429, relayed to the caller so that it can wait as told.
+RELAYED_HEADERS = re.compile(r"^(retry-after(-ms)?|x-ratelimit-[a-z0-9-]+)$", re.IGNORECASE)
+_UNSUPPORTED = re.compile(
+    r"(?P<prefix>\S+) does not support parameters: [\[{](?P<params>.*?)[\]}], "
+    r"for model=(?P<model>\S+?)\."
+)
 STREAM_ABANDONED = "The caller stopped reading the stream before it ended."
 # nginx's "client closed request": not an upstream status, and not a success either.
 ABANDONED_STATUS = 499
@@ -26,13 +50,29 @@ Unavailable = live.Unavailable
 class ProviderError(Exception):
     """An upstream failure: names the provider (or group) and status, never contains a key."""
 
-    def __init__(self, *, provider: str, kind: str, status: int | None, detail: str) -> None:
+    def __init__(
+        self,
+        *,
+        provider: str,
+        kind: str,
+        status: int | None,
+        detail: str,
+        message: str = "",
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.provider = provider
         self.status_code = status
         self.detail = detail
+        # What the gateway answers: "upstream_timeout", "unsupported_parameter", or None.
+        self.code = code
+        self.param = param
+        self.headers = headers or {}
         suffix = f" with HTTP {status}" if status else ""
         super().__init__(
-            UPSTREAM_FAILED.format(provider=provider, kind=kind, status=suffix, detail=detail)
+            message
+            or UPSTREAM_FAILED.format(provider=provider, kind=kind, status=suffix, detail=detail)
         )
 
 
@@ -42,8 +82,104 @@ def _describe(target: live.Target | live.GroupTarget) -> tuple[str, str, tuple[s
     return target.provider.name, target.provider.kind.label, target.provider.secrets
 
 
+def _timeout_limit(target: live.Target | live.GroupTarget) -> str:
+    if isinstance(target, live.GroupTarget):
+        limits = sorted({d.router_params()["timeout"] for d in target.group.deployments})
+        return " to ".join(f"{limit:g} s" for limit in (limits[0], limits[-1])[: len(limits)])
+    return f"{target.provider.timeout:g} s"
+
+
+class _NotSent(Exception):
+    """Parameters in `extra_body` that a provider's kind would not send as parameters."""
+
+    def __init__(self, provider: live.ProviderEntry, params: list[str]) -> None:
+        self.provider, self.params = provider, params
+        super().__init__(f"{provider.name}: {params}")
+
+
+def _extra_body(target: live.Target | live.GroupTarget, kwargs: dict[str, Any]) -> dict:
+    """kwargs for LiteLLM: `extra_body` left out for providers whose kind cannot send it
+    when they (or the group) drop unsupported parameters, else refused naming them."""
+    extra = kwargs.get("extra_body")
+    if not extra:
+        return kwargs
+    if isinstance(target, live.GroupTarget):
+        dropping = [(d.provider, d.drop_params) for d in target.group.deployments]
+    else:
+        dropping = [(target.provider, False)]
+    blocked = [(p, drop or p.drop_params) for p, drop in dropping if not p.kind.sends_extra_body]
+    for provider, drop in blocked:
+        if not drop:
+            raise _NotSent(provider, sorted(extra))
+    return {k: v for k, v in kwargs.items() if k != "extra_body"} if blocked else kwargs
+
+
+def _special(exc: Exception, target, name: str, kind: str) -> ProviderError | None:
+    """Failures the gateway answers with a status of their own, or None."""
+    if isinstance(exc, _NotSent):
+        named = ", ".join(repr(p) for p in exc.params)
+        named = f"the parameter{'s' if len(exc.params) > 1 else ''} {named}"
+        provider = exc.provider
+        if isinstance(target, live.GroupTarget):
+            message = PARAMETER_UNSUPPORTED_IN_GROUP.format(
+                provider=provider.name, kind=provider.kind.label, group=name, params=named
+            )
+        else:
+            message = PARAMETER_UNSUPPORTED.format(provider=name, kind=kind, params=named)
+        return ProviderError(
+            provider=name, kind=kind, status=400, detail=message, message=message,
+            code="unsupported_parameter", param=exc.params[0],
+        )  # fmt: skip
+    lib = litellm()
+    if isinstance(exc, lib.Timeout):
+        limit = _timeout_limit(target)
+        template = GROUP_TIMEOUT if isinstance(target, live.GroupTarget) else UPSTREAM_TIMEOUT
+        message = template.format(provider=name, kind=kind, limit=limit)
+        return ProviderError(
+            provider=name, kind=kind, status=504, detail=message, message=message,
+            code="upstream_timeout",
+        )  # fmt: skip
+    if isinstance(exc, lib.UnsupportedParamsError):
+        found = _UNSUPPORTED.search(str(exc))
+        params = re.findall(r"'([^']+)'", found["params"]) if found else []
+        named = ", ".join(repr(p) for p in params)
+        named = f"the parameter{'s' if len(params) > 1 else ''} {named}".rstrip()
+        if isinstance(target, live.GroupTarget):
+            provider, kind = _deployment_of(target, found)
+            message = PARAMETER_UNSUPPORTED_IN_GROUP.format(
+                provider=provider, kind=kind, group=name, params=named
+            )
+        else:
+            message = PARAMETER_UNSUPPORTED.format(provider=name, kind=kind, params=named)
+        return ProviderError(
+            provider=name, kind=kind, status=400, detail=message, message=message,
+            code="unsupported_parameter", param=params[0] if params else None,
+        )  # fmt: skip
+    return None
+
+
+def _deployment_of(target: live.GroupTarget, found: re.Match | None) -> tuple[str, str]:
+    """(provider name, kind label) of the group's deployment LiteLLM names in its error."""
+    for deployment in target.group.deployments:
+        kind = deployment.provider.kind
+        if found and (found["prefix"], found["model"]) == (kind.litellm_prefix, deployment.model):
+            return deployment.provider.name, kind.label
+    return "(unknown)", found["prefix"] if found else "unknown kind"
+
+
+def _relayed_headers(exc: Exception) -> dict[str, str]:
+    # LiteLLM keeps the provider's headers apart; its `response` is one it made up.
+    headers = getattr(exc, "litellm_response_headers", None) or getattr(
+        getattr(exc, "response", None), "headers", None
+    )
+    return {k.lower(): v for k, v in (headers or {}).items() if RELAYED_HEADERS.match(k)}
+
+
 def _error(exc: Exception, target: live.Target | live.GroupTarget) -> ProviderError:
     name, kind, secrets = _describe(target)
+    special = _special(exc, target, name, kind)
+    if special is not None:
+        return special
     status = getattr(exc, "status_code", None)
     detail = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     refused = outbound.refusal(exc)
@@ -54,11 +190,14 @@ def _error(exc: Exception, target: live.Target | live.GroupTarget) -> ProviderEr
     elif isinstance(status, int) and 300 <= status < 400:
         # Not followed (outbound.py); a redirect is no answer to relay to a caller either.
         status, detail = None, outbound.REDIRECT_REFUSED.format(status=status)
+    elif outbound.unreachable(exc):
+        status = None
     return ProviderError(
         provider=name,
         kind=kind,
         status=status if isinstance(status, int) else None,
         detail=redact(str(detail), secrets)[:1000],
+        headers=_relayed_headers(exc) if status == 429 else None,
     )
 
 
@@ -202,6 +341,7 @@ def completion(messages: list[dict[str, Any]], model: str | None = None, **kwarg
     target = _resolve(live.snapshot(), model)
     started = time.perf_counter()
     try:
+        kwargs = _extra_body(target, kwargs)
         if isinstance(target, live.GroupTarget):
             response = target.snapshot.router().completion(
                 model=target.group.name, messages=messages, **kwargs
@@ -223,6 +363,7 @@ async def acompletion(
     target = _resolve(snap, model)
     started = time.perf_counter()
     try:
+        kwargs = _extra_body(target, kwargs)
         if isinstance(target, live.GroupTarget):
             await alitellm()
             response = await target.snapshot.router().acompletion(

@@ -180,7 +180,8 @@ def _fetch(client, probe, url, headers, *, provider, started, limit, secrets) ->
     # that the route exists and the key was accepted.
     refused_as_probed = not probe.lists_models and status == 400
     if status >= 400 and not refused_as_probed:
-        detail = redact(body[:300].decode("utf-8", "replace").strip(), secrets)
+        # Redacted before it is cut: a key straddling the cut would otherwise show its start.
+        detail = redact(body[:4000].decode("utf-8", "replace").strip(), secrets)[:300]
         if advice := explain(status, provider):
             detail = f"{advice} (It answered: {detail})" if detail else advice
         message = HTTP_ERROR.format(status=status, detail=detail)

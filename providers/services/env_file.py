@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import ipaddress
 import json
-import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -16,13 +15,26 @@ from django.core.exceptions import ValidationError
 
 from .. import crypto, kinds
 from ..models import Provider
-from ..validators import validate_base_url, validate_header, validate_provider_name
+from ..validators import (
+    provider_name_from,
+    validate_base_url,
+    validate_header,
+    validate_provider_name,
+)
 
 IGNORED_UNKNOWN = "not a variable this import knows"
 IGNORED_EMPTY = "no value"
 IGNORED_SUPERSEDED = "{used} is used instead"
 IGNORED_ALONE = "used only together with {needed}"
 IGNORED_DUPLICATE = "describes the same provider as {first}"
+NAME_UNUSABLE = (
+    "{var}: no letter or digit to make the provider's address name from; write a name such as "
+    "Together or Custom Provider."
+)
+ENABLED_INVALID = "{var}: write true or false."
+TIMEOUT_INVALID = "{var}: write a number of seconds, e.g. 60."
+RETRIES_INVALID = "{var}: write a whole number of retries, e.g. 2."
+_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 HEADERS_INVALID = (
     '{var}: not a JSON object of header names and text values, e.g. {{"X-Org-Id": "acme"}}.'
 )
@@ -46,7 +58,10 @@ class Candidate:
     given: dict[str, str]  # field -> value, only what the file sets
     sources: dict[str, str]  # field -> the variable it comes (or would come) from
     name: str = ""
+    display_name: str | None = None  # None: the file gives none, leave it as it is
     headers: dict[str, str] | None = None
+    # enabled / timeout / max_retries, parsed; only what the file gives.
+    settings: dict[str, object] = field(default_factory=dict)
     problem: str = ""  # why it is skipped
     duplicate: bool = False
     # The kind whose convention this is: `kind` changes when, e.g., OPENAI_BASE_URL points
@@ -61,7 +76,13 @@ class Candidate:
         return tuple(self.sources[f] for f in self.given)
 
     @property
+    def default_model(self) -> str:
+        return self.given.get("default_model", "")
+
+    @property
     def label(self) -> str:
+        if self.name and self.display_name:
+            return f"provider {self.name} ({self.display_name}, {self.kind.label})"
         if self.name:
             return f"provider {self.name} ({self.kind.label})"
         return f"{self.kind.label} ({', '.join(self.variables)})"
@@ -132,6 +153,10 @@ def _slots(conv: kinds.EnvConvention) -> dict[str, tuple[str, ...]]:
         "api_version": conv.api_version,
         "name": (conv.name,) if conv.name else (),
         "headers": (conv.headers,) if conv.headers else (),
+        "enabled": (conv.enabled,) if conv.enabled else (),
+        "default_model": conv.default_model,
+        "timeout": (conv.timeout,) if conv.timeout else (),
+        "max_retries": (conv.max_retries,) if conv.max_retries else (),
     }
 
 
@@ -186,10 +211,12 @@ def _local_url(value: str, kind: kinds.ProviderKind) -> str:
         return url
     if "@" in parts.netloc or "?" in url or "#" in url:
         return url  # refused by the validator, with its reason
-    path = parts.path
+    path = parts.path.rstrip("/")
+    default = urlsplit(kind.default_base_url)
     if bare:
-        default = urlsplit(kind.default_base_url)
-        port, path = port or default.port, path or default.path
+        port = port or default.port
+    # LMSTUDIO_BASE_URL=http://localhost:1234 means the server, whose API is below /v1.
+    path = path or default.path
     host = _THIS_MACHINE.get(host, f"[{host}]" if ":" in host else host)
     return f"{parts.scheme}://{host}{f':{port}' if port else ''}{path}"
 
@@ -204,6 +231,9 @@ def _check_base_url(c: Candidate, warnings: list[str]) -> None:
         return
     if c.kind.local:
         url = _local_url(url, c.kind)
+    suffix = c.convention.base_url_drop_suffix
+    if suffix and url.rstrip("/").endswith(suffix):
+        url = url.rstrip("/").removesuffix(suffix)
     if c.convention.other_host_kind and not _same_url(url, c.kind.default_base_url):
         c.kind = kinds.KINDS[c.convention.other_host_kind]
     try:
@@ -231,15 +261,45 @@ def _check_headers(c: Candidate) -> None:
         raise _fail(c, "headers", exc) from None
 
 
+def _check_name(c: Candidate) -> None:
+    """The file's name is the display name; the address name is derived from it."""
+    given = c.given.get("name")
+    if given is None:
+        return
+    name = provider_name_from(given)
+    if not name:
+        raise Skip(NAME_UNUSABLE.format(var=c.sources["name"]))
+    try:
+        c.name = validate_provider_name(name)
+    except ValidationError as exc:
+        raise _fail(c, "name", exc) from None
+    c.display_name = given if given != name else None
+    c.sources["display_name"] = c.sources["name"]
+
+
+def _check_settings(c: Candidate) -> None:
+    if (raw := c.given.get("enabled")) is not None:
+        if raw.lower() not in _TRUE | _FALSE:
+            raise Skip(ENABLED_INVALID.format(var=c.sources["enabled"]))
+        c.settings["enabled"] = raw.lower() in _TRUE
+    if (raw := c.given.get("timeout")) is not None:
+        try:
+            c.settings["timeout"] = float(raw)
+        except ValueError:
+            raise Skip(TIMEOUT_INVALID.format(var=c.sources["timeout"])) from None
+    if (raw := c.given.get("max_retries")) is not None:
+        try:
+            c.settings["max_retries"] = int(raw)
+        except ValueError:
+            raise Skip(RETRIES_INVALID.format(var=c.sources["max_retries"])) from None
+
+
 def _check(c: Candidate, warnings: list[str]) -> None:
     try:
         _check_base_url(c, warnings)
         _check_headers(c)
-        if "name" in c.given:
-            try:
-                c.name = validate_provider_name(c.given["name"])
-            except ValidationError as exc:
-                raise _fail(c, "name", exc) from None
+        _check_name(c)
+        _check_settings(c)
     except Skip as exc:
         c.problem = str(exc)
     if c.given.get("api_key") == c.kind.placeholder_api_key:
@@ -277,7 +337,7 @@ def _host_label(c: Candidate) -> str:
     labels = host.split(".")
     if len(labels) > 1:
         host = next((x for x in labels[:-1] if x not in _GENERIC_HOST_LABELS), labels[0])
-    return "" if host == "localhost" else re.sub(r"[^a-z0-9_-]+", "-", host).strip("-_")[:56]
+    return "" if host == "localhost" else provider_name_from(host)[:56].rstrip("-_")
 
 
 def _derived_name(c: Candidate, kind_of: dict[str, str], taken: set[str]) -> str:

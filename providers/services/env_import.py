@@ -12,39 +12,40 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import partial
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.views.decorators.debug import sensitive_variables
 
 from ..models import DefaultModel, Provider
-from ..redact import redact
 from . import audit
-from .env_file import Candidate, Skip, assign_names, read_env_file, stored
+from .env_default import (
+    DEFAULT_MODEL,
+    PREFERRED_PROVIDER,
+    default_target,
+    only_target,
+    preferred_target,
+    prefix_of,
+)
+from .env_file import (
+    IGNORED_SUPERSEDED,
+    Candidate,
+    EnvFile,
+    Skip,
+    assign_names,
+    read_env_file,
+    stored,
+)
 from .providers import KEEP, default_model_set, provider_create, provider_update
 
 MAX_ENV_BYTES = 256 * 1024
-DEFAULT_MODEL = "DEFAULT_MODEL"
 CREATE, CHANGE, UNCHANGED, SKIPPED = "create", "change", "unchanged", "skipped"
 
 LINE_UNREADABLE = (
     "Line {line} is not NAME=value and was skipped (its text is not shown: it may hold a key)."
 )
 NOT_SET = "{var} is not set: {message}"
-DEFAULT_NO_PREFIX = (
-    "{var}: write the model in LiteLLM's <prefix>/<model id> form, e.g. openai/gpt-4o-mini."
-)
-DEFAULT_NO_PROVIDER = (
-    "{var}: no provider in this file is reached with the prefix {prefix}/ "
-    "(the file's providers use: {known})."
-)
-DEFAULT_PROVIDER_SKIPPED = "{var}: its provider ({label}) was skipped."
-DEFAULT_AMBIGUOUS = (
-    "{var}: the prefix {prefix}/ fits more than one provider in this file: {candidates}. "
-    "It was not set rather than guessed; choose the default model on the dashboard."
-)
-# LiteLLM reads <PREFIX>_API_KEY and <PREFIX>_API_BASE for a model prefix.
-_PREFIX_SUFFIXES = ("_API_KEY", "_API_BASE", "_BASE_URL")
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,8 @@ def _described(p: Provider) -> str:
         parts.append(f"API version {p.api_version}")
     if p.header_names:
         parts.append(f"headers {', '.join(p.header_names)}")
+    if not p.enabled:
+        parts.append("disabled")
     return ", ".join(parts)
 
 
@@ -129,6 +132,13 @@ def _changes(p: Provider, c: Candidate) -> tuple[list[str], dict[str, str]]:
         changes.append("API key")
     if c.headers is not None and stored(p.get_headers) != c.headers:
         changes.append("headers")
+    if c.display_name is not None and c.display_name != p.display_name:
+        changes.append("display name")
+        fields["display_name"] = c.display_name
+    for attr, value in c.settings.items():
+        if getattr(p, attr) != value:
+            changes.append(attr.replace("_", " "))
+            fields[attr] = value
     return changes, fields
 
 
@@ -162,12 +172,14 @@ def _apply_provider(c: Candidate, report: EnvImportReport, actor) -> Provider | 
         else:
             provider = provider_create(
                 name=c.name,
+                display_name=c.display_name or "",
                 kind=c.kind.slug,
                 base_url=c.given.get("base_url", ""),
                 api_key=c.given.get("api_key", ""),
                 headers=c.headers or {},
                 api_version=c.given.get("api_version", ""),
                 actor=actor,
+                **c.settings,
             )
             report.rows.append(Row(CREATE, c.label, _described(provider), c.variables))
     except ValidationError as exc:
@@ -182,58 +194,10 @@ def _apply_provider(c: Candidate, report: EnvImportReport, actor) -> Provider | 
     return provider
 
 
-def _fit(prefix: str, c: Candidate) -> tuple[int, int, bool]:
-    """How closely `c` answers to `prefix`, closest lowest: the prefix's rank for the kind the
-    provider became, then for the kind whose variables the file used (OPENAI_BASE_URL
-    pointing elsewhere makes an OpenAI-compatible provider, yet openai_compat/ means the
-    OPENAI_COMPAT_* or OPENAI_COMPATIBLE_* one), then whether those variables are named after
-    the prefix (OPENAI_COMPAT_API_KEY for openai_compat/)."""
-    home = c.home.model_prefixes
-    stem = prefix.upper()
-    named = any(
-        var.removesuffix(suffix) == stem
-        for var in c.convention.api_key + c.convention.base_url
-        for suffix in _PREFIX_SUFFIXES
-    )
-    own = home.index(prefix) if prefix in home else len(home)
-    return c.kind.model_prefixes.index(prefix), own, not named
-
-
-def _called(c: Candidate) -> str:
-    return f"{c.name} (from {', '.join(c.variables)})" if c.name else c.label
-
-
-def _default_target(value: str, done: list[tuple[Candidate, Provider | None]]):
-    prefix, slash, model = value.partition("/")
-    if not slash or not prefix or not model:
-        raise Skip(DEFAULT_NO_PREFIX.format(var=DEFAULT_MODEL))
-    fits = [(_fit(prefix, c), c, p) for c, p in done if prefix in c.kind.model_prefixes]
-    if not fits:
-        known = sorted({x for c, _ in done for x in c.kind.model_prefixes}) or ["none"]
-        raise Skip(
-            DEFAULT_NO_PROVIDER.format(
-                var=DEFAULT_MODEL, prefix=redact(prefix), known=", ".join(known)
-            )
-        )
-    best = min(fit for fit, _, _ in fits)
-    closest = [(c, p) for fit, c, p in fits if fit == best]
-    if len(closest) > 1:
-        candidates = " or ".join(_called(c) for c, _ in closest)
-        raise Skip(
-            DEFAULT_AMBIGUOUS.format(
-                var=DEFAULT_MODEL, prefix=redact(prefix), candidates=candidates
-            )
-        )
-    ((c, provider),) = closest
-    if provider is None:
-        raise Skip(DEFAULT_PROVIDER_SKIPPED.format(var=DEFAULT_MODEL, label=c.label))
-    return provider, model.strip()
-
-
-def _apply_default(value: str, done: list, report: EnvImportReport, actor) -> None:
-    variables = (DEFAULT_MODEL,)
+def _apply_default(target, variables: tuple[str, ...], report: EnvImportReport, actor) -> None:
+    """Make `target()` (provider, model) the active default; a Skip it raises is reported."""
     try:
-        provider, model = _default_target(value, done)
+        provider, model = target()
         current = DefaultModel.objects.select_related("provider", "group").filter(id=1).first()
         label = f"{provider.name}/{model}"
         if current is not None and str(current) == label:
@@ -244,13 +208,34 @@ def _apply_default(value: str, done: list, report: EnvImportReport, actor) -> No
         report.rows.append(Row(SKIPPED, "default model", str(exc), variables))
         return
     except ValidationError as exc:
-        detail = f"{DEFAULT_MODEL}: {' '.join(exc.messages)}"
+        detail = f"{variables[-1]}: {' '.join(exc.messages)}"
         report.rows.append(Row(SKIPPED, "default model", detail, variables))
         return
     detail = f"was {current}" if current is not None else ""
     report.rows.append(
         Row(CHANGE if current else CREATE, f"default model {label}", detail, variables)
     )
+
+
+def _apply_defaults(env: EnvFile, done: list, report: EnvImportReport, actor) -> None:
+    """DEFAULT_MODEL wins; else PREFERRED_PROVIDER's provider's default model; else the only
+    provider default model the file gives."""
+    value, preferred = env.value(DEFAULT_MODEL), env.value(PREFERRED_PROVIDER)
+    if value:
+        env.used.add(DEFAULT_MODEL)
+        if preferred:
+            env.reasons[PREFERRED_PROVIDER] = IGNORED_SUPERSEDED.format(used=DEFAULT_MODEL)
+        _apply_default(partial(default_target, value, done), (DEFAULT_MODEL,), report, actor)
+        return
+    with_model = [(c, p) for c, p in done if c.default_model]
+    if preferred:
+        env.used.add(PREFERRED_PROVIDER)
+        fits = [c for c, _ in with_model if prefix_of(preferred) in {c.kind.slug, c.home.slug}]
+        variables = (PREFERRED_PROVIDER, *(c.sources["default_model"] for c in fits[:1]))
+        _apply_default(partial(preferred_target, preferred, done), variables, report, actor)
+    elif with_model:
+        variables = tuple(c.sources["default_model"] for c, _ in with_model)
+        _apply_default(partial(only_target, with_model), variables, report, actor)
 
 
 @sensitive_variables("text", "env")
@@ -270,9 +255,7 @@ def import_env(
     with transaction.atomic():
         assign_names(env)
         done = [(c, _apply_provider(c, report, actor)) for c in env.candidates if not c.duplicate]
-        if env.value(DEFAULT_MODEL):
-            env.used.add(DEFAULT_MODEL)
-            _apply_default(env.value(DEFAULT_MODEL), done, report, actor)
+        _apply_defaults(env, done, report, actor)
         report.stale = expected is not None and report.digest != expected
         if dry_run or report.stale:
             transaction.set_rollback(True)

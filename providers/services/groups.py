@@ -112,11 +112,13 @@ def group_save(
     deployments: list[DeploymentSpec],
     fallbacks: list[str] | None = None,
     description: str = "",
+    drop_params: bool | None = None,
     group: RoutingGroup | None = None,
     expected_version: int | None = None,
     actor: audit.Actor = None,
 ) -> RoutingGroup:
-    """Create a group, or replace an existing group's whole definition."""
+    """Create a group, or replace an existing group's whole definition (`drop_params=None`
+    keeps the group's switch as it is)."""
     name, fallbacks = name.strip(), [f.strip() for f in fallbacks or [] if f.strip()]
     if name == "default":
         raise ValidationError({"name": [RESERVED_NAME]})
@@ -124,6 +126,7 @@ def group_save(
         validate_group_name(name)
     except ValidationError as exc:
         raise ValidationError({"name": exc.messages}) from None
+    live.lock_config()
     if group is not None:
         group = RoutingGroup.objects.select_for_update().get(pk=group.pk)
         if expected_version is not None and group.version != expected_version:
@@ -131,14 +134,17 @@ def group_save(
         before = {
             "deployments": [str(d) for d in group.deployments.select_related("provider")],
             "fallbacks": [link.fallback.name for link in group.fallback_links.all()],
+            "drop_params": group.drop_params,
         }
         action = "group.update"
         group.name, group.description = name, description
         group.version += 1
     else:
-        before = {"deployments": [], "fallbacks": []}
+        before = {"deployments": [], "fallbacks": [], "drop_params": False}
         action = "group.create"
         group = RoutingGroup(name=name, description=description)
+    if drop_params is not None:
+        group.drop_params = drop_params
     group.full_clean()
     providers = _check_deployments(deployments)
     found = _check_fallbacks(name, fallbacks)
@@ -162,7 +168,11 @@ def group_save(
         GroupFallback(group=group, fallback=found[f], position=position)
         for position, f in enumerate(fallbacks)
     )
-    after = {"deployments": [s.label for s in deployments], "fallbacks": fallbacks}
+    after = {
+        "deployments": [s.label for s in deployments],
+        "fallbacks": fallbacks,
+        "drop_params": group.drop_params,
+    }
     changes = {k: [before[k], after[k]] for k in after if before[k] != after[k]}
     audit.record(actor=actor, action=action, target=name, changes=changes)
     live.bump_version()
@@ -171,6 +181,7 @@ def group_save(
 
 @transaction.atomic
 def group_remove(*, group: RoutingGroup, actor: audit.Actor = None) -> None:
+    live.lock_config()
     group = RoutingGroup.objects.select_for_update().get(pk=group.pk)
     if DefaultModel.objects.filter(id=1, group=group).exists():
         raise ValidationError(GROUP_IS_DEFAULT.format(name=group.name), code="holds_default")
@@ -191,6 +202,7 @@ def router_settings_get() -> RouterSettings:
 
 @transaction.atomic
 def router_settings_update(*, actor: audit.Actor = None, **fields) -> RouterSettings:
+    live.lock_config()
     current = router_settings_get()
     changes = {}
     for field, value in fields.items():

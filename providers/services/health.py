@@ -59,6 +59,9 @@ def probe_record(*, provider: Provider, result: ConnectionResult, actor: audit.A
     """Store one connection test's outcome: the provider's last-test fields, its model list
     (on success), one history row, and the failure count. Returns "healthy" or "unhealthy"
     when the provider's health state changed, else ""."""
+    # A configuration write when health drains the provider (bump_version below), so it
+    # takes the configuration lock first like every other one (live.py's lock order).
+    live.lock_config()
     # Locked, so that concurrent tests of one provider count every failure exactly once.
     locked = Provider.objects.select_for_update().filter(pk=provider.pk).first()
     if locked is None:  # removed while it was being tested
@@ -118,6 +121,7 @@ def provider_drain_set(
     *, provider: Provider, drain_when_unhealthy: bool, actor: audit.Actor = None
 ) -> Provider:
     """Switch "take out of routing groups while unhealthy" for one provider."""
+    live.lock_config()
     locked = Provider.objects.select_for_update().get(pk=provider.pk)
     if locked.drain_when_unhealthy != drain_when_unhealthy:
         changes = {"drain_when_unhealthy": [locked.drain_when_unhealthy, drain_when_unhealthy]}

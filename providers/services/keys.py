@@ -27,6 +27,7 @@ def rotate_keys(*, actor: audit.Actor = None) -> RotationReport:
     report = RotationReport()
     for pk in Provider.objects.order_by("pk").values_list("pk", flat=True):
         with transaction.atomic():
+            live.lock_config()
             provider = Provider.objects.select_for_update().filter(pk=pk).first()
             if provider is None:
                 continue
@@ -49,6 +50,7 @@ def rotate_keys(*, actor: audit.Actor = None) -> RotationReport:
             elif provider.name not in report.undecryptable:
                 report.already_current += 1
     with transaction.atomic():
+        live.lock_config()
         audit.record(
             actor=actor,
             action="keys.rotate",

@@ -22,6 +22,18 @@ from ..models import DefaultModel, Provider, RoutingGroup
 from .groups import router_settings_get
 
 ENV_REF = "os.environ/"
+# This app's own settings: an os.environ/ reference never reads them (the import refuses it,
+# the export never writes one), or a config file could send the server's signing key, its
+# encryption keys or its database password to a provider as an API key.
+RESERVED_ENV_NAMES = ("SECRET_KEY", "DATABASE_URL")
+RESERVED_ENV_PREFIXES = ("ROUTING_", "DJANGO_")
+
+
+def is_reserved_env_name(name: str) -> bool:
+    name = name.strip().upper()
+    return name in RESERVED_ENV_NAMES or name.startswith(RESERVED_ENV_PREFIXES)
+
+
 HEADER = (
     "# LiteLLM proxy config, exported by Routing Admin.\n"
     "# No secrets here: API keys and custom header values are os.environ/NAME references;\n"
@@ -44,7 +56,7 @@ ENV_FILE_EXISTS = (
 
 def _env_name(*parts: str, used: set[str]) -> str:
     name = re.sub(r"[^A-Z0-9]", "_", "_".join(parts).upper())
-    name = "_" + name if name[0].isdigit() else name
+    name = "_" + name if name[0].isdigit() or is_reserved_env_name(name) else name
     candidate, n = name, 2
     # Provider names "a-b" and "a_b" would otherwise share a variable.
     while candidate in used:
@@ -128,11 +140,14 @@ def export_config(*, include_secrets: bool = False) -> tuple[dict, dict[str, str
     include_secrets) the values of the environment variables it references."""
     env: dict[str, str] = {}
     used: set[str] = set()
-    entries = {
-        p.pk: _export_entry(p, used, env if include_secrets else None)
-        for p in Provider.objects.filter(enabled=True).order_by("name")
-    }
-    model_list = [_item(f"{e.name}/*", e, e.params("*")) for e in entries.values()]
+    providers = list(Provider.objects.filter(enabled=True).order_by("name"))
+    entries = {p.pk: _export_entry(p, used, env if include_secrets else None) for p in providers}
+    model_list = []
+    for p in providers:
+        item = _item(f"{p.name}/*", entries[p.pk], entries[p.pk].params("*"))
+        if p.display_name:
+            item["model_info"]["display_name"] = p.display_name
+        model_list.append(item)
     group_items, serving = _group_items(entries)
     model_list += group_items
     router = _router_settings(serving)

@@ -61,7 +61,7 @@ def _provider_changes(existing: Provider, plan: ProviderPlan) -> list[str]:
         key, headers = None, None
     current = Conn(existing.kind, existing.base_url, key, existing.api_version, headers)
     changes = differences(current, plan.conn)
-    for attr in ("timeout", "max_retries"):
+    for attr in ("timeout", "max_retries", "display_name"):
         if getattr(plan, attr) is not None and getattr(existing, attr) != getattr(plan, attr):
             changes.append(attr.replace("_", " "))
     if not existing.enabled:
@@ -78,7 +78,11 @@ def _apply_provider(plan: ProviderPlan, report: ImportReport, actor: audit.Actor
         "enabled": True,
     }
     fields.update(
-        {a: getattr(plan, a) for a in ("timeout", "max_retries") if getattr(plan, a) is not None}
+        {
+            a: getattr(plan, a)
+            for a in ("timeout", "max_retries", "display_name")
+            if getattr(plan, a) is not None
+        }
     )
     headers = dict(plan.conn.headers)
     if existing is None:

@@ -49,6 +49,7 @@ class ProviderPlan:
     labels: list[str]
     timeout: float | None = None
     max_retries: int | None = None
+    display_name: str | None = None
 
 
 @dataclass
@@ -108,6 +109,8 @@ def _add_provider(plan: Plan, name: str, entry: Entry) -> str | None:
         return PROVIDER_CONFLICT.format(name=name, fields=fields, first=current.labels[0])
     else:
         current.labels.append(entry.label)
+    if entry.display_name is not None and current.display_name is None:
+        current.display_name = entry.display_name.strip()
     if entry.role == "group":
         return None
     retries = entry.params["max_retries"]

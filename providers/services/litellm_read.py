@@ -17,7 +17,7 @@ from django.core.exceptions import ValidationError
 
 from .. import kinds
 from ..validators import validate_provider_name
-from .litellm_export import ENV_REF
+from .litellm_export import ENV_REF, is_reserved_env_name
 
 # LiteLLM spellings of a kind's prefix that the registry does not use itself.
 PREFIX_ALIASES = {"ollama": "ollama_chat"}
@@ -32,6 +32,11 @@ PARAMS_MISSING = "litellm_params is missing or not a mapping."
 PARAMS_UNSUPPORTED = (
     "litellm_params {keys} are not supported by Routing Admin; remove them, or configure them "
     "in LiteLLM itself."
+)
+ENV_RESERVED = (
+    "{where} reads os.environ/{var}, one of this app's own settings (SECRET_KEY, "
+    "DATABASE_URL, ROUTING_*, DJANGO_*), which are never given to a provider. Put the value "
+    "in a variable of its own (e.g. OPENAI_API_KEY) and reference that."
 )
 ENV_MISSING = "environment variable {var} is not set (the file reads {where} from it)."
 NOT_TEXT = "{where} must be text."
@@ -145,11 +150,14 @@ class Entry:
     conn: Conn
     model: str
     params: dict[str, Any]
+    display_name: str | None = None  # model_info.display_name, when the file gives one
 
 
 def _resolve(value: Any, where: str, environ: Mapping[str, str]) -> Any:
     if isinstance(value, str) and value.startswith(ENV_REF):
         var = value.removeprefix(ENV_REF)
+        if is_reserved_env_name(var):
+            raise InvalidEntry(ENV_RESERVED.format(var=var, where=where))
         resolved = environ.get(var)
         if not resolved:
             raise InvalidEntry(ENV_MISSING.format(var=var, where=where))
@@ -270,7 +278,7 @@ def parse_entry(n: int, raw: Any, environ: Mapping[str, str], warnings: list[str
     if unknown := sorted(set(params) - _PARAM_KEYS):
         raise InvalidEntry(PARAMS_UNSUPPORTED.format(keys=", ".join(unknown)))
     label = f"Entry {n} ({model_name})"
-    if ignored := sorted(set(info) - {"provider", "kind"}):
+    if ignored := sorted(set(info) - {"provider", "kind", "display_name"}):
         warnings.append(INFO_IGNORED.format(label=label, keys=", ".join(ignored)))
     params = {k: _resolve(v, f"litellm_params.{k}", environ) for k, v in params.items()}
     if isinstance(params.get("extra_headers"), dict):
@@ -292,4 +300,8 @@ def parse_entry(n: int, raw: Any, environ: Mapping[str, str], warnings: list[str
         params[key] = _number(params, key, number)
     for key in _DEPLOYMENT_KEYS:
         params[key] = _number(params, key, int)
-    return Entry(label, model_name, role, name, _conn(kind, params), model_id, params)
+    display_name = info.get("display_name")
+    if display_name is not None and not isinstance(display_name, str):
+        raise InvalidEntry(NOT_TEXT.format(where="model_info.display_name"))
+    conn = _conn(kind, params)
+    return Entry(label, model_name, role, name, conn, model_id, params, display_name)

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.views.decorators.debug import sensitive_variables
 
 from .. import crypto, kinds, live
-from ..models import ConfigState, DefaultModel, Provider, RoutingGroup
+from ..models import DefaultModel, Provider, RoutingGroup
 from ..redact import mask
 from ..validators import validate_base_url, validate_header, validate_model_id
 from . import audit
@@ -52,7 +52,17 @@ DECLARED_MODELS_NOT_FOR_KIND = (
 )
 DECLARED_MODEL_INVALID = "Deployment {name!r}: {error}"
 
-_PLAIN_FIELDS = ("name", "kind", "base_url", "api_version", "timeout", "max_retries", "enabled")
+_PLAIN_FIELDS = (
+    "name",
+    "display_name",
+    "kind",
+    "base_url",
+    "api_version",
+    "timeout",
+    "max_retries",
+    "drop_params",
+    "enabled",
+)
 # The "Deployments" an admin names on a provider whose kind cannot list callable models.
 _PLAIN_FIELDS += ("declared_models",)
 
@@ -174,21 +184,25 @@ def provider_create(
     *,
     name: str,
     kind: str,
+    display_name: str = "",
     base_url: str = "",
     api_key: str = "",
     headers: dict[str, str] | None = None,
     api_version: str = "",
     timeout: float | None = None,
     max_retries: int | None = None,
+    drop_params: bool = False,
     enabled: bool = True,
     declared_models: list[str] | None = None,
     actor: audit.Actor = None,
 ) -> Provider:
     provider = Provider(
         name=name.strip(),
+        display_name=display_name.strip(),
         kind=kind,
         base_url=base_url.strip(),
         api_version=api_version.strip(),
+        drop_params=drop_params,
         enabled=enabled,
         declared_models=list(declared_models or []),
         created_by=audit.actor_user(actor),
@@ -202,6 +216,7 @@ def provider_create(
     _set_api_key(provider, api_key.strip())
     _set_headers(provider, _clean_headers(headers or {}))
     provider.validation_warnings = _validate(provider)
+    live.lock_config()
     provider.save()
     changes: dict[str, Any] = {f: [None, getattr(provider, f)] for f in _PLAIN_FIELDS}
     if api_key:
@@ -227,6 +242,7 @@ def provider_update(
     unknown = set(fields) - set(_PLAIN_FIELDS)
     if unknown:
         raise TypeError(f"provider_update() got unexpected fields: {sorted(unknown)}")
+    live.lock_config()
     # Lock the row: two editors saving at once must not both pass the version check.
     locked = Provider.objects.select_for_update().get(pk=provider.pk)
     if expected_version is not None and locked.version != expected_version:
@@ -274,6 +290,7 @@ def _refuse_if_default(provider: Provider, message: str) -> None:
 
 @transaction.atomic
 def provider_remove(*, provider: Provider, actor: audit.Actor = None) -> None:
+    live.lock_config()
     locked = Provider.objects.select_for_update().get(pk=provider.pk)
     _refuse_if_default(locked, DEFAULT_PROVIDER_DELETE)
     groups = sorted(set(locked.deployments.values_list("group__name", flat=True)))
@@ -299,6 +316,10 @@ def default_model_set(
     """Make one provider model, or one routing group, the active default."""
     if (group is None) == (provider is None):
         raise TypeError("default_model_set() takes a provider and model, or a group")
+    # Concurrent switches are applied and audited one after the other, serialized on the
+    # configuration row (live.py's lock order). The default row could not be that lock: the
+    # first switch creates it, and a missing row locks nothing.
+    live.lock_config()
     if provider is not None:
         model = validate_model_id(model.strip())
         provider = Provider.objects.select_for_update().get(pk=provider.pk)
@@ -310,12 +331,6 @@ def default_model_set(
         group = RoutingGroup.objects.get(pk=group.pk)
         model = ""
         label = group.name
-    # Concurrent switches are applied and audited one after the other. The default row cannot
-    # be the lock: the first switch creates it, and a missing row locks nothing, so every
-    # first switch would insert it. The configuration row is always there to lock (taken
-    # after the provider row, the same order as every other configuration write).
-    ConfigState.objects.get_or_create(id=1, defaults={"version": 0})
-    ConfigState.objects.select_for_update().filter(id=1).first()
     current = (
         # of=("self",): PostgreSQL refuses to lock the nullable side of the outer joins.
         DefaultModel.objects.select_for_update(of=("self",))
@@ -343,7 +358,10 @@ def default_model_set(
     return current
 
 
+@transaction.atomic
 def default_model_revert(*, actor: audit.Actor = None) -> DefaultModel:
+    # Locked before reading, so that two reverts at once each see the other's result.
+    live.lock_config()
     current = (
         DefaultModel.objects.select_related("previous_provider", "previous_group")
         .filter(id=1)

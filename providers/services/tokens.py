@@ -114,6 +114,7 @@ def token_create(
             errors.setdefault(field, []).extend(messages)
     if errors:
         raise ValidationError(errors)
+    live.lock_config()
     token.save()
     audit.record(
         actor=actor,
@@ -130,6 +131,7 @@ def token_create(
 
 @transaction.atomic
 def token_revoke(*, token: AccessToken, actor: audit.Actor = None) -> AccessToken:
+    live.lock_config()
     token = AccessToken.objects.select_for_update().get(pk=token.pk)
     if token.revoked_at is not None:
         raise ValidationError(ALREADY_REVOKED.format(name=token.name))

@@ -1,9 +1,10 @@
-"""LiteLLM config pages: download the export, upload a config to preview and import it."""
+"""LiteLLM config pages: download the export, upload a config to preview and import it.
+
+Between preview and import the upload waits on the server (upload_preview.py): the page
+never holds the file's keys, not even encrypted.
+"""
 
 from __future__ import annotations
-
-import json
-import time
 
 from django import forms
 from django.contrib import messages
@@ -12,17 +13,20 @@ from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET
 
-from .. import crypto, services
+from .. import services
 from ..forms import UPLOAD_NOT_TEXT, WriteOnlyTextarea, read_upload
 from ..roles import role_required
+from . import upload_preview
 
 TEMPLATE = "providers/config_import.html"
 EXPORT_FILENAME = "routing-config.yaml"
-# Long enough to read a preview, short enough that a stale page cannot apply old input.
-PREVIEW_MAX_AGE = 15 * 60
+PAGE = "config_import"
 FILE_TOO_LARGE = "The file is larger than {limit} KB; this is not a LiteLLM config."
 NOT_TEXT = UPLOAD_NOT_TEXT
-PREVIEW_EXPIRED = "That preview has expired; upload the files and preview them again."
+PREVIEW_EXPIRED = (
+    "That preview has expired, was replaced or was already imported; upload the files and "
+    "preview them again."
+)
 
 
 def _read(upload, limit: int = services.MAX_CONFIG_BYTES) -> str:
@@ -59,27 +63,6 @@ class ConfigImportForm(forms.Form):
         return services.parse_env(self.cleaned_data.get("environment") or "")
 
 
-@sensitive_variables("data", "env", "payload")
-def _seal(request: HttpRequest, data: dict, env: dict[str, str]) -> str:
-    """The uploaded input, encrypted, for the Import button: the page never holds the
-    file's secrets in plain text, and only this user can apply it, only for a while."""
-    payload = {"user": request.user.pk, "at": time.time(), "data": data, "env": env}
-    return crypto.encrypt(json.dumps(payload, default=str))
-
-
-@sensitive_variables("payload")
-def _unseal(request: HttpRequest, token: str) -> dict | None:
-    try:
-        payload = json.loads(crypto.decrypt(token))
-    except (crypto.UndecryptableSecret, ValueError):
-        return None
-    if payload.get("user") != request.user.pk:
-        return None
-    if not 0 <= time.time() - payload.get("at", 0) <= PREVIEW_MAX_AGE:
-        return None
-    return payload
-
-
 def _summary(report: services.ImportReport) -> str:
     return (
         f"Imported the LiteLLM config: {len(report.created)} created, "
@@ -99,12 +82,12 @@ def config_export(request: HttpRequest) -> HttpResponse:
 
 
 # An error report (the 500 e-mail, DEBUG's page) lists every frame's variables: `env` holds the
-# uploaded keys, `data` may too (a config can carry literal api_key values), `context` the token.
-@sensitive_post_parameters("environment", "token")
-@sensitive_variables("data", "env", "context")
+# uploaded keys, `data` may too (a config can carry literal api_key values).
+@sensitive_post_parameters("environment")
+@sensitive_variables("data", "env")
 @role_required("editor")
 def config_import(request: HttpRequest) -> HttpResponse:
-    if request.method == "POST" and "token" in request.POST:
+    if upload_preview.is_confirmation(request):
         return _apply(request)
     form = ConfigImportForm(request.POST or None, request.FILES or None)
     context: dict = {"form": form, "nav": "config"}
@@ -114,14 +97,14 @@ def config_import(request: HttpRequest) -> HttpResponse:
         report = services.import_config(data=data, environ=env, dry_run=True, actor=request.user)
         context["report"] = report
         if report.ok and report.changed:
-            context["token"] = _seal(request, data, env)
+            context["preview"] = upload_preview.keep(request, PAGE, {"data": data, "env": env})
         context["form"] = ConfigImportForm()
     return render(request, TEMPLATE, context)
 
 
 @sensitive_variables("payload")
 def _apply(request: HttpRequest) -> HttpResponse:
-    payload = _unseal(request, request.POST["token"])
+    payload = upload_preview.take(request, PAGE)
     if payload is None:
         messages.error(request, PREVIEW_EXPIRED)
         return redirect("config_import")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Page, Paginator
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -53,7 +54,7 @@ def _provider_page(*, q: str, page: str | None) -> Page:
     the last. One COUNT and one slice, however many providers there are."""
     providers = Provider.objects.all()
     if q:
-        providers = providers.filter(name__icontains=q)
+        providers = providers.filter(Q(name__icontains=q) | Q(display_name__icontains=q))
     return Paginator(providers, PER_PAGE).get_page(page)
 
 

@@ -1,15 +1,10 @@
 """The .env import page: upload or paste a file, preview what it would do, then confirm.
 
-Between preview and confirmation the file's text stays on the server, in the session,
-encrypted with the same keys as stored secrets; the page only carries a random preview id, so
+Between preview and confirmation the file's text waits on the server (upload_preview.py), so
 no key (nor its ciphertext) is ever written into the HTML.
 """
 
 from __future__ import annotations
-
-import json
-import secrets
-import time
 
 from django import forms
 from django.contrib import messages
@@ -18,15 +13,15 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
-from .. import crypto, kinds
+from .. import kinds
 from ..forms import UPLOAD_NOT_TEXT, WriteOnlyTextarea, read_upload
 from ..roles import role_required
-from ..services.env_import import DEFAULT_MODEL, MAX_ENV_BYTES, import_env
+from ..services.env_default import DEFAULT_MODEL, PREFERRED_PROVIDER
+from ..services.env_import import MAX_ENV_BYTES, import_env
+from . import upload_preview
 
 TEMPLATE = "providers/env_import.html"
-SESSION_KEY = "env_import_preview"
-# Long enough to read a preview, short enough that a stale page cannot apply old input.
-PREVIEW_MAX_AGE = 15 * 60
+PAGE = "env_import"
 FILE_TOO_LARGE = "The file is larger than {limit} KB; this is not a .env file."
 NOT_TEXT = UPLOAD_NOT_TEXT
 NOTHING_GIVEN = "Choose a .env file or paste its contents."
@@ -73,39 +68,6 @@ def _read(upload) -> str:
     return read_upload(upload, limit=MAX_ENV_BYTES, too_large=FILE_TOO_LARGE)
 
 
-@sensitive_variables("text", "payload")
-def _keep(request: HttpRequest, text: str, digest: str) -> str:
-    """Hold the previewed text for this user; returns the id the confirm button posts."""
-    preview_id = secrets.token_urlsafe(16)
-    payload = {
-        "id": preview_id,
-        "user": request.user.pk,
-        "at": time.time(),
-        "text": text,
-        "digest": digest,
-    }
-    request.session[SESSION_KEY] = crypto.encrypt(json.dumps(payload))
-    return preview_id
-
-
-@sensitive_variables("payload")
-def _take(request: HttpRequest, preview_id: str) -> dict | None:
-    """The kept preview, once: a second confirmation has nothing left to apply."""
-    sealed = request.session.pop(SESSION_KEY, None)
-    try:
-        payload = json.loads(crypto.decrypt(sealed)) if sealed else None
-    except (crypto.UndecryptableSecret, ValueError):
-        return None
-    if (
-        payload is None
-        or not secrets.compare_digest(str(payload.get("id")), preview_id)
-        or payload.get("user") != request.user.pk
-        or not 0 <= time.time() - payload.get("at", 0) <= PREVIEW_MAX_AGE
-    ):
-        return None
-    return payload
-
-
 def _conventions() -> list[tuple[str, list[str]]]:
     """What the import recognises, from the kind registry, for the page's help."""
     # A variable shared by two conventions (AZURE_API_VERSION) is listed once.
@@ -116,7 +78,7 @@ def _conventions() -> list[tuple[str, list[str]]]:
     ]
 
 
-@sensitive_variables("text")
+@sensitive_variables("text", "upload")
 def _render(request: HttpRequest, report=None, text: str = "", **extra) -> HttpResponse:
     context = {
         "form": extra.pop("form", None) or EnvImportForm(),
@@ -124,20 +86,23 @@ def _render(request: HttpRequest, report=None, text: str = "", **extra) -> HttpR
         "report": report,
         "conventions": _conventions(),
         "default_model_var": DEFAULT_MODEL,
+        "preferred_var": PREFERRED_PROVIDER,
         **extra,
     }
     if report is not None and report.dry_run and report.has_changes:
-        context["preview"] = _keep(request, text, report.digest)
+        upload = {"text": text, "digest": report.digest}
+        context["preview"] = upload_preview.keep(request, PAGE, upload)
     return render(request, TEMPLATE, context)
 
 
 # An error report (the 500 e-mail, DEBUG's page) lists every frame's variables, and `text` is
-# the whole .env file: it and what holds it are starred here, in _render, _keep and _apply.
+# the whole .env file: it and what holds it are starred here, in _render and _apply (and in
+# upload_preview).
 @sensitive_post_parameters("text")
 @sensitive_variables("text")
 @role_required("editor")
 def env_import(request: HttpRequest) -> HttpResponse:
-    if request.method == "POST" and "preview" in request.POST:
+    if upload_preview.is_confirmation(request):
         return _apply(request)
     form = EnvImportForm(request.POST or None, request.FILES or None)
     if request.method != "POST" or not form.is_valid():
@@ -149,7 +114,7 @@ def env_import(request: HttpRequest) -> HttpResponse:
 
 @sensitive_variables("kept", "text")
 def _apply(request: HttpRequest) -> HttpResponse:
-    kept = _take(request, request.POST["preview"])
+    kept = upload_preview.take(request, PAGE)
     if kept is None:
         messages.error(request, PREVIEW_EXPIRED)
         return redirect("env_import")

@@ -12,44 +12,19 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import close_old_connections, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from .. import live, request_log, services
+from ..chat_params import RefusedParameter, chat_params
 from ..llm import is_loaded
 from ..models import Provider
 from ..services.tokens import hash_token
 
-# What a client may set. Anything else (api_base, api_key, base_url, ...) is dropped: letting
-# a caller choose where a request goes would send the stored key to a host of its choosing.
-PASSTHROUGH = frozenset(
-    {
-        "frequency_penalty",
-        "logit_bias",
-        "logprobs",
-        "max_completion_tokens",
-        "max_tokens",
-        "metadata",
-        "modalities",
-        "n",
-        "parallel_tool_calls",
-        "presence_penalty",
-        "reasoning_effort",
-        "response_format",
-        "seed",
-        "stop",
-        "stream",
-        "stream_options",
-        "temperature",
-        "tool_choice",
-        "tools",
-        "top_logprobs",
-        "top_p",
-        "user",
-    }
-)
 MISSING_TOKEN = (
     "Missing bearer token. Send 'Authorization: Bearer <token>'; an editor creates tokens on "
     "the dashboard or with `python manage.py routing token create NAME`."
@@ -60,11 +35,23 @@ MODEL_NOT_ALLOWED = "Token {token!r} may not use model {model!r}."
 BAD_JSON = "The request body must be a JSON object."
 BAD_MESSAGES = "'messages' must be a non-empty list of chat messages."
 INTERNAL_ERROR = "Internal server error; it has been logged."
+MODEL_NOT_FOUND = (
+    "The model {model!r} does not exist or this token may not use it; GET /v1/models lists them."
+)
+BODY_TOO_LARGE = "The request body is larger than {limit} bytes."
+METHOD_NOT_ALLOWED = "Method {method} is not allowed here; use {allowed}."
+UNKNOWN_PATH = (
+    "Unknown path {path!r}. The gateway serves POST /v1/chat/completions, GET /v1/models, "
+    "GET /v1/models/{{model}} and GET /v1/providers."
+)
 
 
-def _error(status: int, message: str, type_: str, code: str | None = None) -> JsonResponse:
+def _error(
+    status: int, message: str, type_: str, code: str | None = None, param: str | None = None
+) -> JsonResponse:
     return JsonResponse(
-        {"error": {"message": message, "type": type_, "code": code, "param": None}}, status=status
+        {"error": {"message": message, "type": type_, "code": code, "param": param}},
+        status=status,
     )
 
 
@@ -106,27 +93,74 @@ async def _authenticate(
 
 
 def _upstream_error(exc: services.ProviderError) -> JsonResponse:
-    status = exc.status_code
-    if status == 429:
-        return _error(429, str(exc), "rate_limit_error", "upstream_rate_limited")
-    if status is None:
-        return _error(503, str(exc), "service_unavailable", "upstream_unreachable")
-    if status >= 500:
-        return _error(status, str(exc), "api_error", "upstream_error")
-    if status in (401, 403):
+    status, code = exc.status_code, exc.code
+    if code == "upstream_timeout":
+        response = _error(504, str(exc), "api_error", code)
+        # SDKs retry a 5xx by default: a call that took the whole timeout would be sent again.
+        response["x-should-retry"] = "false"
+    elif code == "unsupported_parameter":
+        response = _error(400, str(exc), "invalid_request_error", code, exc.param)
+    elif status == 429:
+        response = _error(429, str(exc), "rate_limit_error", "upstream_rate_limited")
+    elif status is None:
+        response = _error(503, str(exc), "service_unavailable", "upstream_unreachable")
+    elif status >= 500:
+        response = _error(status, str(exc), "api_error", "upstream_error")
+    elif status in (401, 403):
         # The caller's token is fine; the provider refused *our* stored credentials.
-        return _error(502, str(exc), "api_error", "upstream_auth_failed")
-    return _error(status, str(exc), "invalid_request_error", "upstream_rejected")
+        response = _error(502, str(exc), "api_error", "upstream_auth_failed")
+    else:
+        response = _error(status, str(exc), "invalid_request_error", "upstream_rejected")
+    for name, value in exc.headers.items():
+        response[name] = value
+    return response
+
+
+def _not_allowed(request: HttpRequest, allowed: str) -> JsonResponse:
+    message = METHOD_NOT_ALLOWED.format(method=request.method, allowed=allowed)
+    response = _error(405, message, "invalid_request_error", "method_not_allowed")
+    response["Allow"] = allowed
+    return response
+
+
+def _read_json(request: HttpRequest) -> Any:
+    """The body's JSON, None when it is not JSON, or a ready error response."""
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return _error(413, BODY_TOO_LARGE.format(limit=limit), "invalid_request_error", "too_large")
+    try:
+        return json.loads(raw or b"null")
+    except (ValueError, RecursionError):
+        # RecursionError: thousands of nested brackets, beyond what the parser descends.
+        return None
 
 
 def _dump(obj: Any) -> dict:
     return obj.model_dump(mode="json") if hasattr(obj, "model_dump") else dict(obj)
 
 
+def _usage_chunk(data: dict) -> dict:
+    """LiteLLM gives the usage chunk (stream_options.include_usage) one empty choice; OpenAI
+    sends it with `choices: []`, and clients that read the usage there expect that."""
+    choices = data.get("choices") or []
+    if (
+        data.get("usage")
+        and choices
+        and all(
+            c.get("finish_reason") is None and not any((c.get("delta") or {}).values())
+            for c in choices
+        )
+    ):
+        data["choices"] = []
+    return data
+
+
 async def _sse(stream: Any) -> AsyncIterator[str]:
     try:
         async for chunk in stream:
-            yield f"data: {json.dumps(_dump(chunk))}\n\n"
+            yield f"data: {json.dumps(_usage_chunk(_dump(chunk)))}\n\n"
     except services.ProviderError as exc:
         payload = json.loads(_upstream_error(exc).content)
         yield f"data: {json.dumps(payload)}\n\n"
@@ -136,15 +170,14 @@ async def _sse(stream: Any) -> AsyncIterator[str]:
 @csrf_exempt
 async def chat_completions(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
-        return _error(405, "Use POST.", "invalid_request_error", "method_not_allowed")
+        return _not_allowed(request, "POST")
     auth = await _authenticate(request)
     if isinstance(auth, JsonResponse):
         return auth
     _, token = auth
-    try:
-        body = json.loads(request.body or b"null")
-    except ValueError:
-        body = None
+    body = _read_json(request)
+    if isinstance(body, JsonResponse):
+        return body
     if not isinstance(body, dict):
         return _error(400, BAD_JSON, "invalid_request_error", "invalid_json")
     messages = body.get("messages")
@@ -159,7 +192,10 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         services.log_refused(requested=model, status=403, message=message)
         request_log.current_token.reset(reset)
         return _error(403, message, "permission_error", "model_not_allowed")
-    params = {key: value for key, value in body.items() if key in PASSTHROUGH}
+    try:
+        params = chat_params(body)
+    except RefusedParameter as exc:
+        return _error(400, str(exc), "invalid_request_error", "invalid_parameter", exc.param)
     # A context variable: it follows this request into the service layer and its stream.
     # Reset afterwards: a caller that shares this context (a test client, a sync adapter)
     # must not log its own later calls under this token.
@@ -181,11 +217,8 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     return JsonResponse(_dump(response))
 
 
-async def models(request: HttpRequest) -> HttpResponse:
-    auth = await _authenticate(request)
-    if isinstance(auth, JsonResponse):
-        return auth
-    snap, token = auth
+def _model_objects(snap: live.Snapshot, token: live.TokenEntry) -> dict[str, dict]:
+    """Every model the token may use, by ID, as OpenAI's model objects."""
     named: dict[str, str] = {}
     if snap.default is not None:
         named["default"] = "routing-admin"
@@ -198,15 +231,50 @@ async def models(request: HttpRequest) -> HttpResponse:
     for entry in snap.providers.values():
         for model_id in entry.models:
             named[f"{entry.name}/{model_id}"] = entry.name
-    data = [
-        {"id": model_id, "object": "model", "created": 0, "owned_by": owner}
+    return {
+        model_id: {"id": model_id, "object": "model", "created": 0, "owned_by": owner}
         for model_id, owner in sorted(named.items())
         if token.allows(model_id)
-    ]
+    }
+
+
+@csrf_exempt
+async def models(request: HttpRequest) -> HttpResponse:
+    if request.method != "GET":
+        return _not_allowed(request, "GET")
+    auth = await _authenticate(request)
+    if isinstance(auth, JsonResponse):
+        return auth
+    data = list(_model_objects(*auth).values())
     return JsonResponse({"object": "list", "data": data})
 
 
+@csrf_exempt
+async def model_detail(request: HttpRequest, model_id: str) -> HttpResponse:
+    """GET /v1/models/{model}, as OpenAI's: the model object, or 404. The ID may hold '/'."""
+    if request.method != "GET":
+        return _not_allowed(request, "GET")
+    auth = await _authenticate(request)
+    if isinstance(auth, JsonResponse):
+        return auth
+    found = _model_objects(*auth).get(model_id)
+    if found is None:
+        message = MODEL_NOT_FOUND.format(model=model_id[:300])
+        return _error(404, message, "invalid_request_error", "model_not_found", "model")
+    return JsonResponse(found)
+
+
+@csrf_exempt
+async def not_found(request: HttpRequest, path: str = "") -> HttpResponse:
+    """Any other /v1/ path: OpenAI's error shape, not Django's HTML page."""
+    message = UNKNOWN_PATH.format(path=request.path[:300])
+    return _error(404, message, "invalid_request_error", "unknown_url")
+
+
+@csrf_exempt
 async def providers(request: HttpRequest) -> HttpResponse:
+    if request.method != "GET":
+        return _not_allowed(request, "GET")
     auth = await _authenticate(request)
     if isinstance(auth, JsonResponse):
         return auth

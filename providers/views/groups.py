@@ -152,6 +152,7 @@ def _save(request: HttpRequest, group: RoutingGroup | None, form, formset) -> Ro
         return services.group_save(
             name=form.cleaned_data["name"],
             description=form.cleaned_data["description"],
+            drop_params=form.cleaned_data["drop_params"],
             deployments=formset.specs(),
             fallbacks=form.cleaned_data["fallbacks"],
             group=group,

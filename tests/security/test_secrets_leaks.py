@@ -22,8 +22,8 @@ from providers import services
 from providers.models import AuditEvent
 from providers.redact import mask
 from providers.services.tokens import token_create
-from providers.views import config as config_view
 from providers.views import env_import as env_import_view
+from providers.views import upload_preview
 from tests.conftest import SECRET
 
 from .test_web_methods import ENDPOINTS, QUERIES
@@ -231,9 +231,9 @@ def _editor_client() -> Client:
     return client
 
 
-def _seal_crashes(monkeypatch, module) -> None:
-    # Only the view's own reference: the services keep encrypting keys with the real module.
-    monkeypatch.setattr(module, "crypto", SimpleNamespace(encrypt=_crash))
+def _seal_crashes(monkeypatch) -> None:
+    # Only the preview's own reference: the services keep encrypting keys with the real module.
+    monkeypatch.setattr(upload_preview, "crypto", SimpleNamespace(encrypt=_crash))
 
 
 def test_env_file_not_in_error_report_when_its_preview_crashes(monkeypatch, caplog, db):
@@ -246,11 +246,11 @@ def test_env_file_not_in_error_report_when_its_preview_crashes(monkeypatch, capl
 
 
 def test_env_file_not_in_error_report_when_keeping_the_preview_crashes(monkeypatch, caplog, db):
-    _seal_crashes(monkeypatch, env_import_view)
+    _seal_crashes(monkeypatch)
     client = _editor_client()
     assert client.post(reverse("env_import"), {"text": ENV_TEXT}).status_code == 500
     report = _crash_report(caplog)
-    assert "the database went away" in report and "_keep" in report
+    assert "the database went away" in report and "upload_preview" in report
     _assert_clean(report, "the error report")
 
 
@@ -281,18 +281,18 @@ def test_config_keys_not_in_error_report_when_its_preview_crashes(monkeypatch, c
 
 
 def test_config_keys_not_in_error_report_when_sealing_the_preview_crashes(monkeypatch, caplog, db):
-    _seal_crashes(monkeypatch, config_view)
+    _seal_crashes(monkeypatch)
     assert _config_upload(_editor_client()).status_code == 500
     report = _crash_report(caplog)
-    assert "the database went away" in report and "_seal" in report
+    assert "the database went away" in report and "upload_preview" in report
     _assert_clean(report, "the error report")
 
 
 def test_config_keys_not_in_error_report_when_the_confirmed_import_crashes(monkeypatch, caplog, db):
     client = _editor_client()
-    token = _config_upload(client).context["token"]
+    preview_id = _config_upload(client).context["preview"]
     monkeypatch.setattr(services, "import_config", _crash)
-    assert client.post(reverse("config_import"), {"token": token}).status_code == 500
+    assert client.post(reverse("config_import"), {"preview": preview_id}).status_code == 500
     report = _crash_report(caplog)
     assert "the database went away" in report and "_apply" in report
     _assert_clean(report, "the error report")

@@ -24,7 +24,9 @@ ROLES = ("viewer", "editor", "admin")
 ENDPOINTS: dict[str, tuple[dict, str]] = {
     "gateway_chat": ({}, "token"),
     "gateway_models": ({}, "token"),
+    "gateway_model": ({"model_id": "acme/gpt-4o-mini"}, "token"),
     "gateway_providers": ({}, "token"),
+    "gateway_not_found": ({"path": "embeddings"}, "token"),
     "healthz": ({}, "token"),
     "overview": ({}, "viewer"),
     "default_set": ({}, "editor"),

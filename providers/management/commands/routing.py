@@ -30,11 +30,12 @@ API_KEY_ENV_EMPTY = "Environment variable {var} is not set or empty; export the 
 API_KEY_STDIN_EMPTY = "No API key arrived on standard input; pipe it in, e.g. `printenv KEY | ...`."
 HEADER_FORMAT = '--header must look like "Name: value" (got a value without a colon).'
 TEST_WHICH = "Name one provider to test, or give --all for every enabled one (not both)."
+EDIT_NOTHING = "Nothing to change: give at least one option (see `routing provider edit --help`)."
+DISPLAY_NAME_HELP = "Free text pages show instead of the name, e.g. 'Together (Acme)'."
 CONCURRENCY_POSITIVE = "--concurrency must be at least 1."
 DEPLOYMENTS_HELP = (
     "Azure OpenAI: the deployment names to offer as models, comma separated ('' for none)."
 )
-EDIT_NOTHING = "Nothing to change: give --deployments."
 PASSWORD_STDIN_EMPTY = "No password arrived on standard input; pipe it in: `printenv PW | ...`."
 
 
@@ -111,6 +112,60 @@ def _read_env_text(name: str) -> str:
         raise CommandError(f"Cannot read {name}: it is not UTF-8 text.") from None
 
 
+def _edit_arguments(provider_commands) -> None:
+    edit = provider_commands.add_parser(
+        "edit", help="Change a provider; options not given are left as they are."
+    )
+    edit.add_argument("name")
+    edit.add_argument(
+        "--display-name", default=None, metavar="TEXT", help=DISPLAY_NAME_HELP + " '' clears it"
+    )
+    edit.add_argument("--base-url", default=None)
+    key = edit.add_mutually_exclusive_group()
+    key.add_argument("--api-key-env", metavar="VAR", help="Read the new key from this variable.")
+    key.add_argument("--api-key-stdin", action="store_true", help="Read the new key from stdin.")
+    key.add_argument("--remove-key", action="store_true", help="Remove the stored key.")
+    edit.add_argument("--api-version", default=None)
+    edit.add_argument(
+        "--header",
+        action="append",
+        default=None,
+        metavar='"Name: value"',
+        help="Replaces every stored header (repeat for several).",
+    )
+    edit.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
+    edit.add_argument("--max-retries", type=int, default=None, metavar="N")
+    edit.add_argument("--deployments", default=None, metavar='"A,B"', help=DEPLOYMENTS_HELP)
+    enabled = edit.add_mutually_exclusive_group()
+    enabled.add_argument("--enable", dest="enabled", action="store_true", default=None)
+    enabled.add_argument("--disable", dest="enabled", action="store_false")
+
+
+def _api_key_option(options: dict) -> str | None:
+    """The key given by --api-key-env or --api-key-stdin, or None when neither was."""
+    if options["api_key_env"]:
+        api_key = os.environ.get(options["api_key_env"], "").strip()
+        if not api_key:
+            raise CommandError(API_KEY_ENV_EMPTY.format(var=options["api_key_env"]))
+        return api_key
+    if options["api_key_stdin"]:
+        api_key = sys.stdin.read().strip()
+        if not api_key:
+            raise CommandError(API_KEY_STDIN_EMPTY)
+        return api_key
+    return None
+
+
+def _header_options(lines: list[str]) -> dict[str, str]:
+    headers = {}
+    for line in lines:
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise CommandError(HEADER_FORMAT)
+        headers[name.strip()] = value.strip()
+    return headers
+
+
 class Command(BaseCommand):
     help = "Manage providers, the default model and encryption keys."
 
@@ -123,6 +178,7 @@ class Command(BaseCommand):
         provider_commands = provider.add_subparsers(dest="action", required=True, metavar="ACTION")
         add = provider_commands.add_parser("add", help="Add a provider.")
         add.add_argument("--name", required=True)
+        add.add_argument("--display-name", default="", metavar="TEXT", help=DISPLAY_NAME_HELP)
         add.add_argument("--kind", required=True, choices=list(kinds.KINDS))
         add.add_argument("--base-url", default="")
         key = add.add_mutually_exclusive_group()
@@ -132,9 +188,7 @@ class Command(BaseCommand):
         add.add_argument("--header", action="append", default=[], metavar='"Name: value"')
         add.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
         add.add_argument("--deployments", default=None, metavar='"A,B"', help=DEPLOYMENTS_HELP)
-        edit = provider_commands.add_parser("edit", help="Change a provider's deployments.")
-        edit.add_argument("name")
-        edit.add_argument("--deployments", default=None, metavar='"A,B"', help=DEPLOYMENTS_HELP)
+        _edit_arguments(provider_commands)
         provider_commands.add_parser("list", help="List providers (keys masked).")
         for action, text in (
             ("show", "Show one provider."),
@@ -246,23 +300,11 @@ class Command(BaseCommand):
 
     # --- provider ---------------------------------------------------------------------
     def _provider_add(self, options: dict, actor: str) -> None:
-        api_key = ""
-        if options["api_key_env"]:
-            api_key = os.environ.get(options["api_key_env"], "").strip()
-            if not api_key:
-                raise CommandError(API_KEY_ENV_EMPTY.format(var=options["api_key_env"]))
-        elif options["api_key_stdin"]:
-            api_key = sys.stdin.read().strip()
-            if not api_key:
-                raise CommandError(API_KEY_STDIN_EMPTY)
-        headers = {}
-        for line in options["header"]:
-            name, sep, value = line.partition(":")
-            if not sep:
-                raise CommandError(HEADER_FORMAT)
-            headers[name.strip()] = value.strip()
+        api_key = _api_key_option(options) or ""
+        headers = _header_options(options["header"])
         provider = services.provider_create(
             name=options["name"],
+            display_name=options["display_name"],
             kind=options["kind"],
             base_url=options["base_url"],
             api_key=api_key,
@@ -278,13 +320,39 @@ class Command(BaseCommand):
 
     def _provider_edit(self, options: dict, actor: str) -> None:
         provider = _provider(options["name"])
-        fields: dict[str, Any] = {}
+        fields = {
+            field: options[field]
+            for field in (
+                "display_name",
+                "base_url",
+                "api_version",
+                "timeout",
+                "max_retries",
+                "enabled",
+            )
+            if options[field] is not None
+        }
         if options["deployments"] is not None:
             fields["declared_models"] = parse_model_names(options["deployments"])
-        if not fields:
+        api_key = _api_key_option(options)
+        if options["remove_key"]:
+            api_key = ""
+        headers = services.KEEP
+        if options["header"] is not None:
+            headers = _header_options(options["header"])
+        if not fields and api_key is None and headers is services.KEEP:
             raise CommandError(EDIT_NOTHING)
-        provider = services.provider_update(provider=provider, actor=actor, **fields)
-        self.stdout.write(f"Changed provider {provider.name}.")
+        provider = services.provider_update(
+            provider=provider,
+            actor=actor,
+            api_key=services.KEEP if api_key is None else api_key,
+            headers=headers,
+            **fields,
+        )
+        for warning in provider.validation_warnings:
+            self.stderr.write(f"Warning: {warning}")
+        shown = f" ({provider.display_name})" if provider.display_name else ""
+        self.stdout.write(f"Changed provider {provider.name}{shown}.")
 
     def _provider_list(self, options: dict, actor: str) -> None:
         rows = [("NAME", "KIND", "ENABLED", "BASE URL", "KEY", "LAST TEST")]
@@ -312,6 +380,7 @@ class Command(BaseCommand):
         p = _provider(options["name"])
         fields = [
             ("name", p.name),
+            ("display name", p.display_name or "-"),
             ("kind", f"{p.kind} ({p.kind_info.label})"),
             ("base url", p.effective_base_url),
             ("api key", _key_display(p)),
@@ -328,7 +397,7 @@ class Command(BaseCommand):
             ("updated", f"{p.updated_at:%Y-%m-%d %H:%M:%S} UTC"),
         ]
         for label, value in fields:
-            self.stdout.write(f"{label + ':':<13}{value}")
+            self.stdout.write(f"{label + ':':<14}{value}")
 
     def _provider_remove(self, options: dict, actor: str) -> None:
         provider = _provider(options["name"])

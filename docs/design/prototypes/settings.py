@@ -1,0 +1,29 @@
+import os
+SECRET_KEY = "x" * 50
+DEBUG = False
+ALLOWED_HOSTS = ["127.0.0.1"]
+INSTALLED_APPS = ["django.contrib.auth", "django.contrib.contenttypes", "django.contrib.sessions", "mozilla_django_oidc"]
+MIDDLEWARE = ["django.contrib.sessions.middleware.SessionMiddleware", "django.middleware.csrf.CsrfViewMiddleware",
+              "django.contrib.auth.middleware.AuthenticationMiddleware"]
+ROOT_URLCONF = "rp.urls"
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": "/tmp/rp/db.sqlite3"}}
+USE_TZ = True
+TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "DIRS": [], "APP_DIRS": True, "OPTIONS": {}}]
+AUTHENTICATION_BACKENDS = ["rp.oidc.RoutingOIDCBackend", "django.contrib.auth.backends.ModelBackend"]
+ISS = os.environ["OIDC_ISSUER"]
+OIDC_OP_ISSUER = ISS
+OIDC_OP_AUTHORIZATION_ENDPOINT = ISS + "/auth"
+OIDC_OP_TOKEN_ENDPOINT = ISS + "/token"
+OIDC_OP_USER_ENDPOINT = ISS + "/me"
+OIDC_OP_JWKS_ENDPOINT = ISS + "/jwks"
+OIDC_RP_CLIENT_ID = "routing-admin"
+OIDC_RP_CLIENT_SECRET = "test-secret"
+OIDC_RP_SIGN_ALGO = "RS256"
+OIDC_RP_SCOPES = "openid email profile groups"
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = 5
+OIDC_LEEWAY = 60
+LOGIN_REDIRECT_URL = "/whoami/"
+LOGIN_REDIRECT_URL_FAILURE = "/denied/"
+ROUTING_OIDC_GROUP_MAP = {"routing-admins": "admin", "routing-editors": "editor", "routing-viewers": "viewer"}
+LOGGING = {"version": 1, "handlers": {"c": {"class": "logging.StreamHandler"}}, "root": {"handlers": ["c"], "level": "WARNING"}}
