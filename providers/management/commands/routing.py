@@ -30,7 +30,7 @@ API_KEY_ENV_EMPTY = "Environment variable {var} is not set or empty; export the 
 API_KEY_STDIN_EMPTY = "No API key arrived on standard input; pipe it in, e.g. `printenv KEY | ...`."
 HEADER_FORMAT = '--header must look like "Name: value" (got a value without a colon).'
 TEST_WHICH = "Name one provider to test, or give --all for every enabled one (not both)."
-EDIT_NOTHING = "Nothing to change: give at least one option (see `routing provider edit --help`)."
+EDIT_NOTHING = "Nothing to change: give at least one option; --help lists them."
 DISPLAY_NAME_HELP = "Free text pages show instead of the name, e.g. 'Together (Acme)'."
 CONCURRENCY_POSITIVE = "--concurrency must be at least 1."
 DEPLOYMENTS_HELP = (
@@ -110,6 +110,9 @@ def _read_env_text(name: str) -> str:
         raise CommandError(f"Cannot read {name}: {exc.strerror}.") from None
     except UnicodeDecodeError:
         raise CommandError(f"Cannot read {name}: it is not UTF-8 text.") from None
+
+
+_EDIT_FIELDS = ("display_name", "base_url", "api_version", "timeout", "max_retries", "enabled")
 
 
 def _edit_arguments(provider_commands) -> None:
@@ -322,14 +325,7 @@ class Command(BaseCommand):
         provider = _provider(options["name"])
         fields = {
             field: options[field]
-            for field in (
-                "display_name",
-                "base_url",
-                "api_version",
-                "timeout",
-                "max_retries",
-                "enabled",
-            )
+            for field in _EDIT_FIELDS
             if options[field] is not None
         }
         if options["deployments"] is not None:
