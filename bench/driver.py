@@ -81,7 +81,7 @@ def _httpx_arm(mock_url: str) -> Callable[[], object]:
 
 
 def _direct_arm(params: dict) -> Callable[[], object]:
-    from providers.llm import litellm
+    from providers.routing.llm import litellm
 
     from .env import MESSAGES
 

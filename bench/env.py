@@ -81,8 +81,9 @@ def create_world() -> World:
 def configure(world: World, mock_url: str) -> None:
     """Two providers on the mock (B answers under /b/), A the default, and a gateway token:
     all through the service layer, as an admin would."""
-    from providers import live, services
-    from providers.services.tokens import token_create
+    from gateway.services import token_create
+    from providers import services
+    from providers.routing import live
 
     provider = services.provider_create(
         name=PROVIDER, kind="openai", base_url=mock_url + "/v1", api_key=API_KEY, actor="bench"

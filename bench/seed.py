@@ -104,7 +104,7 @@ def _rows(rng: random.Random, count: int, pairs: list[tuple[str, str]]):
 
 def request_log(count: int, pairs: list[tuple[str, str]], *, seed: int = 8) -> float:
     """`count` rows, written in batches by the request log's writer; returns the seconds."""
-    from providers import request_log as writer
+    from usage import request_log as writer
 
     rows = _rows(random.Random(seed), count, pairs)
     started = time.perf_counter()

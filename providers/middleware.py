@@ -80,7 +80,7 @@ class LifespanShutdown:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                from .fastpath import nodelay_on_listeners
+                from gateway.fastpath import nodelay_on_listeners
 
                 # The listening sockets exist now, in this worker (uvicorn --workers N).
                 nodelay_on_listeners()
@@ -94,7 +94,7 @@ class LifespanShutdown:
 def _flush_request_log() -> None:
     from django.db import close_old_connections
 
-    from . import request_log
+    from usage import request_log
 
     try:
         # What atexit would have run: writes the queue, or logs how many records were lost.

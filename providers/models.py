@@ -360,7 +360,7 @@ class RequestLog(models.Model):
 class ThrottleHit(models.Model):
     """One counted event for a throttle: a failed login (per account and per address) or a
     connection test (per person). Rows live in the database so that every process, and every
-    worker, sees the same counts; providers.throttle deletes them once they are too old."""
+    worker, sees the same counts; accounts.throttle deletes them once they are too old."""
 
     scope = models.CharField(max_length=16)
     key = models.CharField(max_length=200)
@@ -377,7 +377,7 @@ class ThrottleHit(models.Model):
 
 
 # The request log's roll-ups live in a module of their own; imported here for Django.
-from .rollups import (  # noqa: E402
+from usage.models import (  # noqa: E402
     LatencyRollup,
     ModelLatencyRollup,
     ModelRollup,

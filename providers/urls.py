@@ -1,7 +1,11 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from .views import audit, config, dashboard, env_import, groups, provider, team, tokens, usage
+from accounts import views as team
+from gateway.views import tokens
+from usage import views as usage
+
+from .views import audit, config, dashboard, env_import, groups, provider
 
 urlpatterns = [
     path("", dashboard.overview, name="overview"),

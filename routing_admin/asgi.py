@@ -16,8 +16,8 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "routing_admin.settings")
 application = get_asgi_application()
 
+from gateway.fastpath import FastPath  # noqa: E402 - needs the settings above
 from providers.checks import refuse_to_start_on_errors  # noqa: E402 - needs the settings above
-from providers.fastpath import FastPath  # noqa: E402 - needs the settings above
 from providers.middleware import LifespanShutdown  # noqa: E402 - needs the settings above
 
 # `manage.py check` guards migrate and runserver; uvicorn imports this module and nothing
@@ -30,7 +30,7 @@ application = FastPath(application)
 application = LifespanShutdown(application)
 
 if os.environ.get("ROUTING_PRELOAD_LITELLM", "").strip() in {"1", "true", "yes", "on"}:
-    from providers.llm import preload_in_background
+    from providers.routing.llm import preload_in_background
 
     preload_in_background()
 

@@ -189,7 +189,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Before anything that may answer: preflights and CORS headers, on /v1/ only (see below).
-    # providers/fastpath.py calls it in this same order.
+    # gateway/fastpath.py calls it in this same order.
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -217,7 +217,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "providers.roles.context",
+                "accounts.roles.context",
             ],
         },
     },

@@ -1,6 +1,6 @@
 from django.urls import include, path, re_path
 
-from providers.views import gateway
+from gateway.views import api as gateway
 
 urlpatterns = [
     path("v1/chat/completions", gateway.chat_completions, name="gateway_chat"),

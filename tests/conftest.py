@@ -1,7 +1,8 @@
 import pytest
 
-from providers import live, request_log
+from providers.routing import live
 from tests.upstream import upstream, upstream_factory  # noqa: F401 - fixtures
+from usage import request_log
 
 SECRET = "sk-test-" + "A1b2C3d4E5f6G7h8J9k0"  # fake, key-shaped so redaction is exercised
 

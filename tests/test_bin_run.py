@@ -15,8 +15,8 @@ import openai
 import pytest
 from django.conf import settings as dj
 
+from gateway.services import token_create
 from providers import services
-from providers.services.tokens import token_create
 from tests.conftest import shared_database_url
 
 ROOT = Path(__file__).resolve().parent.parent

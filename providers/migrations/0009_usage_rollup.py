@@ -7,7 +7,7 @@ from django.db import migrations, models
 def backfill(apps, schema_editor):
     # The roll-up code counts into the tables by name, which this migration creates as they
     # are today; a later change to their columns brings its own migration.
-    from providers.services.usage import rollup_rebuild
+    from usage.services import rollup_rebuild
 
     if apps.get_model("providers", "RequestLog").objects.exists():
         rollup_rebuild()

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 def backfill(apps, schema_editor):
     # Counts every record into every roll-up table, the new ones included.
-    from providers.services.usage import rollup_rebuild
+    from usage.services import rollup_rebuild
 
     if apps.get_model("providers", "RequestLog").objects.exists():
         rollup_rebuild()

@@ -4,6 +4,11 @@ Forms, the command line and (later) the gateway call these functions; none of th
 to the models directly.
 """
 
+from accounts.services import user_create, user_set_role
+
+from ..importexport.litellm_export import export_config, render_env, render_yaml, write_env_file
+from ..importexport.litellm_import import ImportReport, import_config
+from ..importexport.litellm_read import MAX_CONFIG_BYTES, parse_env, parse_yaml
 from .calls import (
     ProviderError,
     Unavailable,
@@ -28,9 +33,6 @@ from .groups import (
     router_settings_update,
 )
 from .keys import RotationReport, rotate_keys
-from .litellm_export import export_config, render_env, render_yaml, write_env_file
-from .litellm_import import ImportReport, import_config
-from .litellm_read import MAX_CONFIG_BYTES, parse_env, parse_yaml
 from .providers import (
     KEEP,
     default_model_get,
@@ -41,7 +43,6 @@ from .providers import (
     provider_remove,
     provider_update,
 )
-from .users import user_create, user_set_role
 
 __all__ = [
     "log_refused",

@@ -11,9 +11,11 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from .. import live, outbound, request_log
-from ..llm import alitellm, litellm
+from usage import request_log
+
 from ..redact import redact
+from ..routing import live, outbound
+from ..routing.llm import alitellm, litellm
 
 UPSTREAM_FAILED = "Provider {provider!r} ({kind}) failed{status}: {detail}"
 UPSTREAM_TIMEOUT = (

@@ -14,9 +14,10 @@ import httpx
 from django.core.exceptions import ValidationError
 from django.views.decorators.debug import sensitive_variables
 
-from .. import crypto, kinds, outbound
+from .. import crypto, kinds
 from ..models import Provider
 from ..redact import redact
+from ..routing import outbound
 from ..validators import validate_base_url
 from . import audit, health
 

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from .. import live
 from ..models import (
     DefaultModel,
     Deployment,
@@ -16,6 +15,7 @@ from ..models import (
     RouterSettings,
     RoutingGroup,
 )
+from ..routing import live
 from ..validators import validate_group_name, validate_model_id
 from . import audit
 

@@ -16,8 +16,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from .. import live
 from ..models import DefaultModel, Deployment, ProbeResult, Provider
+from ..routing import live
 from . import audit
 
 if TYPE_CHECKING:

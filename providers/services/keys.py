@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
-from .. import crypto, live
+from .. import crypto
 from ..models import Provider
+from ..routing import live
 from . import audit
 
 _SECRET_COLUMNS = ("api_key_ciphertext", "headers_ciphertext")

@@ -12,9 +12,10 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.views.decorators.debug import sensitive_variables
 
-from .. import crypto, kinds, live
+from .. import crypto, kinds
 from ..models import DefaultModel, Provider, RoutingGroup
 from ..redact import mask
+from ..routing import live
 from ..validators import validate_base_url, validate_header, validate_model_id
 from . import audit
 

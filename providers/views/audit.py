@@ -11,8 +11,9 @@ from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
+from accounts.roles import role_required
+
 from ..models import AuditEvent
-from ..roles import role_required
 
 TEMPLATE = "providers/audit_log.html"
 PER_PAGE = 50

@@ -13,9 +13,10 @@ from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET
 
+from accounts.roles import role_required
+
 from .. import services
 from ..forms import UPLOAD_NOT_TEXT, WriteOnlyTextarea, read_upload
-from ..roles import role_required
 from . import upload_preview
 
 TEMPLATE = "providers/config_import.html"

@@ -11,12 +11,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from accounts.roles import role_required
+from accounts.views import first_run_redirect
+
 from .. import services
 from ..forms import DefaultModelForm, put_service_errors
 from ..models import Provider, RoutingGroup
-from ..roles import role_required
 from ..services.health import default_health_warning
-from .team import first_run_redirect
 
 TEMPLATE = "providers/overview.html"
 PER_PAGE = 50

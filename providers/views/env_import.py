@@ -13,11 +13,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
+from accounts.roles import role_required
+
 from .. import kinds
 from ..forms import UPLOAD_NOT_TEXT, WriteOnlyTextarea, read_upload
-from ..roles import role_required
-from ..services.env_default import DEFAULT_MODEL, PREFERRED_PROVIDER
-from ..services.env_import import MAX_ENV_BYTES, import_env
+from ..importexport.env_default import DEFAULT_MODEL, PREFERRED_PROVIDER
+from ..importexport.env_import import MAX_ENV_BYTES, import_env
 from . import upload_preview
 
 TEMPLATE = "providers/env_import.html"

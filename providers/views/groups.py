@@ -15,7 +15,10 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from .. import live, services
+from accounts.roles import role_required
+from accounts.throttle import limit_tests
+
+from .. import services
 from ..forms_groups import (
     PREFIX,
     DeploymentFormSet,
@@ -26,8 +29,7 @@ from ..forms_groups import (
     with_blank_row,
 )
 from ..models import DefaultModel, Deployment, GroupFallback, KeyState, Provider, RoutingGroup
-from ..roles import role_required
-from ..throttle import limit_tests
+from ..routing import live
 
 LIST_TEMPLATE = "providers/groups.html"
 FORM_TEMPLATE = "providers/group_form.html"

@@ -17,12 +17,14 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
-from .. import live, services
+from accounts.roles import role_required
+from accounts.throttle import grant_batch, limit_tests
+
+from .. import services
 from ..forms import ProviderForm
 from ..models import AuditEvent, DefaultModel, ProbeResult, Provider
-from ..roles import role_required
+from ..routing import live
 from ..services import health
-from ..throttle import grant_batch, limit_tests
 from .dashboard import _back, _default_context, _provider_page
 
 FORM_TEMPLATE = "providers/provider_form.html"

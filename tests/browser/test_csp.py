@@ -8,8 +8,8 @@ import re
 import pytest
 from playwright.sync_api import ConsoleMessage, Page, expect
 
+from gateway.services import token_create
 from providers import services
-from providers.services.tokens import token_create
 
 from .conftest import field, make_user, sign_in
 

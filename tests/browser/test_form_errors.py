@@ -10,11 +10,13 @@ from __future__ import annotations
 import re
 
 import pytest
+from gateway.models import AccessToken
 from playwright.sync_api import Page, expect
 
+from gateway import services as tokens
 from providers import kinds, services
-from providers.models import AccessToken, Provider, RoutingGroup
-from providers.services import DeploymentSpec, tokens
+from providers.models import Provider, RoutingGroup
+from providers.services import DeploymentSpec
 from providers.validators import MODEL_ID_INVALID
 
 from .conftest import field, sign_in

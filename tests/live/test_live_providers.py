@@ -20,8 +20,9 @@ from urllib.parse import urlsplit
 import pytest
 from django.urls import reverse
 
-from providers import request_log, services
-from providers.models import RequestLog
+from providers import services
+from usage import request_log
+from usage.models import RequestLog
 
 pytestmark = pytest.mark.live
 

@@ -1,7 +1,7 @@
 """Many configuration writes at once from separate processes, as admins' scripts make them:
 `routing default set` alternating between two providers, racing `routing provider edit` of
 those same providers. On PostgreSQL this deadlocked (issue 12) until every write took the
-configuration lock first (providers/live.py, lock order); on SQLite every write takes the
+configuration lock first (providers/routing/live.py, lock order); on SQLite every write takes the
 database's write lock at BEGIN IMMEDIATE. Both backends run it: every command succeeds."""
 
 import subprocess
@@ -10,12 +10,13 @@ import sys
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from gateway.models import AccessToken
 
+from gateway.services import token_create, token_revoke
 from providers import services
-from providers.models import AccessToken, AuditEvent, DefaultModel, Provider
+from providers.models import AuditEvent, DefaultModel, Provider
 from providers.services import ConnectionResult
 from providers.services.health import probe_record, provider_drain_set
-from providers.services.tokens import token_create, token_revoke
 from tests.security.test_faults_concurrency import ROOT, server_env
 
 SWITCHES = 16

@@ -26,11 +26,11 @@ from django.contrib.auth.models import Group, User
 from django.db import OperationalError, connection
 from django.test import Client
 
+from gateway.services import token_create
 from providers import services
 from providers.middleware import DATABASE_UNAVAILABLE
-from providers.models import RequestLog
-from providers.services.tokens import token_create
 from tests.security.test_faults_concurrency import server_env
+from usage.models import RequestLog
 
 ROOT = Path(__file__).resolve().parents[2]
 HI = [{"role": "user", "content": "hi"}]

@@ -11,8 +11,9 @@ import pytest
 from django.db import OperationalError, connection
 from django.utils import timezone
 
-from providers import request_log, services
-from providers.models import RequestLog
+from providers import services
+from usage import request_log
+from usage.models import RequestLog
 
 HI = [{"role": "user", "content": "hi"}]
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,7 +40,7 @@ def test_an_outage_under_load_keeps_the_bound_counts_the_rest_and_recovers(
     before = request_log.status()
     for _ in range(3):
         _call()
-    caplog.set_level(logging.WARNING, logger="providers.request_log")
+    caplog.set_level(logging.WARNING, logger="usage.request_log")
 
     with connection.execute_wrapper(_refuse_queries):
         request_log.write_round()  # the writer's try fails: the batch stays queued

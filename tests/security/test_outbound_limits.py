@@ -8,7 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from asgiref.sync import async_to_sync
 
-from providers import outbound, services
+from providers import services
+from providers.routing import outbound
 
 HI = [{"role": "user", "content": "hi"}]
 MIB = 1024 * 1024

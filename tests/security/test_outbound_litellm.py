@@ -1,5 +1,5 @@
 """Every kind's model call goes through the pinned transport, sync and async, whichever of
-LiteLLM's HTTP clients the kind uses (providers.llm._pin_connections): a host that rebinds
+LiteLLM's HTTP clients the kind uses (providers.routing.llm._pin_connections): a host that rebinds
 to loopback is refused for each of them before any byte reaches the upstream.
 
 If a LiteLLM upgrade adds a client these hooks do not reach, the kind using it fails here."""
@@ -7,8 +7,9 @@ If a LiteLLM upgrade adds a client these hooks do not reach, the kind using it f
 import pytest
 from asgiref.sync import async_to_sync
 
-from providers import kinds, outbound, services, validators
-from tests.kinds.test_contract import CASES
+from providers import kinds, services, validators
+from providers.routing import outbound
+from tests.providers.kinds.test_contract import CASES
 from tests.security.test_outbound_pinning import CHECKED_ADDRESS, CHECKED_NETWORK, dns  # noqa: F401
 
 HI = [{"role": "user", "content": "hi"}]

@@ -4,7 +4,8 @@ ID that is not one must never reach the provider, and must not grow the process'
 
 import pytest
 
-from providers import live, services
+from providers import services
+from providers.routing import live
 from tests.conftest import SECRET
 
 HI = [{"role": "user", "content": "hi"}]

@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from providers import addresses, outbound, services, validators
+from providers import addresses, services, validators
+from providers.routing import outbound
 from providers.services import DeploymentSpec
 from tests.conftest import SECRET
 

@@ -9,7 +9,8 @@ import httpx
 import pytest
 from asgiref.sync import async_to_sync
 
-from providers import outbound, services
+from providers import services
+from providers.routing import outbound
 from providers.services import connection
 from tests.conftest import SECRET
 

@@ -11,7 +11,8 @@ import httpx
 import pytest
 from django.core.exceptions import ValidationError
 
-from providers import addresses, outbound, validators
+from providers import addresses, validators
+from providers.routing import outbound
 
 pytestmark = pytest.mark.django_db
 

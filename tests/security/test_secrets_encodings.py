@@ -12,9 +12,9 @@ from urllib.parse import quote, quote_plus
 import pytest
 from django.urls import reverse
 
+from gateway.services import token_create
 from providers import services
 from providers.redact import mask, redact
-from providers.services.tokens import token_create
 
 KEY = "az+Key/" + "Zx8Yw7Vu6Ts5Rq4Po3Nm=="
 HINT = mask(KEY)

@@ -18,10 +18,10 @@ from django.urls import reverse
 from django.views.debug import ExceptionReporter
 from django.views.decorators.debug import sensitive_variables
 
+from gateway.services import token_create
 from providers import services
 from providers.models import AuditEvent
 from providers.redact import mask
-from providers.services.tokens import token_create
 from providers.views import env_import as env_import_view
 from providers.views import upload_preview
 from tests.conftest import SECRET

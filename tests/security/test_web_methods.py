@@ -14,9 +14,9 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from gateway.services import token_create
 from providers import services
 from providers.services.groups import DeploymentSpec
-from providers.services.tokens import token_create
 
 ROLES = ("viewer", "editor", "admin")
 # name -> (URL arguments, who may POST to it: a role, "anyone", or "token" for the gateway,

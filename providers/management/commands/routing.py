@@ -14,9 +14,9 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.roles import ROLES
 from providers import kinds, services
 from providers.models import KeyState, Provider, RoutingGroup
-from providers.roles import ROLES
 from providers.services.providers import parse_model_names
 
 NO_SUCH_PROVIDER = (
@@ -537,7 +537,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Imported: {created} created, {updated} updated.")
 
     def _import_env(self, options: dict, actor: str) -> None:
-        from providers.services.env_import import SKIPPED, import_env
+        from providers.importexport.env_import import SKIPPED, import_env
 
         text = _read_env_text(options["file"])
         report = import_env(text=text, dry_run=options["dry_run"], actor=actor)
@@ -577,7 +577,7 @@ class Command(BaseCommand):
 
         from django.utils import timezone
 
-        from providers.services.tokens import token_create
+        from gateway.services import token_create
 
         days = options["expires_in_days"]
         expires_at = timezone.now() + timedelta(days=days) if days else None
@@ -592,8 +592,7 @@ class Command(BaseCommand):
 
     def _token_list(self, options: dict, actor: str) -> None:
         from django.utils import timezone
-
-        from providers.models import AccessToken
+        from gateway.models import AccessToken
 
         now = timezone.now()
         rows = [("NAME", "PREFIX", "STATE", "EXPIRES", "LAST USED", "ALLOWED")]
@@ -622,8 +621,9 @@ class Command(BaseCommand):
             self.stdout.write("  ".join(cell.ljust(w) for cell, w in cells).rstrip())
 
     def _token_revoke(self, options: dict, actor: str) -> None:
-        from providers.models import AccessToken
-        from providers.services.tokens import token_revoke
+        from gateway.models import AccessToken
+
+        from gateway.services import token_revoke
 
         token = AccessToken.objects.filter(name=options["name"]).first()
         if token is None:
@@ -633,7 +633,7 @@ class Command(BaseCommand):
 
     # --- request log ------------------------------------------------------------------
     def _prune_requests(self, options: dict, actor: str) -> None:
-        from providers.services.usage import prune_requests
+        from usage.services import prune_requests
 
         deleted, cutoff = prune_requests(days=options["days"])
         self.stdout.write(

@@ -1,0 +1,243 @@
+"""Logging in, the first-run page and the users page."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import get_user_model, login
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.models import Group
+from django.contrib.auth.password_validation import password_validators_help_texts
+from django.core.exceptions import ValidationError
+from django.db.models import Prefetch
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_http_methods
+
+from providers import services
+from providers.forms import put_service_errors
+
+from .roles import ROLES, role_required, user_role
+from .services import SetupClosed, first_admin_create
+from .throttle import LoginForm
+
+User = get_user_model()
+
+PASSWORDS_DIFFER = "The two passwords differ; type the same password twice."
+SETUP_DONE = "Welcome, {username}. You are the first admin: add your team on the Users page."
+USER_ADDED = "Added user {username} ({role})."
+ROLE_CHANGED = "{username} is now {role}."
+ROLE_UNCHANGED = "{username} already is {role}."
+ROLE_CHOICES = [(role, role) for role in ROLES]
+ROLE_HELP = (
+    "A viewer sees everything but secrets and may run connection tests; an editor also "
+    "changes providers and the default model; an admin also manages users."
+)
+
+
+def _anyone() -> bool:
+    return User.objects.exists()
+
+
+def first_run_redirect(request: HttpRequest) -> HttpResponseRedirect | None:
+    """For the overview: while nobody has an account, send an anonymous visitor to the
+    first-run page instead of a login form that nobody can get past."""
+    if request.user.is_authenticated or _anyone():
+        return None
+    return redirect("setup")
+
+
+def _password_field(label: str = "Password", help_text: str = "") -> forms.CharField:
+    return forms.CharField(
+        label=label,
+        strip=False,
+        help_text=help_text,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+
+class LoginView(auth_views.LoginView):
+    template_name = "accounts/login.html"
+    authentication_form = LoginForm  # refuses every password while locked out
+    redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["setup_needed"] = not _anyone()
+        return context
+
+
+# --- first run --------------------------------------------------------------------------
+
+
+class SetupForm(forms.Form):
+    username = forms.CharField(
+        label="Username",
+        max_length=150,
+        widget=forms.TextInput(attrs={"autocomplete": "username", "autofocus": True}),
+    )
+    password = _password_field(help_text=" ".join(password_validators_help_texts()))
+    password2 = _password_field("Password confirmation", "Type the same password again.")
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("password") and cleaned.get("password2") != cleaned["password"]:
+            self.add_error("password2", PASSWORDS_DIFFER)
+        return cleaned
+
+
+def _setup_closed(request: HttpRequest) -> HttpResponse:
+    # A 404, with a page that says what happened instead of a bare "Not Found".
+    return render(request, "accounts/setup.html", {"closed": True}, status=404)
+
+
+def _from_this_machine(request: HttpRequest) -> bool:
+    """The TCP peer is loopback and no proxy forwarded the request for someone else.
+
+    X-Forwarded-For is never believed here, not even from ROUTING_TRUSTED_PROXIES: it could
+    only widen who may become admin. A proxy on this machine makes every visitor loopback,
+    so a request that carries a forwarding header counts as from the network.
+    """
+    if request.META.get("HTTP_X_FORWARDED_FOR") or request.META.get("HTTP_FORWARDED"):
+        return False
+    try:
+        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1
+    return (mapped or address).is_loopback
+
+
+def _setup_remote(request: HttpRequest) -> HttpResponse:
+    # Whoever reaches the page first would become admin: from the network, only the server's
+    # own shell may create the first account.
+    return render(request, "accounts/setup.html", {"remote": True}, status=403)
+
+
+@sensitive_post_parameters("password", "password2")
+@require_http_methods(["GET", "POST"])
+def setup(request: HttpRequest) -> HttpResponse:
+    if _anyone():
+        return _setup_closed(request)
+    anywhere = getattr(settings, "ROUTING_SETUP_FROM_ANY_ADDRESS", False)
+    if not (anywhere or _from_this_machine(request)):
+        return _setup_remote(request)
+    form = SetupForm(request.POST) if request.method == "POST" else SetupForm()
+    if form.is_bound and form.is_valid():
+        try:
+            user = first_admin_create(
+                username=form.cleaned_data["username"], password=form.cleaned_data["password"]
+            )
+        except SetupClosed:
+            return _setup_closed(request)
+        except ValidationError as exc:
+            put_service_errors(form, exc)
+        else:
+            login(request, user)
+            messages.success(request, SETUP_DONE.format(username=user.get_username()))
+            return redirect("overview")
+    return render(request, "accounts/setup.html", {"form": form})
+
+
+# --- users ------------------------------------------------------------------------------
+
+
+class UserAddForm(forms.Form):
+    username = forms.CharField(
+        label="Username", max_length=150, widget=forms.TextInput(attrs={"autocomplete": "off"})
+    )
+    password = _password_field(help_text=" ".join(password_validators_help_texts()))
+    role = forms.ChoiceField(
+        label="Role", choices=ROLE_CHOICES, initial="viewer", help_text=ROLE_HELP
+    )
+
+
+class RoleForm(forms.Form):
+    user = forms.ModelChoiceField(queryset=User.objects.all())
+    role = forms.ChoiceField(choices=ROLE_CHOICES)
+
+
+def _user_rows() -> list:
+    role_groups = Prefetch("groups", queryset=Group.objects.filter(name__in=ROLES))
+    rows = list(User.objects.order_by("username").prefetch_related(role_groups))
+    for user in rows:
+        names = {group.name for group in user.groups.all()}
+        user.role = (
+            "admin"
+            if user.is_superuser
+            else next((role for role in reversed(ROLES) if role in names), None)
+        )
+    return rows
+
+
+def _users_page(
+    request: HttpRequest,
+    add_form: UserAddForm | None = None,
+    refused: tuple[int, str, list[str]] | None = None,
+) -> HttpResponse:
+    """The page; `refused` is (user id, role asked for, errors) of a refused role change."""
+    rows = _user_rows()
+    for row in rows:
+        row.selected_role, row.role_errors = row.role, []
+        if refused and refused[0] == row.pk:
+            row.selected_role, row.role_errors = refused[1], refused[2]
+    context = {
+        "nav": "users",
+        "rows": rows,
+        "add_form": add_form or UserAddForm(),
+        "role_choices": ROLE_CHOICES,
+    }
+    return render(request, "accounts/users.html", context)
+
+
+def _add_user(request: HttpRequest) -> HttpResponse:
+    form = UserAddForm(request.POST)
+    if form.is_valid():
+        try:
+            user = services.user_create(**form.cleaned_data, actor=request.user)
+        except ValidationError as exc:
+            put_service_errors(form, exc)
+        else:
+            role = form.cleaned_data["role"]
+            messages.success(request, USER_ADDED.format(username=user.get_username(), role=role))
+            return redirect("users")
+    return _users_page(request, add_form=form)
+
+
+def _change_role(request: HttpRequest) -> HttpResponse:
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        # Only a hand-made request names no user or an unknown role: the page offers neither.
+        return HttpResponseBadRequest("Choose a user and one of the roles.")
+    user, role = form.cleaned_data["user"], form.cleaned_data["role"]
+    username = user.get_username()
+    role_text = f"an {role}" if role[0] in "aeiou" else f"a {role}"
+    unchanged = user_role(user) == role
+    try:
+        services.user_set_role(user=user, role=role, actor=request.user)
+    except ValidationError as exc:
+        return _users_page(request, refused=(user.pk, role, exc.messages))
+    template = ROLE_UNCHANGED if unchanged else ROLE_CHANGED
+    messages.success(request, template.format(username=username, role=role_text))
+    if user.pk == request.user.pk and role != "admin":
+        # You just gave up the admin role: the users page is no longer yours to see.
+        return redirect("overview")
+    return redirect("users")
+
+
+@sensitive_post_parameters("password")
+@require_http_methods(["GET", "POST"])
+@role_required("admin")
+def users(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        action = request.POST.get("form")
+        if action == "add":
+            return _add_user(request)
+        if action == "role":
+            return _change_role(request)
+        return HttpResponseBadRequest("Unknown form.")
+    return _users_page(request)

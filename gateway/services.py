@@ -1,0 +1,144 @@
+"""Gateway access tokens: created (shown once), listed, revoked."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
+
+from providers.models import Provider, RoutingGroup
+from providers.routing import live
+from providers.services import audit
+from providers.validators import validate_model_id
+
+from .models import AccessToken
+
+TOKEN_PREFIX = "ra-"
+ALREADY_REVOKED = "Token {name!r} is already revoked."
+EXPIRY_IN_PAST = "The expiry must be in the future."
+BAD_ALLOWED_MODEL = "Allowed model {entry!r} is not valid: {reason}"
+UNKNOWN_ALLOWED_GROUP = (
+    "Allowed model {entry!r} is neither a routing group nor provider/model: name an existing "
+    "group, write PROVIDER/MODEL, or default."
+)
+UNKNOWN_ALLOWED_PROVIDER = (
+    "Allowed model {entry!r} names no provider {provider!r}: write the name of an existing "
+    "provider before the slash."
+)
+UNLISTED_ALLOWED_MODEL = (
+    "Allowed model {entry!r}: {provider} did not list {model!r} at its last connection test. "
+    "Check the spelling, or test its connection again if the model is new."
+)
+
+
+def hash_token(raw: str) -> str:
+    # Tokens carry 256 bits of randomness: a fast hash is enough, and keeps auth cheap.
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _allowed_entry_error(entry: str, groups: set[str], providers: dict[str, list[str]]) -> str:
+    try:
+        validate_model_id(entry)
+    except ValidationError as exc:
+        return BAD_ALLOWED_MODEL.format(entry=entry, reason=" ".join(exc.messages))
+    if entry == "default" or entry in groups:
+        return ""
+    provider, slash, model = entry.partition("/")
+    if not slash:
+        return UNKNOWN_ALLOWED_GROUP.format(entry=entry)
+    if provider not in providers:
+        return UNKNOWN_ALLOWED_PROVIDER.format(entry=entry, provider=provider)
+    listed = providers[provider]
+    # A provider that listed no models (never tested, or it has no model list) takes any ID.
+    if listed and model not in listed:
+        return UNLISTED_ALLOWED_MODEL.format(entry=entry, provider=provider, model=model)
+    return ""
+
+
+def validate_allowed_models(entries: list[str]) -> list[str]:
+    """The entries a token may be limited to, stripped and without repeats: `default`, an
+    existing routing group, or PROVIDER/MODEL of an existing provider (and, when that
+    provider listed its models, one of them). The token form and `routing token create
+    --allow` both call this; every bad entry is reported at once."""
+    allowed = list(dict.fromkeys(m.strip() for m in entries if m.strip()))
+    if not allowed:
+        return []
+    groups = set(RoutingGroup.objects.values_list("name", flat=True))
+    providers = {
+        name: [*(discovered or []), *(declared or [])]
+        for name, discovered, declared in Provider.objects.values_list(
+            "name", "discovered_models", "declared_models"
+        )
+    }
+    messages = [m for e in allowed if (m := _allowed_entry_error(e, groups, providers))]
+    if messages:
+        raise ValidationError(messages)
+    return allowed
+
+
+@transaction.atomic
+@sensitive_variables("raw")
+def token_create(
+    *,
+    name: str,
+    expires_at: datetime | None = None,
+    allowed_models: list[str] | None = None,
+    actor: audit.Actor = None,
+) -> tuple[AccessToken, str]:
+    """Returns the row and the plaintext token, which is never stored or shown again."""
+    errors: dict[str, list[str]] = {}
+    allowed: list[str] = []
+    try:
+        allowed = validate_allowed_models(allowed_models or [])
+    except ValidationError as exc:
+        errors["allowed_models"] = exc.messages
+    if expires_at is not None and expires_at <= timezone.now():
+        errors["expires_at"] = [EXPIRY_IN_PAST]
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = AccessToken(
+        name=name.strip(),
+        token_hash=hash_token(raw),
+        prefix=raw[:8],
+        allowed_models=allowed,
+        expires_at=expires_at,
+        created_by=audit.actor_user(actor),
+    )
+    # Every mistake at once: the name's too, not only the first field found wrong.
+    try:
+        token.full_clean(exclude=["allowed_models", "expires_at"])
+    except ValidationError as exc:
+        for field, messages in exc.message_dict.items():
+            errors.setdefault(field, []).extend(messages)
+    if errors:
+        raise ValidationError(errors)
+    live.lock_config()
+    token.save()
+    audit.record(
+        actor=actor,
+        action="token.create",
+        target=f"token:{token.name}",
+        changes={
+            "allowed_models": allowed,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+    )
+    live.bump_version()
+    return token, raw
+
+
+@transaction.atomic
+def token_revoke(*, token: AccessToken, actor: audit.Actor = None) -> AccessToken:
+    live.lock_config()
+    token = AccessToken.objects.select_for_update().get(pk=token.pk)
+    if token.revoked_at is not None:
+        raise ValidationError(ALREADY_REVOKED.format(name=token.name))
+    token.revoked_at = timezone.now()
+    token.save(update_fields=["revoked_at"])
+    audit.record(actor=actor, action="token.revoke", target=f"token:{token.name}", changes={})
+    live.bump_version()
+    return token

@@ -1,1 +1,0 @@
-"""Reads that stopped being one-liners: aggregation queries for pages."""
