@@ -18,9 +18,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
-from providers import services
 from providers.forms import put_service_errors
 
+from . import services
 from .roles import ROLES, role_required, user_role
 from .services import SetupClosed, first_admin_create
 from .throttle import LoginForm

@@ -18,9 +18,9 @@ ADMIN, PASSWORD = "bench-admin", "bench-Password-1234"
 
 
 def admin_user():
-    from providers import services
+    from accounts.services import user_create
 
-    return services.user_create(username=ADMIN, password=PASSWORD, role="admin", actor=None)
+    return user_create(username=ADMIN, password=PASSWORD, role="admin", actor=None)
 
 
 def providers(start: int, stop: int) -> None:

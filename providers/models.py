@@ -9,7 +9,6 @@ from .validators import (
     validate_group_name,
     validate_model_id,
     validate_provider_name,
-    validate_token_name,
 )
 
 MODEL_CALL_TIMEOUT = 600.0
@@ -304,93 +303,3 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor_name} {self.action} {self.target}"
-
-
-class AccessToken(models.Model):
-    """A bearer token for the gateway (/v1/). Only its SHA-256 is stored: the token is shown
-    once, at creation. Tokens never open the dashboard, and sessions never open /v1/."""
-
-    name = models.CharField(max_length=63, unique=True, validators=[validate_token_name])
-    token_hash = models.CharField(max_length=64, unique=True, editable=False)
-    prefix = models.CharField(max_length=12, editable=False)
-    allowed_models = models.JSONField(default=list, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    expires_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return self.name
-
-
-class RequestLog(models.Model):
-    """One call through the service layer or the gateway. Never the prompt, the answer or a
-    key: only who, what, where, how long and how many tokens."""
-
-    at = models.DateTimeField(db_index=True)
-    token_name = models.CharField(max_length=63, default="in-process")
-    requested_model = models.CharField(max_length=264)
-    provider = models.CharField(max_length=63, blank=True)
-    model = models.CharField(max_length=200, blank=True)
-    fallbacks = models.PositiveSmallIntegerField(default=0)
-    ok = models.BooleanField()
-    status = models.PositiveSmallIntegerField(null=True, blank=True)
-    error = models.CharField(max_length=300, blank=True)
-    latency_ms = models.FloatField()
-    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
-    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
-    cost = models.FloatField(null=True, blank=True)
-    stream = models.BooleanField(default=False)
-
-    class Meta:
-        ordering = ["-at", "-id"]
-        indexes = [
-            models.Index(fields=["provider", "at"]),
-            models.Index(fields=["token_name", "at"]),
-            models.Index(fields=["model", "at"]),
-        ]
-
-
-class ThrottleHit(models.Model):
-    """One counted event for a throttle: a failed login (per account and per address) or a
-    connection test (per person). Rows live in the database so that every process, and every
-    worker, sees the same counts; accounts.throttle deletes them once they are too old."""
-
-    scope = models.CharField(max_length=16)
-    key = models.CharField(max_length=200)
-    at = models.DateTimeField()
-
-    class Meta:
-        indexes = [
-            models.Index(fields=["scope", "key", "at"], name="throttle_scope_key_at"),
-            models.Index(fields=["at"], name="throttle_at"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.scope} {self.key} {self.at:%Y-%m-%d %H:%M:%S}"
-
-
-# The request log's roll-ups live in a module of their own; imported here for Django.
-from usage.models import (  # noqa: E402
-    LatencyRollup,
-    ModelLatencyRollup,
-    ModelRollup,
-    RollupPeriod,
-    TokenRollup,
-    UsageRollup,
-)
-
-__all__ = [
-    "LatencyRollup",
-    "ModelLatencyRollup",
-    "ModelRollup",
-    "RollupPeriod",
-    "TokenRollup",
-    "UsageRollup",
-]

@@ -184,6 +184,9 @@ INSTALLED_APPS = [
     "django_htmx",
     "corsheaders",
     "providers",
+    "gateway",
+    "usage",
+    "accounts",
 ]
 
 MIDDLEWARE = [

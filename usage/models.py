@@ -1,6 +1,6 @@
-"""The request log's roll-ups: totals and latency histograms per hour and per day.
+"""The request log, and its roll-ups: totals and latency histograms per hour and per day.
 
-services.usage keeps them current, in the transaction that writes the records. Each table
+usage.services keeps them current, in the transaction that writes the records. Each table
 serves the usage page's aggregates at one grain, so a month of a million requests (and
 hundreds of provider/model pairs, and dozens of tokens) reads a few thousand rows:
 
@@ -14,6 +14,38 @@ hundreds of provider/model pairs, and dozens of tokens) reads a few thousand row
 from __future__ import annotations
 
 from django.db import models
+
+# The tables keep the names they had when these models lived in providers/ (issue 14): the
+# move was a change of Django's state only, not a copy of rows.
+
+
+class RequestLog(models.Model):
+    """One call through the service layer or the gateway. Never the prompt, the answer or a
+    key: only who, what, where, how long and how many tokens."""
+
+    at = models.DateTimeField(db_index=True)
+    token_name = models.CharField(max_length=63, default="in-process")
+    requested_model = models.CharField(max_length=264)
+    provider = models.CharField(max_length=63, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    fallbacks = models.PositiveSmallIntegerField(default=0)
+    ok = models.BooleanField()
+    status = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    latency_ms = models.FloatField()
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cost = models.FloatField(null=True, blank=True)
+    stream = models.BooleanField(default=False)
+
+    class Meta:
+        db_table = "providers_requestlog"
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["provider", "at"]),
+            models.Index(fields=["token_name", "at"]),
+            models.Index(fields=["model", "at"]),
+        ]
 
 
 class RollupPeriod(models.TextChoices):
@@ -42,6 +74,7 @@ class UsageRollup(_Totals):
     token_name = models.CharField(max_length=63)
 
     class Meta:
+        db_table = "providers_usagerollup"
         constraints = [
             # Its index, led by (period, start), serves ranges without a token filter.
             models.UniqueConstraint(
@@ -59,6 +92,7 @@ class ModelRollup(_Totals):
     model = models.CharField(max_length=200, blank=True)
 
     class Meta:
+        db_table = "providers_modelrollup"
         constraints = [
             models.UniqueConstraint(
                 fields=["period", "start", "provider", "model"], name="unique_model_rollup"
@@ -72,6 +106,7 @@ class TokenRollup(_Totals):
     token_name = models.CharField(max_length=63)
 
     class Meta:
+        db_table = "providers_tokenrollup"
         constraints = [
             models.UniqueConstraint(
                 fields=["period", "start", "token_name"], name="unique_token_rollup"
@@ -80,7 +115,7 @@ class TokenRollup(_Totals):
 
 
 class LatencyRollup(models.Model):
-    """How many successful requests fell in each latency bucket (see services.usage), per
+    """How many successful requests fell in each latency bucket (see usage.services), per
     (provider, model, token name): what a filter by token reads."""
 
     period = models.CharField(max_length=1, choices=RollupPeriod.choices)
@@ -92,6 +127,7 @@ class LatencyRollup(models.Model):
     count = models.PositiveIntegerField(default=0)
 
     class Meta:
+        db_table = "providers_latencyrollup"
         constraints = [
             models.UniqueConstraint(
                 fields=["period", "start", "provider", "model", "token_name", "bucket"],
@@ -115,6 +151,7 @@ class ModelLatencyRollup(models.Model):
     count = models.PositiveIntegerField(default=0)
 
     class Meta:
+        db_table = "providers_modellatencyrollup"
         constraints = [
             models.UniqueConstraint(
                 fields=["period", "start", "provider", "model", "bucket"],

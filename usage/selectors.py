@@ -1,7 +1,7 @@
 """Aggregates over the request log for the usage page.
 
 The log may hold millions of rows. Ranges of a day or more read the hourly or daily
-roll-ups (services.usage) instead; the last hour, and the page of recent requests, read the
+roll-ups (usage.services) instead; the last hour, and the page of recent requests, read the
 log through its `at` index. Every query is an aggregate or a bounded slice, and the number
 of queries is fixed: it never grows with the number of rows.
 """

@@ -4,7 +4,6 @@ Forms, the command line and (later) the gateway call these functions; none of th
 to the models directly.
 """
 
-from accounts.services import user_create, user_set_role
 
 from ..importexport.litellm_export import export_config, render_env, render_yaml, write_env_file
 from ..importexport.litellm_import import ImportReport, import_config
@@ -81,6 +80,4 @@ __all__ = [
     "provider_test_many",
     "provider_update",
     "rotate_keys",
-    "user_create",
-    "user_set_role",
 ]

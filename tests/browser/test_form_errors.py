@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from gateway.models import AccessToken
 from playwright.sync_api import Page, expect
 
 from gateway import services as tokens
+from gateway.models import AccessToken
 from providers import kinds, services
 from providers.models import Provider, RoutingGroup
 from providers.services import DeploymentSpec

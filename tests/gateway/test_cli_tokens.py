@@ -4,8 +4,8 @@ from datetime import timedelta
 import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
-from gateway.models import AccessToken
 
+from gateway.models import AccessToken
 from gateway.services import hash_token
 from providers.models import AuditEvent, RoutingGroup
 from usage.models import RequestLog

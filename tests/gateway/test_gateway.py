@@ -8,8 +8,8 @@ import httpx
 import openai
 import pytest
 from django.utils import timezone
-from gateway.models import AccessToken
 
+from gateway.models import AccessToken
 from gateway.services import token_create, token_revoke
 from providers import services
 from providers.models import Provider

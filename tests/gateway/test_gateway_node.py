@@ -11,7 +11,7 @@ import pytest
 
 from tests.gateway import test_gateway
 
-NODE_DIR = Path(__file__).resolve().parent / "node"
+NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 NODE = shutil.which("node")
 NOT_INSTALLED = (
     "The openai npm package is not installed in tests/node: run `npm ci --prefix tests/node` "

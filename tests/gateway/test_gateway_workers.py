@@ -16,7 +16,7 @@ from gateway.services import token_create
 from providers import services
 from tests.conftest import shared_database_url
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HI = [{"role": "user", "content": "hi"}]
 pytestmark = pytest.mark.django_db(transaction=True)
 

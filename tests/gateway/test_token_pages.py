@@ -8,9 +8,9 @@ from html import escape
 import pytest
 from django.urls import reverse
 from django.utils import timezone
-from gateway.models import AccessToken
 
 from gateway import services as token_services
+from gateway.models import AccessToken
 from providers.models import AuditEvent, RoutingGroup
 from providers.validators import MODEL_ID_INVALID
 

@@ -8,9 +8,9 @@ import io
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
-from gateway.models import AccessToken
 
 from gateway import services as tokens
+from gateway.models import AccessToken
 from providers.models import Provider, RoutingGroup
 
 pytestmark = pytest.mark.django_db

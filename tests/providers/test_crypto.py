@@ -8,7 +8,7 @@ from cryptography.fernet import Fernet
 
 from providers import crypto
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_round_trip_and_ciphertext_is_not_plaintext():

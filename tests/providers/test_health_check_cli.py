@@ -15,7 +15,7 @@ from providers.models import AuditEvent, ProbeResult, Provider
 from providers.services.connection import TIMED_OUT
 from tests.conftest import SECRET, shared_database_url
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def routing(*args: str) -> str:

@@ -10,8 +10,8 @@ import sys
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from gateway.models import AccessToken
 
+from gateway.models import AccessToken
 from gateway.services import token_create, token_revoke
 from providers import services
 from providers.models import AuditEvent, DefaultModel, Provider

@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.views.debug import ExceptionReporter
 from django.views.decorators.debug import sensitive_variables
 
+from accounts import services as account_services
 from gateway.services import token_create
 from providers import services
 from providers.models import AuditEvent
@@ -201,7 +202,7 @@ def test_key_not_in_error_report_when_the_provider_service_crashes_midway(
 
 def test_password_not_in_error_report_when_adding_a_user_crashes(monkeypatch, caplog, db):
     password = "Pa55-" + "correct-horse-battery"
-    monkeypatch.setattr(services, "user_create", _crash)
+    monkeypatch.setattr(account_services, "user_create", _crash)
     client = Client(raise_request_exception=False)
     client.force_login(User.objects.create_user("root", is_superuser=True))
     data = {"form": "add", "username": "newbie", "password": password, "role": "viewer"}

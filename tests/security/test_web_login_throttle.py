@@ -10,13 +10,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from accounts.models import ThrottleHit
 from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client, RequestFactory
 from django.utils import timezone
 
 from accounts import throttle
+from accounts.models import ThrottleHit
 from tests.conftest import shared_database_url
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from accounts.models import ThrottleHit
 from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+
+from accounts.models import ThrottleHit
 
 HX = {"HTTP_HX_REQUEST": "true"}
 LIMIT = 3

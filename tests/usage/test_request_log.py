@@ -15,7 +15,7 @@ from usage import request_log
 from usage.models import RequestLog
 
 HI = [{"role": "user", "content": "a secret prompt"}]
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -121,7 +121,7 @@ def test_records_queued_at_a_normal_exit_are_not_lost():
     script = (
         "import django; django.setup()\n"
         "from django.utils import timezone\n"
-        "from providers import request_log\n"
+        "from usage import request_log\n"
         "for i in range(50):\n"
         "    request_log.record(at=timezone.now(), requested_model='m', ok=True, latency_ms=1.0)\n"
     )

@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.roles import ROLES
+from accounts.services import user_create
 from providers import kinds, services
 from providers.models import KeyState, Provider, RoutingGroup
 from providers.services.providers import parse_model_names
@@ -566,7 +567,7 @@ class Command(BaseCommand):
         password = sys.stdin.read().rstrip("\r\n")
         if not password:
             raise CommandError(PASSWORD_STDIN_EMPTY)
-        user = services.user_create(
+        user = user_create(
             username=options["name"], password=password, role=options["role"], actor=actor
         )
         self.stdout.write(f"Added user {user.get_username()} ({options['role']}).")
@@ -592,6 +593,7 @@ class Command(BaseCommand):
 
     def _token_list(self, options: dict, actor: str) -> None:
         from django.utils import timezone
+
         from gateway.models import AccessToken
 
         now = timezone.now()
@@ -622,7 +624,6 @@ class Command(BaseCommand):
 
     def _token_revoke(self, options: dict, actor: str) -> None:
         from gateway.models import AccessToken
-
         from gateway.services import token_revoke
 
         token = AccessToken.objects.filter(name=options["name"]).first()

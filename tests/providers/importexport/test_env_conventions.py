@@ -14,7 +14,7 @@ from providers.importexport.env_import import SKIPPED, UNCHANGED, import_env
 from providers.models import AuditEvent, DefaultModel, Provider
 from providers.validators import provider_name_from
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "env" / "conventions"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "env" / "conventions"
 PUBLIC_HOSTS = {"api.together.xyz", "llm.acme-corp.com", "openrouter.ai"}
 
 TOGETHER_MODEL = "meta-llama/Llama-3.3-70B-Instruct-Turbo"

@@ -18,7 +18,7 @@ from providers.models import AuditEvent, ConfigState, DefaultModel, Provider
 from providers.views import env_import as view
 from tests.conftest import SECRET
 
-FIXTURES = Path(__file__).parent / "fixtures" / "env"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "env"
 PUBLIC_HOSTS = {
     "contoso-eu.openai.azure.com",
     "contoso-ai.services.ai.azure.com",
