@@ -3,14 +3,13 @@
 
 from django.db import migrations, models
 
+from providers.migrations._rollup_backfill import rebuild
+
 
 def backfill(apps, schema_editor):
-    # The roll-up code counts into the tables by name, which this migration creates as they
-    # are today; a later change to their columns brings its own migration.
-    from usage.services import rollup_rebuild
-
-    if apps.get_model("providers", "RequestLog").objects.exists():
-        rollup_rebuild()
+    # Counts the existing records into the two tables this migration creates, through a
+    # frozen copy of the rebuild (see _rollup_backfill.py), never the live service.
+    rebuild(apps, ("UsageRollup", "LatencyRollup"))
 
 
 class Migration(migrations.Migration):

@@ -2,13 +2,13 @@
 
 from django.db import migrations, models
 
+from providers.migrations._rollup_backfill import rebuild
+
 
 def backfill(apps, schema_editor):
-    # Counts every record into every roll-up table, the new ones included.
-    from usage.services import rollup_rebuild
-
-    if apps.get_model("providers", "RequestLog").objects.exists():
-        rollup_rebuild()
+    # Counts every record into every roll-up table, the new ones included, through a
+    # frozen copy of the rebuild (see _rollup_backfill.py), never the live service.
+    rebuild(apps, ("UsageRollup", "ModelRollup", "TokenRollup", "LatencyRollup", "ModelLatencyRollup"))
 
 
 class Migration(migrations.Migration):
