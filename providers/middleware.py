@@ -98,6 +98,6 @@ def _flush_request_log() -> None:
 
     try:
         # What atexit would have run: writes the queue, or logs how many records were lost.
-        request_log._flush_at_exit()
+        request_log.flush_at_exit()
     finally:
         close_old_connections()

@@ -1,9 +1,4 @@
-from django.contrib.auth import views as auth_views
 from django.urls import path
-
-from accounts import views as team
-from gateway.views import tokens
-from usage import views as usage
 
 from .views import audit, config, dashboard, env_import, groups, provider
 
@@ -29,12 +24,5 @@ urlpatterns = [
     path("config/export/", config.config_export, name="config_export"),
     path("config/import/", config.config_import, name="config_import"),
     path("config/env/", env_import.env_import, name="env_import"),
-    path("tokens/", tokens.token_list, name="token_list"),
-    path("tokens/<str:name>/revoke/", tokens.token_revoke, name="token_revoke"),
-    path("usage/", usage.usage, name="usage"),
     path("audit/", audit.audit_log, name="audit_log"),
-    path("users/", team.users, name="users"),
-    path("setup/", team.setup, name="setup"),
-    path("login/", team.LoginView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
 ]

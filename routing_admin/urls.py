@@ -1,17 +1,14 @@
-from django.urls import include, path, re_path
+from django.urls import include, path
 
-from gateway.views import api as gateway
+from gateway.views import api
 
 urlpatterns = [
-    path("v1/chat/completions", gateway.chat_completions, name="gateway_chat"),
-    path("v1/models", gateway.models, name="gateway_models"),
-    path("v1/models/<path:model_id>", gateway.model_detail, name="gateway_model"),
-    path("v1/providers", gateway.providers, name="gateway_providers"),
-    # Any other /v1/ path answers in OpenAI's error shape.
-    re_path(r"^v1/(?P<path>.*)$", gateway.not_found, name="gateway_not_found"),
-    path("healthz", gateway.healthz, name="healthz"),
+    # The gateway first: its catch-all answers any other /v1/ path in OpenAI's error shape.
+    path("", include("gateway.urls")),
     path("", include("providers.urls")),
+    path("", include("usage.urls")),
+    path("", include("accounts.urls")),
 ]
 
 # An unexpected error on /v1/ answers in OpenAI's error shape; elsewhere, Django's 500 page.
-handler500 = gateway.server_error
+handler500 = api.server_error

@@ -200,7 +200,9 @@ def _run() -> None:
 
 
 @atexit.register
-def _flush_at_exit() -> None:
+def flush_at_exit() -> None:
+    """Write what is still queued, or log how many records are lost (atexit, and uvicorn's
+    lifespan shutdown)."""
     try:
         flush()
     except Exception:  # noqa: BLE001
