@@ -311,7 +311,7 @@ def test_status_strip_shows_default_health_providers_and_last_day(
     strip = _strip(client.get("/").content.decode())
     assert '<span class="badge badge-ok">ok</span>' in strip and "ok-one/m" in strip
     assert "1 OK" in strip and "1 failing" in strip and "1 not tested" in strip
-    assert '3 requests</a>, <span class="status-errors">1 error</span>' in strip
+    assert '3 requests</a>,</span> <span class="status-errors">1 error</span>' in strip
 
 
 def test_status_strip_flags_a_failing_default_and_a_group_default(
