@@ -12,6 +12,7 @@ from django.utils.html import format_html
 from . import kinds
 from .models import Provider
 from .services import KEEP
+from .widgets import SecondsInput
 
 HEADER_LINE_INVALID = 'Line {line}: write each header as "Name: value".'
 KEY_AND_REMOVE = "Either enter a new API key or tick 'Remove key', not both."
@@ -75,7 +76,9 @@ class ProviderForm(forms.Form):
         help_text='One per line, "Name: value". Values are stored encrypted and never shown.',
     )
     remove_headers = forms.BooleanField(label="Remove custom headers", required=False)
-    timeout = forms.FloatField(label="Timeout (seconds)", initial=10, min_value=0.5, max_value=600)
+    timeout = forms.FloatField(
+        label="Timeout (seconds)", initial=10, min_value=0.5, max_value=600, widget=SecondsInput()
+    )
     max_retries = forms.IntegerField(label="Retries", initial=0, min_value=0, max_value=10)
     enabled = forms.BooleanField(label="Enabled", required=False, initial=True)
     version = forms.IntegerField(required=False, widget=forms.HiddenInput)
