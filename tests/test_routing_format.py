@@ -9,7 +9,9 @@ from providers.models import Provider
 from providers.templatetags.routing_format import JUST_NOW, ago
 
 
-def test_a_fresh_test_reads_just_now_on_the_provider_page(client, login_as, make_provider, upstream):
+def test_a_fresh_test_reads_just_now_on_the_provider_page(
+    client, login_as, make_provider, upstream
+):
     login_as("viewer")
     provider = make_provider(name="acme", base_url=upstream.base_url + "/v1")
     services.provider_test(provider=provider)
