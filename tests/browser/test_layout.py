@@ -84,3 +84,26 @@ def test_navigation_folds_into_a_menu_on_a_small_screen(page, seeded):
     page.keyboard.press("Enter")  # a <details> disclosure: keyboard and no JavaScript
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Usage").click()
     expect(page).to_have_url(seeded.url + "/usage/")
+
+
+def test_keyboard_focus_is_visible_and_file_inputs_are_styled(page, seeded):
+    page.goto(seeded.url + "/")
+    page.get_by_role("link", name="Skip to content").focus()
+    for _ in range(3):
+        page.keyboard.press("Tab")  # the header's links, as a keyboard user moves
+    outline = page.evaluate(
+        "() => { const s = getComputedStyle(document.activeElement);"
+        " return [s.outlineStyle, s.outlineWidth]; }"
+    )
+    assert outline[0] != "none" and outline[1] != "0px", outline
+
+    page.goto(seeded.url + "/config/import/")
+    upload = page.locator('input[type="file"]').first
+    button_border = upload.evaluate(
+        "(el) => getComputedStyle(el, '::file-selector-button').borderTopColor"
+    )
+    accent = page.evaluate(
+        "() => { const a = document.createElement('a'); document.body.append(a);"
+        " const c = getComputedStyle(a).color; a.remove(); return c; }"
+    )
+    assert button_border == accent, "the file button is drawn like the other buttons"
