@@ -1,4 +1,4 @@
-"""Form widgets shared by the dashboard's forms."""
+"""Form widgets and the base form shared by the dashboard's forms."""
 
 from __future__ import annotations
 
@@ -17,3 +17,12 @@ class SecondsInput(forms.NumberInput):
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         return super().format_value(value)
+
+
+class PlainLabelsForm(forms.Form):
+    """Labels as the hand-written ones read, "Name" rather than Django's "Name:", so every
+    form of the dashboard labels its fields the same way."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET
 from .. import crypto, services
 from ..forms import UPLOAD_NOT_TEXT, WriteOnlyTextarea, read_upload
 from ..roles import role_required
+from ..widgets import PlainLabelsForm
 
 TEMPLATE = "providers/config_import.html"
 EXPORT_FILENAME = "routing-config.yaml"
@@ -29,7 +30,7 @@ def _read(upload, limit: int = services.MAX_CONFIG_BYTES) -> str:
     return read_upload(upload, limit=limit, too_large=FILE_TOO_LARGE)
 
 
-class ConfigImportForm(forms.Form):
+class ConfigImportForm(PlainLabelsForm):
     config = forms.FileField(
         label="LiteLLM config file",
         help_text="A LiteLLM proxy config.yaml, e.g. one exported from here.",

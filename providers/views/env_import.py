@@ -22,6 +22,7 @@ from .. import crypto, kinds
 from ..forms import UPLOAD_NOT_TEXT, WriteOnlyTextarea, read_upload
 from ..roles import role_required
 from ..services.env_import import DEFAULT_MODEL, MAX_ENV_BYTES, import_env
+from ..widgets import PlainLabelsForm
 
 TEMPLATE = "providers/env_import.html"
 SESSION_KEY = "env_import_preview"
@@ -38,7 +39,7 @@ PREVIEW_STALE = (
 )
 
 
-class EnvImportForm(forms.Form):
+class EnvImportForm(PlainLabelsForm):
     env_file = forms.FileField(
         label=".env file",
         required=False,

@@ -22,6 +22,7 @@ from .. import services
 from ..roles import ROLES, role_required, user_role
 from ..services.users import SetupClosed, first_admin_create
 from ..throttle import LoginForm
+from ..widgets import PlainLabelsForm
 
 User = get_user_model()
 
@@ -78,7 +79,7 @@ class LoginView(auth_views.LoginView):
 # --- first run --------------------------------------------------------------------------
 
 
-class SetupForm(forms.Form):
+class SetupForm(PlainLabelsForm):
     username = forms.CharField(
         label="Username",
         max_length=150,
@@ -150,7 +151,7 @@ def setup(request: HttpRequest) -> HttpResponse:
 # --- users ------------------------------------------------------------------------------
 
 
-class UserAddForm(forms.Form):
+class UserAddForm(PlainLabelsForm):
     username = forms.CharField(
         label="Username", max_length=150, widget=forms.TextInput(attrs={"autocomplete": "off"})
     )
@@ -160,7 +161,7 @@ class UserAddForm(forms.Form):
     )
 
 
-class RoleForm(forms.Form):
+class RoleForm(PlainLabelsForm):
     user = forms.ModelChoiceField(queryset=User.objects.all())
     role = forms.ChoiceField(choices=ROLE_CHOICES)
 

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from ..models import AccessToken
 from ..roles import ROLE_REQUIRED, has_role, role_required, user_role
 from ..services import tokens as token_services
+from ..widgets import PlainLabelsForm
 
 TEMPLATE = "providers/tokens.html"
 TOKEN_REVOKED = "Revoked token {name}. Applications using it are refused from now on."
@@ -27,7 +28,7 @@ TOKEN_REVOKED = "Revoked token {name}. Applications using it are refused from no
 FORM_FIELD = {"expires_at": "expires_in_days"}
 
 
-class TokenForm(forms.Form):
+class TokenForm(PlainLabelsForm):
     # Parses what a person typed; token_create validates. Lives here rather than in forms.py
     # because only this page uses it.
     name = forms.CharField(
