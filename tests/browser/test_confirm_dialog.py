@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 from providers import services
 from providers.models import AccessToken, DefaultModel
 from providers.services.tokens import token_create
+from providers.views.tokens import TOKEN_REVOKED
 
 from .conftest import make_user, sign_in
 
@@ -50,7 +51,7 @@ def test_revoke_asks_in_a_dialog_and_cancel_or_escape_keep_the_token(page, setup
     revoke.click()
     expect(dialog.get_by_role("button", name="Confirm")).to_be_focused()
     dialog.get_by_role("button", name="Confirm").click()
-    expect(page.get_by_text("Revoked token app.")).to_be_visible()
+    expect(page.get_by_text(TOKEN_REVOKED.format(name="app"))).to_be_visible()
     assert AccessToken.objects.get(name="app").revoked_at is not None
     assert native == [], "window.confirm() was used"
 
@@ -76,7 +77,7 @@ def test_without_javascript_revoke_still_works(browser, live_server, upstream, l
         page.goto(f"{live_server.url}/tokens/")
         expect(page.get_by_role("dialog")).to_be_hidden()
         page.get_by_role("button", name="Revoke token app").click()
-        expect(page.get_by_text("Revoked token app.")).to_be_visible()
+        expect(page.get_by_text(TOKEN_REVOKED.format(name="app"))).to_be_visible()
         assert AccessToken.objects.get(name="app").revoked_at is not None
     finally:
         context.close()
