@@ -7,6 +7,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import ConsoleMessage, Page, expect
 
+from providers.views.errors import CSRF_FAILED
+
 from .conftest import make_user, sign_in
 from .seed import LONG_NAME, seed
 from .test_layout import PAGES
@@ -71,3 +73,21 @@ def test_first_run_and_login_pages_report_nothing(page, live_server):
     console.assert_clean("/setup/")
     page.goto(live_server.url + "/login/")
     console.assert_clean("/login/")
+
+
+def test_the_csrf_failure_page_reports_nothing(page, context, live_server, admin_user):
+    # Django's own page (its inline <style> carries the policy's nonce): e.g. a login form
+    # posted after its cookie is gone.
+    console = Console(page)
+    page.goto(live_server.url + "/login/")
+    context.clear_cookies()
+    page.get_by_label("Username").fill("ada")
+    page.get_by_label("Password").fill("whatever")
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Log in").click()
+    assert answer.value.status == 403
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Forbidden")
+    expect(page.get_by_role("alert")).to_have_text(CSRF_FAILED)
+    # The browser reports the page's own 403; nothing else may appear.
+    console.messages = [m for m in console.messages if "status of 403" not in m]
+    console.assert_clean("CSRF failure page")
