@@ -14,6 +14,7 @@ from .models import MODEL_CALL_TIMEOUT, Provider
 from .services import KEEP
 from .services.providers import parse_model_names, validate_declared_models
 from .validators import model_id_attrs, name_attrs, validate_model_id, validate_provider_name
+from .widgets import SecondsInput
 
 HEADER_LINE_INVALID = 'Line {line}: write each header as "Name: value".'
 KEY_AND_REMOVE = "Either enter a new API key or tick 'Remove key', not both."
@@ -118,7 +119,11 @@ class ProviderForm(forms.Form):
     )
     remove_headers = forms.BooleanField(label="Remove custom headers", required=False)
     timeout = forms.FloatField(
-        label="Timeout (seconds)", initial=f"{MODEL_CALL_TIMEOUT:g}", min_value=0.5, max_value=3600
+        label="Timeout (seconds)",
+        initial=f"{MODEL_CALL_TIMEOUT:g}",
+        min_value=0.5,
+        max_value=3600,
+        widget=SecondsInput(),
     )
     max_retries = forms.IntegerField(label="Retries", initial=0, min_value=0, max_value=10)
     drop_params = forms.BooleanField(

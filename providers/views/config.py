@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET
 from .. import services
 from ..forms import UPLOAD_NOT_TEXT, WriteOnlyTextarea, read_upload
 from ..roles import role_required
+from ..widgets import PlainLabelsForm
 from . import upload_preview
 
 TEMPLATE = "providers/config_import.html"
@@ -33,7 +34,7 @@ def _read(upload, limit: int = services.MAX_CONFIG_BYTES) -> str:
     return read_upload(upload, limit=limit, too_large=FILE_TOO_LARGE)
 
 
-class ConfigImportForm(forms.Form):
+class ConfigImportForm(PlainLabelsForm):
     config = forms.FileField(
         label="LiteLLM config file",
         help_text="A LiteLLM proxy config.yaml, e.g. one exported from here.",

@@ -15,6 +15,7 @@ from .. import services
 from ..forms import DefaultModelForm, put_service_errors
 from ..models import Provider, RoutingGroup
 from ..roles import role_required
+from ..selectors import overview as overview_selectors
 from ..services.health import default_health_warning
 from .team import first_run_redirect
 
@@ -70,6 +71,7 @@ def _overview(request: HttpRequest) -> HttpResponse:
         # ?provider= after "Refresh models" without JavaScript: its suggestions are shown.
         **_default_context(selected=request.GET.get("provider", "")),
     }
+    context["status"] = overview_selectors.status(context["default"])
     return render(request, TEMPLATE, context)
 
 

@@ -18,6 +18,7 @@ from ..forms import UPLOAD_NOT_TEXT, WriteOnlyTextarea, read_upload
 from ..roles import role_required
 from ..services.env_default import DEFAULT_MODEL, PREFERRED_PROVIDER
 from ..services.env_import import MAX_ENV_BYTES, import_env
+from ..widgets import PlainLabelsForm
 from . import upload_preview
 
 TEMPLATE = "providers/env_import.html"
@@ -33,7 +34,7 @@ PREVIEW_STALE = (
 )
 
 
-class EnvImportForm(forms.Form):
+class EnvImportForm(PlainLabelsForm):
     env_file = forms.FileField(
         label=".env file",
         required=False,

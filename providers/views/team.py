@@ -23,6 +23,7 @@ from ..forms import put_service_errors
 from ..roles import ROLES, role_required, user_role
 from ..services.users import SetupClosed, first_admin_create
 from ..throttle import LoginForm
+from ..widgets import PlainLabelsForm
 
 User = get_user_model()
 
@@ -73,7 +74,7 @@ class LoginView(auth_views.LoginView):
 # --- first run --------------------------------------------------------------------------
 
 
-class SetupForm(forms.Form):
+class SetupForm(PlainLabelsForm):
     username = forms.CharField(
         label="Username",
         max_length=150,
@@ -145,7 +146,7 @@ def setup(request: HttpRequest) -> HttpResponse:
 # --- users ------------------------------------------------------------------------------
 
 
-class UserAddForm(forms.Form):
+class UserAddForm(PlainLabelsForm):
     username = forms.CharField(
         label="Username", max_length=150, widget=forms.TextInput(attrs={"autocomplete": "off"})
     )
@@ -155,7 +156,7 @@ class UserAddForm(forms.Form):
     )
 
 
-class RoleForm(forms.Form):
+class RoleForm(PlainLabelsForm):
     user = forms.ModelChoiceField(queryset=User.objects.all())
     role = forms.ChoiceField(choices=ROLE_CHOICES)
 

@@ -108,8 +108,9 @@ def add_provider(
     pages.snapshot()
 
 
-def confirm_next_dialog(page: Page) -> None:
-    page.once("dialog", lambda dialog: dialog.accept())
+def confirm_in_page(page: Page) -> None:
+    """Answer the in-page confirmation (a <dialog>, never window.confirm())."""
+    page.get_by_role("dialog").get_by_role("button", name="Confirm").click()
 
 
 def default_card(page: Page) -> Locator:
@@ -118,8 +119,8 @@ def default_card(page: Page) -> Locator:
 
 def make_default(page: Page, model: str) -> None:
     field(page, "Model").fill(model)
-    confirm_next_dialog(page)
     page.get_by_role("button", name="Make default").click()
+    confirm_in_page(page)
 
 
 def go_to_overview(page: Page) -> None:
@@ -194,8 +195,8 @@ def test_editor_adds_tests_and_switches_default(
     assert second.last.path == "/v1/models"
     pages.snapshot()
 
-    confirm_next_dialog(page)
     page.get_by_role("button", name="Revert").click()
+    confirm_in_page(page)
     expect(default_card(page).get_by_text(f"alpha/{MODEL}", exact=True)).to_be_visible()
     pages.snapshot()
 
