@@ -17,7 +17,7 @@ from playwright.sync_api import Error, Locator, Page, Request, expect
 
 from providers import kinds
 
-from .conftest import field, login, sign_in
+from .conftest import confirm_in_page, field, login, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -106,11 +106,6 @@ def add_provider(
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("heading", level=1, name=name)).to_be_visible()
     pages.snapshot()
-
-
-def confirm_in_page(page: Page) -> None:
-    """Answer the in-page confirmation (a <dialog>, never window.confirm())."""
-    page.get_by_role("dialog").get_by_role("button", name="Confirm").click()
 
 
 def default_card(page: Page) -> Locator:
