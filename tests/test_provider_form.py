@@ -21,16 +21,11 @@ from providers.models import (
 from providers.services import connection
 from providers.services.providers import KEY_NOT_SENT_NEW_HOST, KEY_REQUIRED_FOR_NEW_HOST
 from tests.conftest import SECRET
+from tests.conftest import error_summary as _summary
 
 pytestmark = pytest.mark.django_db
 HX = {"HTTP_HX_REQUEST": "true"}
 OTHER_KEY = "sk-typed-" + "Z9y8X7w6V5u4T3s2R1q0"
-
-
-def _summary(html: str) -> str:
-    match = re.search(r'<div class="error-summary"[^>]*role="alert"[^>]*>(.*?)</div>', html, re.S)
-    assert match, "no error summary"
-    return match.group(1)
 
 
 def test_an_empty_openai_form_flags_the_name_and_the_key_at_once(client, login_as):
