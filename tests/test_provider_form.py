@@ -218,3 +218,16 @@ def test_the_timeout_follows_the_models_limits_and_default(client, login_as):
     response = client.post(reverse("provider_add"), {**data, "timeout": "3600"})
     assert response.status_code == 302
     assert Provider.objects.get(name="slow").timeout == 3600
+
+
+def test_the_test_buttons_say_how_long_a_connection_test_may_take(client, login_as, make_provider):
+    login_as("viewer")
+    make_provider(name="slow", kind="openai_compatible", base_url="https://llm.example.com/v1")
+    make_provider(
+        name="quick", kind="openai_compatible", base_url="https://llm.example.com/v1", timeout=4
+    )
+    # A model call may take the provider's timeout (600 s); its connection test stops at 10 s.
+    slow = client.get(reverse("provider_detail", args=["slow"])).content.decode()
+    assert f"Testing… (up to {CONNECTION_TEST_TIMEOUT:g} s)" in slow
+    quick = client.get(reverse("provider_detail", args=["quick"])).content.decode()
+    assert "Testing… (up to 4 s)" in quick
