@@ -12,8 +12,8 @@ from django.core.exceptions import ValidationError
 from django.forms.utils import ErrorDict
 from django.http import QueryDict
 
-from .forms import put_service_errors
-from .models import Provider, RouterSettings, RoutingGroup, RoutingStrategy
+from .forms import model_limits, put_service_errors
+from .models import Deployment, Provider, RouterSettings, RoutingGroup, RoutingStrategy
 from .services import DeploymentSpec
 from .validators import model_id_attrs, name_attrs, validate_group_name, validate_model_id
 from .widgets import SecondsInput
@@ -106,9 +106,8 @@ class DeploymentForm(_QuietForm):
     timeout = forms.FloatField(
         label="Timeout (seconds)",
         required=False,
-        min_value=0.5,
-        max_value=600,
         widget=SecondsInput(),
+        **model_limits(Deployment, "timeout"),
     )
 
     def __init__(
@@ -244,7 +243,7 @@ class RouterSettingsForm(forms.Form):
         help_text="How often a failed call is retried before the fallback groups are tried.",
     )
     timeout = forms.FloatField(
-        label="Timeout (seconds)", min_value=0.5, max_value=600, widget=SecondsInput()
+        label="Timeout (seconds)", widget=SecondsInput(), **model_limits(RouterSettings, "timeout")
     )
     cooldown_time = forms.FloatField(
         label="Cooldown after failures (seconds)",

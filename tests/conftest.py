@@ -1,9 +1,18 @@
+import re
+
 import pytest
 
 from providers import live, request_log
 from tests.upstream import upstream, upstream_factory  # noqa: F401 - fixtures
 
 SECRET = "sk-test-" + "A1b2C3d4E5f6G7h8J9k0"  # fake, key-shaped so redaction is exercised
+
+
+def error_summary(html: str) -> str:
+    """The error summary of a refused form (templates/providers/_error_summary.html)."""
+    match = re.search(r'<div class="error-summary"[^>]*role="alert"[^>]*>(.*?)</div>', html, re.S)
+    assert match, "no error summary"
+    return match.group(1)
 
 
 def shared_database_url() -> str:
