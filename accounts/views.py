@@ -19,6 +19,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
 from providers.forms import put_service_errors
+from providers.widgets import PlainLabelsForm
 
 from . import services
 from .roles import ROLES, role_required, user_role
@@ -74,7 +75,7 @@ class LoginView(auth_views.LoginView):
 # --- first run --------------------------------------------------------------------------
 
 
-class SetupForm(forms.Form):
+class SetupForm(PlainLabelsForm):
     username = forms.CharField(
         label="Username",
         max_length=150,
@@ -146,7 +147,7 @@ def setup(request: HttpRequest) -> HttpResponse:
 # --- users ------------------------------------------------------------------------------
 
 
-class UserAddForm(forms.Form):
+class UserAddForm(PlainLabelsForm):
     username = forms.CharField(
         label="Username", max_length=150, widget=forms.TextInput(attrs={"autocomplete": "off"})
     )
@@ -156,7 +157,7 @@ class UserAddForm(forms.Form):
     )
 
 
-class RoleForm(forms.Form):
+class RoleForm(PlainLabelsForm):
     user = forms.ModelChoiceField(queryset=User.objects.all())
     role = forms.ChoiceField(choices=ROLE_CHOICES)
 

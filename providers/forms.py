@@ -7,13 +7,22 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
 from django.utils.html import format_html
 
 from . import kinds
-from .models import MODEL_CALL_TIMEOUT, Provider
+from .models import CONNECTION_TEST_TIMEOUT, Provider
 from .services import KEEP
 from .services.providers import parse_model_names, validate_declared_models
-from .validators import model_id_attrs, name_attrs, validate_model_id, validate_provider_name
+from .validators import (
+    model_id_attrs,
+    name_attrs,
+    validate_base_url,
+    validate_model_id,
+    validate_provider_name,
+)
+from .widgets import SecondsInput
 
 HEADER_LINE_INVALID = 'Line {line}: write each header as "Name: value".'
 KEY_AND_REMOVE = "Either enter a new API key or tick 'Remove key', not both."
@@ -42,6 +51,20 @@ def put_service_errors(
     for name, errors in exc.error_dict.items():
         name = rename.get(name, name)
         form.add_error(name if name in form.fields else field, errors)
+
+
+def model_limits(model: type[models.Model], name: str) -> dict[str, Any]:
+    """A number field's bounds as the model declares them (its Min/MaxValueValidators), for
+    a form field's min_value/max_value: the form and the model cannot disagree."""
+    limits: dict[str, Any] = {}
+    for validator in model._meta.get_field(name).validators:
+        if isinstance(validator, MinValueValidator):
+            low = limits.get("min_value", validator.limit_value)
+            limits["min_value"] = max(low, validator.limit_value)
+        elif isinstance(validator, MaxValueValidator):
+            high = limits.get("max_value", validator.limit_value)
+            limits["max_value"] = min(high, validator.limit_value)
+    return limits
 
 
 def parse_header_lines(text: str) -> dict[str, str]:
@@ -118,9 +141,14 @@ class ProviderForm(forms.Form):
     )
     remove_headers = forms.BooleanField(label="Remove custom headers", required=False)
     timeout = forms.FloatField(
-        label="Timeout (seconds)", initial=f"{MODEL_CALL_TIMEOUT:g}", min_value=0.5, max_value=3600
+        label="Timeout (seconds)",
+        initial=Provider._meta.get_field("timeout").default,
+        widget=SecondsInput(),
+        **model_limits(Provider, "timeout"),
     )
-    max_retries = forms.IntegerField(label="Retries", initial=0, min_value=0, max_value=10)
+    max_retries = forms.IntegerField(
+        label="Retries", initial=0, **model_limits(Provider, "max_retries")
+    )
     drop_params = forms.BooleanField(
         label=Provider._meta.get_field("drop_params").verbose_name,
         required=False,
@@ -128,6 +156,9 @@ class ProviderForm(forms.Form):
     )
     enabled = forms.BooleanField(label="Enabled", required=False, initial=True)
     version = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+    # The page's "Testing… (up to N s)": the connection test's own limit.
+    connection_test_timeout = CONNECTION_TEST_TIMEOUT
 
     def __init__(self, *args: Any, instance: Provider | None = None, **kwargs: Any) -> None:
         self.instance = instance
@@ -216,6 +247,14 @@ class ProviderForm(forms.Form):
         for field, message in missing.items():
             if "kind" not in self.errors and field not in self.errors:
                 self.add_error(field if field in self.fields else None, message)
+        # The base URL's syntax and address rules too, in the same submit as the rest (the
+        # service runs the same validator again before it writes).
+        base_url = data.get("base_url", "")
+        if base_url and "kind" not in self.errors and "base_url" not in self.errors:
+            try:
+                validate_base_url(base_url, local=self.kind_info.local)
+            except ValidationError as exc:
+                self.add_error("base_url", exc)
         return data
 
     def service_kwargs(self) -> dict[str, Any]:

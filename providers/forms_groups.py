@@ -12,10 +12,11 @@ from django.core.exceptions import ValidationError
 from django.forms.utils import ErrorDict
 from django.http import QueryDict
 
-from .forms import put_service_errors
-from .models import Provider, RouterSettings, RoutingGroup, RoutingStrategy
+from .forms import model_limits, put_service_errors
+from .models import Deployment, Provider, RouterSettings, RoutingGroup, RoutingStrategy
 from .services import DeploymentSpec
 from .validators import model_id_attrs, name_attrs, validate_group_name, validate_model_id
+from .widgets import SecondsInput
 
 PREFIX = "deployments"
 MAX_DEPLOYMENTS = 20
@@ -103,7 +104,10 @@ class DeploymentForm(_QuietForm):
     rpm = forms.IntegerField(label="Requests per minute", required=False, min_value=1)
     tpm = forms.IntegerField(label="Tokens per minute", required=False, min_value=1)
     timeout = forms.FloatField(
-        label="Timeout (seconds)", required=False, min_value=0.5, max_value=600
+        label="Timeout (seconds)",
+        required=False,
+        widget=SecondsInput(),
+        **model_limits(Deployment, "timeout"),
     )
 
     def __init__(
@@ -238,9 +242,12 @@ class RouterSettingsForm(forms.Form):
         max_value=10,
         help_text="How often a failed call is retried before the fallback groups are tried.",
     )
-    timeout = forms.FloatField(label="Timeout (seconds)", min_value=0.5, max_value=600)
+    timeout = forms.FloatField(
+        label="Timeout (seconds)", widget=SecondsInput(), **model_limits(RouterSettings, "timeout")
+    )
     cooldown_time = forms.FloatField(
         label="Cooldown after failures (seconds)",
+        widget=SecondsInput(),
         min_value=0,
         max_value=3600,
         help_text="How long a failing deployment is left out.",

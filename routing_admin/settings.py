@@ -69,6 +69,8 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = not ROUTING_PLAIN_HTTP
 # Nothing reads the CSRF cookie from JavaScript: htmx sends the token from <body hx-headers>.
 CSRF_COOKIE_HTTPONLY = True
+# Our own page: Django's has an inline <style>, which the CSP below refuses.
+CSRF_FAILURE_VIEW = "providers.views.errors.csrf_failure"
 # HSTS is only ever sent on HTTPS responses; 0 turns it off.
 SECURE_HSTS_SECONDS = int(_env("ROUTING_HSTS_SECONDS", "31536000"))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from providers.routing import live
@@ -5,6 +7,13 @@ from tests.upstream import upstream, upstream_factory  # noqa: F401 - fixtures
 from usage import request_log
 
 SECRET = "sk-test-" + "A1b2C3d4E5f6G7h8J9k0"  # fake, key-shaped so redaction is exercised
+
+
+def error_summary(html: str) -> str:
+    """The error summary of a refused form (templates/_error_summary.html)."""
+    match = re.search(r'<div class="error-summary"[^>]*role="alert"[^>]*>(.*?)</div>', html, re.S)
+    assert match, "no error summary"
+    return match.group(1)
 
 
 def shared_database_url() -> str:

@@ -49,6 +49,21 @@ def test_add_with_key_from_env_list_masks_it(cli, monkeypatch, upstream):
     assert Provider.objects.get().get_api_key() == SECRET
 
 
+def test_list_has_a_display_name_column(cli, make_provider):
+    make_provider(name="together", kind="together", display_name="Together (Acme account)")
+    make_provider(name="plain")
+    make_provider(name="odd", display_name="Tab\there\x1b[2J")
+    lines = cli("provider", "list").splitlines()
+    assert len(lines) == 4  # the header and one line a provider, whatever the display name
+    header, start = lines[0], lines[0].index("DISPLAY NAME")
+    assert header.startswith("NAME") and header.index("KIND") > start
+    rows = {line.split()[0]: line[start:] for line in lines[1:]}
+    assert rows["together"].startswith("Together (Acme account)  together")
+    assert rows["plain"].startswith("-  ")  # none: the column says so
+    assert rows["odd"].startswith("Tab here [2J  ")  # no tab, no terminal escape
+    assert "\x1b" not in "".join(lines)
+
+
 def test_add_with_key_from_stdin_and_headers(cli):
     cli(
         "provider",

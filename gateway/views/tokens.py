@@ -3,6 +3,7 @@ to the POST that created it) and revoking one."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,6 +20,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.roles import ROLE_REQUIRED, has_role, role_required, user_role
 from providers.forms import put_service_errors
 from providers.validators import name_attrs, validate_token_name
+from providers.widgets import PlainLabelsForm
 
 from .. import services as token_services
 from ..models import AccessToken
@@ -31,7 +33,7 @@ FORM_FIELD = {"expires_at": "expires_in_days"}
 ALLOWED_MODELS_PATTERN = r"[\s,]*(?:[A-Za-z0-9][A-Za-z0-9._:\/\-]*[\s,]*)*"
 
 
-class TokenForm(forms.Form):
+class TokenForm(PlainLabelsForm):
     # Parses what a person typed; token_create validates. Lives here rather than in forms.py
     # because only this page uses it.
     name = forms.CharField(
@@ -71,6 +73,44 @@ class TokenForm(forms.Form):
 
     def add_service_errors(self, exc: ValidationError) -> None:
         put_service_errors(self, exc, rename=FORM_FIELD)
+
+
+@dataclass(frozen=True)
+class Snippet:
+    key: str
+    title: str
+    text: str
+
+
+SNIPPET_PROMPT = "Hello"
+
+
+def _snippets(request: HttpRequest, token: AccessToken, plaintext: str) -> list[Snippet]:
+    """Ready-to-copy first calls with this server's own address and the new token. Built for
+    the one response that shows the token; nothing keeps them afterwards."""
+    base_url = request.build_absolute_uri("/v1")
+    model = token.allowed_models[0] if token.allowed_models else "default"
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": SNIPPET_PROMPT}]})
+    curl = (
+        f"curl {base_url}/chat/completions \\\n"
+        f'  -H "Authorization: Bearer {plaintext}" \\\n'
+        '  -H "Content-Type: application/json" \\\n'
+        f"  -d '{body}'"
+    )
+    python = (
+        "from openai import OpenAI\n\n"
+        f'client = OpenAI(base_url="{base_url}", api_key="{plaintext}")\n'
+        "reply = client.chat.completions.create(\n"
+        f'    model="{model}", messages=[{{"role": "user", "content": "{SNIPPET_PROMPT}"}}]\n'
+        ")\n"
+        "print(reply.choices[0].message.content)"
+    )
+    env = f"OPENAI_BASE_URL={base_url}\nOPENAI_API_KEY={plaintext}"
+    return [
+        Snippet("curl", "curl", curl),
+        Snippet("python", "Python (openai)", python),
+        Snippet("env", "Environment (.env or shell)", env),
+    ]
 
 
 @dataclass(frozen=True)
@@ -130,7 +170,8 @@ def token_list(request: HttpRequest) -> HttpResponse:
     token, plaintext = created
     # Rendered here rather than after a redirect, so the plaintext is never in the session or
     # a message; and nothing (browser, proxy, back button) may keep a copy of this page.
-    response = _page(request, TokenForm(), new_token=token, plaintext=plaintext)
+    snippets = _snippets(request, token, plaintext)
+    response = _page(request, TokenForm(), new_token=token, plaintext=plaintext, snippets=snippets)
     add_never_cache_headers(response)
     return response
 

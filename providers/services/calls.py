@@ -213,11 +213,13 @@ def _log(
     stream: bool = False,
     token_name: str | None = None,
     abandoned: bool = False,
+    deployment: str = "",
 ) -> None:
-    """Queue one request-log record (written in batches, off the call path)."""
+    """Queue one request-log record (written in batches, off the call path). `deployment`
+    is the "provider/model" that answered a stream through a group: its chunks do not say."""
     provider, model, fallbacks, litellm_model = "", "", 0, ""
     if isinstance(target, live.GroupTarget):
-        label = answered_by(response) if response is not None else ""
+        label = deployment or (answered_by(response) if response is not None else "")
         provider, _, model = label.partition("/")
         # Answered by a deployment of another group: a fallback group was used.
         fallbacks = int(bool(label) and label not in {d.label for d in target.group.deployments})
@@ -278,6 +280,11 @@ class _GuardedStream:
         self._requested, self._started = requested, started
         # Who made the call: the stream may be read after the caller's context is gone.
         self._token = request_log.current_token.get()
+        # Which deployment answered: known once the Router has returned the stream (its
+        # fallbacks happen before the first chunk), as for a plain call.
+        self._deployment = ""
+        if isinstance(target, live.GroupTarget):
+            self._deployment = _mark_deployment(target, stream)
 
     def _finish(self, last: Any, error: ProviderError | None = None, **how: bool) -> None:
         _log(
@@ -288,6 +295,7 @@ class _GuardedStream:
             error=error,
             stream=True,
             token_name=self._token,
+            deployment=self._deployment,
             **how,
         )
 
@@ -326,12 +334,21 @@ class _GuardedStream:
         return getattr(self._stream, name)
 
 
+def _mark_deployment(target: live.GroupTarget, response: Any) -> str:
+    """Name the deployment that answered in the response's hidden params (a plain response or
+    LiteLLM's stream wrapper: both carry the Router's deployment id), and return it."""
+    hidden = getattr(response, "_hidden_params", None)
+    if not isinstance(hidden, dict):
+        return ""
+    hidden["routing_deployment"] = target.snapshot.deployment_label(hidden.get("model_id"))
+    return hidden["routing_deployment"]
+
+
 def _annotate(target, requested: str | None, started: float, response: Any, stream: bool) -> Any:
     if stream:
         return _GuardedStream(response, target, requested, started)
     if isinstance(target, live.GroupTarget):
-        hidden = getattr(response, "_hidden_params", None) or {}
-        hidden["routing_deployment"] = target.snapshot.deployment_label(hidden.get("model_id"))
+        _mark_deployment(target, response)
     _log(target, requested, started, response=response)
     return response
 

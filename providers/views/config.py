@@ -17,6 +17,7 @@ from accounts.roles import role_required
 
 from .. import services
 from ..forms import UPLOAD_NOT_TEXT, WriteOnlyTextarea, read_upload
+from ..widgets import PlainLabelsForm
 from . import upload_preview
 
 TEMPLATE = "providers/config_import.html"
@@ -34,7 +35,7 @@ def _read(upload, limit: int = services.MAX_CONFIG_BYTES) -> str:
     return read_upload(upload, limit=limit, too_large=FILE_TOO_LARGE)
 
 
-class ConfigImportForm(forms.Form):
+class ConfigImportForm(PlainLabelsForm):
     config = forms.FileField(
         label="LiteLLM config file",
         help_text="A LiteLLM proxy config.yaml, e.g. one exported from here.",

@@ -17,6 +17,7 @@ from accounts.views import first_run_redirect
 from .. import services
 from ..forms import DefaultModelForm, put_service_errors
 from ..models import Provider, RoutingGroup
+from ..selectors import overview as overview_selectors
 from ..services.health import default_health_warning
 
 TEMPLATE = "providers/overview.html"
@@ -71,6 +72,7 @@ def _overview(request: HttpRequest) -> HttpResponse:
         # ?provider= after "Refresh models" without JavaScript: its suggestions are shown.
         **_default_context(selected=request.GET.get("provider", "")),
     }
+    context["status"] = overview_selectors.status(context["default"])
     return render(request, TEMPLATE, context)
 
 

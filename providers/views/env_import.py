@@ -19,6 +19,7 @@ from .. import kinds
 from ..forms import UPLOAD_NOT_TEXT, WriteOnlyTextarea, read_upload
 from ..importexport.env_default import DEFAULT_MODEL, PREFERRED_PROVIDER
 from ..importexport.env_import import MAX_ENV_BYTES, import_env
+from ..widgets import PlainLabelsForm
 from . import upload_preview
 
 TEMPLATE = "providers/env_import.html"
@@ -34,7 +35,7 @@ PREVIEW_STALE = (
 )
 
 
-class EnvImportForm(forms.Form):
+class EnvImportForm(PlainLabelsForm):
     env_file = forms.FileField(
         label=".env file",
         required=False,

@@ -243,6 +243,8 @@ def provider_detail(request: HttpRequest, name: str) -> HttpResponse:
     provider = get_object_or_404(Provider, name=name)
     if request.htmx and request.htmx.target == "health":
         return render(request, DETAIL_TEMPLATE + "#health", _health_context(provider))
+    if request.htmx and request.htmx.target == "models-found":
+        return render(request, DETAIL_TEMPLATE + "#models_found", {"provider": provider})
     events = AuditEvent.objects.filter(target=provider.name)[:10]
     context = {
         **_health_context(provider),

@@ -158,3 +158,8 @@ def sign_in(context: BrowserContext, live_server, user: User) -> None:
     name = settings.SESSION_COOKIE_NAME
     cookie = {"name": name, "value": client.cookies[name].value, "url": live_server.url}
     context.add_cookies([cookie])
+
+
+def confirm_in_page(page: Page) -> None:
+    """Answer the in-page confirmation (a <dialog>, never window.confirm())."""
+    page.get_by_role("dialog").get_by_role("button", name="Confirm").click()

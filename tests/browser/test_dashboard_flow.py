@@ -17,7 +17,7 @@ from playwright.sync_api import Error, Locator, Page, Request, expect
 
 from providers import kinds
 
-from .conftest import field, login, sign_in
+from .conftest import confirm_in_page, field, login, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -108,18 +108,14 @@ def add_provider(
     pages.snapshot()
 
 
-def confirm_next_dialog(page: Page) -> None:
-    page.once("dialog", lambda dialog: dialog.accept())
-
-
 def default_card(page: Page) -> Locator:
     return page.get_by_role("region", name="Default model")
 
 
 def make_default(page: Page, model: str) -> None:
     field(page, "Model").fill(model)
-    confirm_next_dialog(page)
     page.get_by_role("button", name="Make default").click()
+    confirm_in_page(page)
 
 
 def go_to_overview(page: Page) -> None:
@@ -194,8 +190,8 @@ def test_editor_adds_tests_and_switches_default(
     assert second.last.path == "/v1/models"
     pages.snapshot()
 
-    confirm_next_dialog(page)
     page.get_by_role("button", name="Revert").click()
+    confirm_in_page(page)
     expect(default_card(page).get_by_text(f"alpha/{MODEL}", exact=True)).to_be_visible()
     pages.snapshot()
 

@@ -19,7 +19,7 @@ from providers.models import Provider, RoutingGroup
 from providers.services import DeploymentSpec
 from providers.validators import MODEL_ID_INVALID
 
-from .conftest import field, sign_in
+from .conftest import confirm_in_page, field, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -67,8 +67,8 @@ def test_the_default_switcher_shows_a_refused_model_beside_the_field(
     # Let through by the browser: the server's 422 is swapped in, beside the field.
     _skip_browser_check(page, "#default-card form")
     page.evaluate(f"{NO_RELOAD_MARK} = true")
-    page.once("dialog", lambda dialog: dialog.accept())
     card.get_by_role("button", name="Make default").click()
+    confirm_in_page(page)
     errors = page.locator("#model-errors")
     expect(errors).to_contain_text(MODEL_ID_INVALID[:40])
     model = field(page.get_by_role("region", name="Default model"), "Model")
@@ -115,8 +115,8 @@ def test_the_model_picker_accepts_a_model_that_is_not_suggested(
     model = field(card, "Model")
     model.focus()
     page.keyboard.type("my-own/model:7b")
-    page.once("dialog", lambda dialog: dialog.accept())
     page.keyboard.press("Enter")
+    confirm_in_page(page)
     expect(card.get_by_text("alpha/my-own/model:7b", exact=True)).to_be_visible()
 
 

@@ -215,6 +215,23 @@ def test_each_gateway_call_is_logged_with_its_token(gateway, setup):
     assert AccessToken.objects.get(name="app").last_used_at == streamed.at
 
 
+def test_a_stream_through_a_group_is_logged_with_the_deployment_that_answered(gateway, setup):
+    from usage import request_log
+    from usage.models import RequestLog
+
+    _, b, token = setup
+    services.group_save(name="fast", deployments=[D("pb", "small")])
+    stream = client(gateway, token).chat.completions.create(model="fast", messages=HI, stream=True)
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text == "from B" and b.last.json()["model"] == "small"
+    request_log.flush()
+    row = RequestLog.objects.get()
+    assert (row.requested_model, row.provider, row.model, row.stream, row.ok) == (
+        "fast", "pb", "small", True, True
+    )  # fmt: skip
+    assert row.token_name == "app"
+
+
 def test_a_body_over_the_upload_limit_is_refused_in_openai_shape(gateway, setup, settings):
     _, _, token = setup
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000

@@ -324,6 +324,21 @@ def test_router_settings_update_persists_and_is_audited(client, login_as):
     assert event.changes["routing_strategy"] == ["simple-shuffle", "latency-based-routing"]
 
 
+def test_router_settings_take_a_timeout_up_to_the_models_limit(client, login_as):
+    login_as("editor")
+    html = client.get(reverse("router_settings")).content.decode()
+    assert 'max="3600"' in re.search(r'<input[^>]*id="id_timeout"[^>]*>', html)[0]
+    data = {
+        "routing_strategy": "simple-shuffle",
+        "num_retries": "0",
+        "timeout": "3600",
+        "cooldown_time": "10",
+        "allowed_fails": "1",
+    }
+    assert client.post(reverse("router_settings"), data).status_code == 302
+    assert RouterSettings.objects.get().timeout == 3600
+
+
 def test_router_settings_errors_keep_input(client, login_as):
     login_as("editor")
     data = {

@@ -281,3 +281,68 @@ def test_a_gateway_token_never_opens_the_dashboard(client, db):
     _, raw = token_create(name="app")
     response = client.get("/", HTTP_AUTHORIZATION=f"Bearer {raw}")
     assert response.status_code == 302 and response["Location"].startswith("/login/")
+
+
+def _strip(html: str) -> str:
+    start = html.index('<section class="status-strip"')
+    return " ".join(html[start : html.index("</section>", start)].split())
+
+
+def test_status_strip_shows_default_health_providers_and_last_day(
+    client, login_as, make_provider, upstream_factory
+):
+    from usage import request_log
+
+    login_as("viewer")
+    good, bad = upstream_factory("good"), upstream_factory("bad")
+    ok = make_provider(name="ok-one", base_url=good.base_url + "/v1")
+    failing = make_provider(name="failing-one", base_url=bad.base_url + "/v1")
+    make_provider(name="untested-one", base_url=good.base_url + "/v1")
+    services.provider_test(provider=ok)
+    bad.fail_next(500, times=5)
+    services.provider_test(provider=failing)
+    services.default_model_set(provider=ok, model="m")
+    hi = [{"role": "user", "content": "hi"}]
+    services.completion(hi)
+    services.completion(hi, model="ok-one/m")
+    with pytest.raises(services.ProviderError):
+        services.completion(hi, model="failing-one/m")
+    request_log.flush()
+    strip = _strip(client.get("/").content.decode())
+    assert '<span class="badge badge-ok">ok</span>' in strip and "ok-one/m" in strip
+    assert "1 OK" in strip and "1 failing" in strip and "1 not tested" in strip
+    assert '3 requests</a>,</span> <span class="status-errors">1 error</span>' in strip
+
+
+def test_status_strip_flags_a_failing_default_and_a_group_default(
+    client, login_as, make_provider, upstream
+):
+    login_as("viewer")
+    p = make_provider(name="p", base_url=upstream.base_url + "/v1")
+    upstream.fail_next(500)
+    services.provider_test(provider=p)
+    services.default_model_set(provider=p, model="m")
+    strip = _strip(client.get("/").content.decode())
+    assert '<span class="badge badge-error">failing</span>' in strip
+    group = services.group_save(name="fast", deployments=[services.DeploymentSpec("p", "m")])
+    assert services.provider_test(provider=p).ok
+    services.default_model_set(group=group)
+    strip = _strip(client.get("/").content.decode())
+    assert ">fast</code>" in strip and '<span class="badge badge-ok">ok</span>' in strip
+    assert "0 requests" in strip
+
+
+def test_status_strip_keeps_the_query_count_fixed(
+    client, login_as, make_provider, django_assert_num_queries
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    login_as("viewer")
+    services.default_model_set(provider=make_provider(name="p0"), model="m")
+    with CaptureQueriesContext(connection) as few:
+        client.get("/")
+    for i in range(1, 80):
+        make_provider(name=f"p{i}")
+    with django_assert_num_queries(len(few.captured_queries)):
+        client.get("/")

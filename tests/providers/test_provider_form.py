@@ -10,21 +10,22 @@ from html import escape
 import pytest
 from django.urls import reverse
 
-from providers import kinds
-from providers.models import AuditEvent, ProbeResult, Provider
+from providers import addresses, kinds, validators
+from providers.models import (
+    CONNECTION_TEST_TIMEOUT,
+    MODEL_CALL_TIMEOUT,
+    AuditEvent,
+    ProbeResult,
+    Provider,
+)
 from providers.services import connection
 from providers.services.providers import KEY_NOT_SENT_NEW_HOST, KEY_REQUIRED_FOR_NEW_HOST
 from tests.conftest import SECRET
+from tests.conftest import error_summary as _summary
 
 pytestmark = pytest.mark.django_db
 HX = {"HTTP_HX_REQUEST": "true"}
 OTHER_KEY = "sk-typed-" + "Z9y8X7w6V5u4T3s2R1q0"
-
-
-def _summary(html: str) -> str:
-    match = re.search(r'<div class="error-summary"[^>]*role="alert"[^>]*>(.*?)</div>', html, re.S)
-    assert match, "no error summary"
-    return match.group(1)
 
 
 def test_an_empty_openai_form_flags_the_name_and_the_key_at_once(client, login_as):
@@ -37,6 +38,37 @@ def test_an_empty_openai_form_flags_the_name_and_the_key_at_once(client, login_a
     assert f'<a href="#id_api_key">API key: {key_error}</a>' in summary
     assert 'id="id_api_key_error"' in html and 'id="id_name_error"' in html
     assert not Provider.objects.exists()
+
+
+def test_a_bad_name_and_an_unsafe_base_url_are_reported_in_one_submit(client, login_as):
+    login_as("editor")
+    data = {
+        "kind": "openai_compatible",
+        "name": "Bad Name",
+        "base_url": "http://169.254.169.254/",
+        "timeout": "10",
+        "max_retries": "0",
+    }
+    html = client.post(reverse("provider_add"), data).content.decode()
+    summary = _summary(html)
+    address_error = escape(addresses.ADDRESS_METADATA % {"address": "169.254.169.254"})
+    name_error = escape(validators.PROVIDER_NAME_INVALID, quote=True)
+    assert f'<a href="#id_name">Name: {name_error}</a>' in summary
+    assert f'<a href="#id_base_url">Base URL: {address_error}</a>' in summary
+    assert 'id="id_base_url_error"' in html
+    assert not Provider.objects.exists()
+
+
+def test_the_base_url_check_follows_the_kinds_local_flag(client, login_as):
+    login_as("editor")
+    data = {"name": "bad name", "base_url": "http://127.0.0.1:9/v1", "max_retries": "0"}
+    data["timeout"] = "10"
+    remote = client.post(reverse("provider_add"), {**data, "kind": "openai_compatible"})
+    loopback = escape(addresses.ADDRESS_LOOPBACK % {"address": "127.0.0.1"}, quote=True)
+    assert f"Base URL: {loopback}" in _summary(remote.content.decode())
+    local = client.post(reverse("provider_add"), {**data, "kind": "vllm"})
+    summary = _summary(local.content.decode())
+    assert "Base URL" not in summary and "Name:" in summary
 
 
 def test_the_form_puts_kind_first_and_carries_the_servers_rules(client, login_as):
@@ -164,3 +196,38 @@ def test_without_javascript_the_test_shows_the_whole_form_again(
     assert "<html" in html and "Connection works" in html
     assert "type the key again before saving" in html and OTHER_KEY not in html
     assert not Provider.objects.exists()
+
+
+def test_the_timeout_follows_the_models_limits_and_default(client, login_as):
+    login_as("editor")
+    html = client.get(reverse("provider_add")).content.decode()
+    timeout = re.search(r'<input[^>]*id="id_timeout"[^>]*>', html)[0]
+    assert 'max="3600"' in timeout and 'min="0.5"' in timeout
+    assert f'value="{MODEL_CALL_TIMEOUT:g}"' in timeout
+    # What the page says the test may take is the connection test's own limit.
+    assert f"Testing… (up to {CONNECTION_TEST_TIMEOUT:g} s)" in html
+    data = {
+        "kind": "openai_compatible",
+        "name": "slow",
+        "base_url": "https://llm.example.com/v1",
+        "max_retries": "0",
+        "enabled": "on",
+    }
+    refused = client.post(reverse("provider_add"), {**data, "timeout": "3601"})
+    assert 'id="id_timeout_error"' in refused.content.decode()
+    response = client.post(reverse("provider_add"), {**data, "timeout": "3600"})
+    assert response.status_code == 302
+    assert Provider.objects.get(name="slow").timeout == 3600
+
+
+def test_the_test_buttons_say_how_long_a_connection_test_may_take(client, login_as, make_provider):
+    login_as("viewer")
+    make_provider(name="slow", kind="openai_compatible", base_url="https://llm.example.com/v1")
+    make_provider(
+        name="quick", kind="openai_compatible", base_url="https://llm.example.com/v1", timeout=4
+    )
+    # A model call may take the provider's timeout (600 s); its connection test stops at 10 s.
+    slow = client.get(reverse("provider_detail", args=["slow"])).content.decode()
+    assert f"Testing… (up to {CONNECTION_TEST_TIMEOUT:g} s)" in slow
+    quick = client.get(reverse("provider_detail", args=["quick"])).content.decode()
+    assert "Testing… (up to 4 s)" in quick

@@ -226,7 +226,8 @@ def test_provider_page_draws_the_history_with_a_table_fallback(
     assert svg.count("<rect") == 3 and svg.count('fill="#e8a39d"') == 1
     # The failed bar is full height; the text table says the same, newest first.
     assert 'y="0.0" width="9.0" height="100.0" fill="#e8a39d"' in svg
-    table = html[html.index("Test history as a table") : html.index("</details>")]
+    start = html.index("Test history as a table")
+    table = html[start : html.index("</details>", start)]
     assert table.count("<tr>") == 4 and "HTTP 503" in table and "alice" in table
     assert "&lt;b&gt;" in table and "<b>" not in table
     assert SECRET not in html

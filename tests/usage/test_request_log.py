@@ -75,6 +75,48 @@ def test_a_stream_is_logged_when_it_ends(servers):
     assert row.stream and row.ok
 
 
+def test_a_stream_through_a_group_logs_the_deployment_that_answered(servers):
+    a, b = servers
+    b.reply_text = "from B"
+    a.fail_next(500, times=20)
+    services.group_save(name="fast", deployments=[D("pb", "small")])
+    services.group_save(name="quality", deployments=[D("pa", "big")], fallbacks=["fast"])
+    stream = services.completion(HI, model="quality", stream=True)
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text == "from B" and b.last.json()["model"] == "small"
+    assert services.answered_by(stream) == "pb/small"
+    [row] = _rows()
+    assert (row.requested_model, row.provider, row.model, row.fallbacks, row.stream) == (
+        "quality",
+        "pb",
+        "small",
+        1,
+        True,
+    )
+    assert row.ok
+
+
+def test_an_async_stream_through_a_group_logs_its_deployment(servers):
+    import asyncio
+
+    services.group_save(name="fast", deployments=[D("pa", "small")])
+
+    async def read_all():
+        stream = await services.acompletion(HI, model="fast", stream=True)
+        return [chunk async for chunk in stream]
+
+    live.snapshot()
+    assert asyncio.run(read_all())
+    [row] = _rows()
+    assert (row.provider, row.model, row.fallbacks, row.stream, row.ok) == (
+        "pa",
+        "small",
+        0,
+        True,
+        True,
+    )
+
+
 def test_a_stream_the_caller_abandons_is_logged_too(servers):
     stream = iter(services.completion(HI, model="pa/m", stream=True))
     next(stream)

@@ -62,6 +62,12 @@ def _provider(name: str) -> Provider:
     return provider
 
 
+def _cell(text: str) -> str:
+    """Free text (a display name) as one table cell: a tab, newline or terminal escape
+    would break the columns, or the terminal, so each such character shows as a space."""
+    return "".join(ch if ch.isprintable() else " " for ch in text)
+
+
 def _key_display(provider: Provider) -> str:
     state = provider.key_state
     if state == KeyState.UNDECRYPTABLE:
@@ -352,11 +358,12 @@ class Command(BaseCommand):
         self.stdout.write(f"Changed provider {provider.name}{shown}.")
 
     def _provider_list(self, options: dict, actor: str) -> None:
-        rows = [("NAME", "KIND", "ENABLED", "BASE URL", "KEY", "LAST TEST")]
+        rows = [("NAME", "DISPLAY NAME", "KIND", "ENABLED", "BASE URL", "KEY", "LAST TEST")]
         for p in Provider.objects.all():
             rows.append(
                 (
                     p.name,
+                    _cell(p.display_name) or "-",
                     p.kind,
                     "yes" if p.enabled else "no",
                     p.effective_base_url,

@@ -1,6 +1,7 @@
 """Import from .env: what each convention becomes, skipped values, idempotence, the dashboard."""
 
 import ipaddress
+import re
 import socket
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from providers.importexport.env_file import IGNORED_UNKNOWN
 from providers.importexport.env_import import CHANGE, CREATE, SKIPPED, UNCHANGED, import_env
 from providers.models import AuditEvent, ConfigState, DefaultModel, Provider
 from providers.views import env_import as view
-from tests.conftest import SECRET
+from tests.conftest import SECRET, error_summary
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "env"
 PUBLIC_HOSTS = {
@@ -557,3 +558,21 @@ def test_empty_and_unknown_input(client, login_as):
     page = response.content.decode()
     assert "This file describes no provider" in page and "<code>FOO</code>" in page
     assert 'name="preview"' not in page  # nothing to confirm
+
+
+def test_the_upload_form_lists_its_problems_in_the_error_summary(client, login_as):
+    login_as("editor")
+    page = client.get(reverse("env_import")).content.decode()
+    form = re.search(r'<form[^>]*enctype="multipart/form-data"[^>]*>', page)[0]
+    assert "novalidate" not in form  # the browser checks what it can before the round trip
+    assert error_summary(client.post(reverse("env_import"), {"text": ""}).content.decode()).count(
+        view.NOTHING_GIVEN
+    ) == 1
+    both = {"env_file": SimpleUploadedFile(".env", b"GROQ_API_KEY=x\n"), "text": "A=b"}
+    html = client.post(reverse("env_import"), both).content.decode()
+    assert view.BOTH_GIVEN in error_summary(html)
+    assert html.count(view.BOTH_GIVEN) == 1  # once, in the summary
+    not_text = {"env_file": SimpleUploadedFile(".env", b"\xff\xfe\x00bad")}
+    summary = error_summary(client.post(reverse("env_import"), not_text).content.decode())
+    assert view.NOT_TEXT in summary
+    assert not Provider.objects.exists()

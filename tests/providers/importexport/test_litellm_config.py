@@ -2,6 +2,7 @@
 
 import io
 import os
+import re
 import stat
 
 import pytest
@@ -22,7 +23,7 @@ from providers.models import (
 )
 from providers.routing.llm import litellm
 from providers.services import DeploymentSpec as D
-from tests.conftest import SECRET
+from tests.conftest import SECRET, error_summary
 
 HEADER_SECRET = "org-" + "Z9y8X7w6V5u4T3s2"
 AZURE_SECRET = "az-" + "Q1w2E3r4T5y6U7i8O9p0"
@@ -533,4 +534,27 @@ def test_a_token_from_another_user_is_refused(team, client, login_as):
     login_as("editor", username="other")
     response = client.post(reverse("config_import"), {"preview": preview_id}, follow=True)
     assert "expired" in response.content.decode()
+    assert not Provider.objects.exists()
+
+
+def test_the_upload_form_lists_every_problem_in_the_error_summary(client, login_as):
+    from providers.views import config as view
+
+    login_as("editor")
+    page = client.get(reverse("config_import")).content.decode()
+    form = re.search(r'<form[^>]*enctype="multipart/form-data"[^>]*>', page)[0]
+    assert "novalidate" not in form
+    config = re.search(r'<input[^>]*name="config"[^>]*>', page)[0]
+    assert "required" in config  # caught by the browser before the round trip
+    missing = client.post(reverse("config_import"), {"environment": ""}).content.decode()
+    missing = error_summary(missing)
+    assert '<a href="#id_config">LiteLLM config file: This field is required.</a>' in missing
+    # Both files unreadable: both said in one answer, each linking to its field.
+    data = {
+        "config": SimpleUploadedFile("config.yaml", b"\xff\xfe bad"),
+        "env_file": SimpleUploadedFile(".env", b"\xff\xfe bad"),
+    }
+    summary = error_summary(client.post(reverse("config_import"), data).content.decode())
+    assert f'<a href="#id_config">LiteLLM config file: {view.NOT_TEXT}</a>' in summary
+    assert f'<a href="#id_env_file">Environment file: {view.NOT_TEXT}</a>' in summary
     assert not Provider.objects.exists()
