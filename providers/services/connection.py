@@ -281,10 +281,15 @@ def _outcome(future: Future) -> ConnectionResult:
         return ConnectionResult(ok=False, message=PROBE_CRASHED.format(error=type(exc).__name__))
 
 
+# How many providers "Test all" tests at a time: the page without JavaScript (one batch) and
+# the htmx rows (one request each, bounded per process by the view) alike.
+TEST_ALL_CONCURRENCY = 8
+
+
 def provider_test_many(
     *,
     providers: list[Provider],
-    max_workers: int = 8,
+    max_workers: int = TEST_ALL_CONCURRENCY,
     actor: audit.Actor = None,
     on_result: Callable[[Provider, ConnectionResult], None] | None = None,
 ) -> list[tuple[Provider, ConnectionResult]]:

@@ -25,6 +25,7 @@ from ..forms import ProviderForm
 from ..models import AuditEvent, DefaultModel, ProbeResult, Provider
 from ..routing import live
 from ..services import health
+from ..services.connection import TEST_ALL_CONCURRENCY
 from .dashboard import _back, _default_context, _provider_page
 
 FORM_TEMPLATE = "providers/provider_form.html"
@@ -39,7 +40,6 @@ TEST_BUSY = (
 # "Test all" rows each send their own request; without a bound of its own the server would
 # run them all at once (over HTTP/2 the browser sends every one). Per process, as many as
 # the no-JavaScript "Test all" runs at a time.
-TEST_ALL_CONCURRENCY = services.provider_test_many.__kwdefaults__["max_workers"]
 TEST_ALL_SLOTS = threading.BoundedSemaphore(TEST_ALL_CONCURRENCY)
 
 # The health chart's geometry, in SVG user units: one slot per kept test, newest on the right.

@@ -1,7 +1,6 @@
 """The dashboard side of health: "Test all" with progress, the default flagged on the
 overview, and the provider page's health history chart and routing switch."""
 
-import inspect
 import json
 import re
 import threading
@@ -14,6 +13,7 @@ from providers.models import AuditEvent, Provider
 from providers.routing import live
 from providers.services import DeploymentSpec as D
 from providers.services import health
+from providers.services.connection import TEST_ALL_CONCURRENCY
 from providers.views import provider as provider_views
 from tests.conftest import SECRET
 
@@ -132,8 +132,14 @@ class _Slots(threading.BoundedSemaphore):
 
 
 def test_test_all_rows_share_the_same_bound_as_the_no_javascript_path():
-    bound = inspect.signature(services.provider_test_many).parameters["max_workers"].default
-    assert bound == provider_views.TEST_ALL_CONCURRENCY
+    # The rows' slots hold as many tests as the service runs at once by default.
+    slots = provider_views.TEST_ALL_SLOTS
+    taken = [slots.acquire(blocking=False) for _ in range(TEST_ALL_CONCURRENCY + 1)]
+    try:
+        assert taken == [True] * TEST_ALL_CONCURRENCY + [False]
+    finally:
+        for _ in range(sum(taken)):
+            slots.release()
 
 
 def test_a_test_all_row_over_the_servers_bound_answers_busy(
