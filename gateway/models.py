@@ -1,12 +1,32 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from providers.validators import validate_token_name
 
 # The table keeps the name it had when this model lived in providers/ (issue 14): the
 # move was a change of Django's state only, not a copy of rows.
+
+
+class TokenState(models.TextChoices):
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+
+
+def token_state(
+    *, revoked_at: datetime | None, expires_at: datetime | None, now: datetime
+) -> TokenState:
+    """The one rule for a token's state: revoked wins; expired from its expiry on."""
+    if revoked_at is not None:
+        return TokenState.REVOKED
+    if expires_at is not None and expires_at <= now:
+        return TokenState.EXPIRED
+    return TokenState.ACTIVE
 
 
 class AccessToken(models.Model):
@@ -31,3 +51,8 @@ class AccessToken(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def state(self, now: datetime | None = None) -> TokenState:
+        return token_state(
+            revoked_at=self.revoked_at, expires_at=self.expires_at, now=now or timezone.now()
+        )

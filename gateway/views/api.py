@@ -26,6 +26,7 @@ from providers.routing.llm import is_loaded
 from usage import request_log
 
 from ..chat_params import RefusedParameter, chat_params
+from ..models import TokenState, token_state
 from ..services import hash_token
 
 MISSING_TOKEN = (
@@ -90,7 +91,9 @@ async def _authenticate(
     token = snap.tokens.get(hash_token(raw.strip()))
     if token is None:
         return _error(401, INVALID_TOKEN, "authentication_error", "invalid_api_key")
-    if token.expires_at is not None and token.expires_at <= timezone.now():
+    # Revoked tokens are not in the snapshot; an expired one is, to say so.
+    state = token_state(revoked_at=None, expires_at=token.expires_at, now=timezone.now())
+    if state == TokenState.EXPIRED:
         return _error(401, EXPIRED_TOKEN, "authentication_error", "expired_token")
     return snap, token
 

@@ -119,19 +119,11 @@ class TokenRow:
     state: str
 
 
-def _state(token: AccessToken, now) -> str:
-    if token.revoked_at is not None:
-        return "revoked"
-    if token.expires_at is not None and token.expires_at <= now:
-        return "expired"
-    return "active"
-
-
 def _rows() -> list[TokenRow]:
     now = timezone.now()
     # The hash never leaves the database on this page.
     tokens = AccessToken.objects.select_related("created_by").defer("token_hash")
-    return [TokenRow(token, _state(token, now)) for token in tokens]
+    return [TokenRow(token, token.state(now)) for token in tokens]
 
 
 def _page(request: HttpRequest, form: TokenForm, **extra) -> HttpResponse:

@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from gateway import services as tokens
-from gateway.models import AccessToken
+from gateway.models import AccessToken, TokenState, token_state
 from providers.models import Provider, RoutingGroup
 
 pytestmark = pytest.mark.django_db
@@ -60,3 +62,11 @@ def test_token_create_reports_the_name_and_the_models_together(known):
     with pytest.raises(ValidationError) as caught:
         tokens.token_create(name="Bad Name", allowed_models=["slow"])
     assert set(caught.value.message_dict) == {"name", "allowed_models"}
+
+
+def test_token_state_is_one_rule_revoked_first_then_expired_from_its_expiry_on():
+    now = timezone.now()
+    assert token_state(revoked_at=None, expires_at=None, now=now) == TokenState.ACTIVE
+    assert token_state(revoked_at=None, expires_at=now + timedelta(seconds=1), now=now) == "active"
+    assert token_state(revoked_at=None, expires_at=now, now=now) == TokenState.EXPIRED
+    assert token_state(revoked_at=now, expires_at=now - timedelta(days=1), now=now) == "revoked"

@@ -606,16 +606,11 @@ class Command(BaseCommand):
         now = timezone.now()
         rows = [("NAME", "PREFIX", "STATE", "EXPIRES", "LAST USED", "ALLOWED")]
         for t in AccessToken.objects.all():
-            state = (
-                "revoked"
-                if t.revoked_at
-                else ("expired" if t.expires_at and t.expires_at <= now else "active")
-            )
             rows.append(
                 (
                     t.name,
                     t.prefix + "…",
-                    state,
+                    t.state(now),
                     f"{t.expires_at:%Y-%m-%d %H:%M}" if t.expires_at else "never",
                     f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never",
                     ", ".join(t.allowed_models) or "all",
