@@ -228,8 +228,8 @@ def _model_objects(snap: live.Snapshot, token: live.TokenEntry) -> dict[str, dic
     named: dict[str, str] = {}
     if snap.default is not None:
         named["default"] = "routing-admin"
-        if snap.default[0] == "model":
-            named[f"{snap.default[1]}/{snap.default[2]}"] = snap.default[1]
+        if not snap.default.group:
+            named[f"{snap.default.provider}/{snap.default.model}"] = snap.default.provider
     for group in snap.groups.values():
         named[group.name] = "routing-group"
         for deployment in group.deployments:

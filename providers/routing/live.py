@@ -50,6 +50,7 @@ from .snapshot import (
     NO_DEFAULT,
     PARAMS_CACHED,
     UNKNOWN_PROVIDER,
+    DefaultTarget,
     DeploymentEntry,
     GroupEntry,
     GroupTarget,
@@ -196,9 +197,9 @@ def _build(version: int) -> Snapshot:
     if default is None:
         default_target = None
     elif default.group_id:
-        default_target = ("group", default.group.name)
+        default_target = DefaultTarget(group=default.group.name)
     else:
-        default_target = ("model", default.provider.name, default.model)
+        default_target = DefaultTarget(provider=default.provider.name, model=default.model)
     return Snapshot(
         version=version,
         providers=providers,

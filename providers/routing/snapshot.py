@@ -159,12 +159,20 @@ class TokenEntry:
         return not self.allowed_models or model in self.allowed_models
 
 
+@dataclass(frozen=True)
+class DefaultTarget:
+    """The active default: a routing group (`group`), or one provider's model."""
+
+    group: str = ""
+    provider: str = ""
+    model: str = ""
+
+
 @dataclass
 class Snapshot:
     version: int
     providers: dict[str, ProviderEntry] = field(repr=False)
-    # ("model", provider, model id) or ("group", name), or None
-    default: tuple[str, ...] | None
+    default: DefaultTarget | None
     groups: dict[str, GroupEntry] = field(default_factory=dict)
     router_settings: dict[str, Any] = field(default_factory=dict)
     # Live (not revoked) gateway tokens by SHA-256: authenticating costs no query.
@@ -176,9 +184,9 @@ class Snapshot:
         if model in (None, "", "default"):
             if self.default is None:
                 raise UnknownModel(NO_DEFAULT)
-            if self.default[0] == "group":
-                return self._group(self.default[1])
-            _, provider_name, model_id = self.default
+            if self.default.group:
+                return self._group(self.default.group)
+            provider_name, model_id = self.default.provider, self.default.model
         elif "/" not in model and model in self.groups:
             return self._group(model)
         else:
