@@ -180,7 +180,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     auth = await _authenticate(request)
     if isinstance(auth, JsonResponse):
         return auth
-    _, token = auth
+    snap, token = auth
     body = _read_json(request)
     if isinstance(body, JsonResponse):
         return body
@@ -207,7 +207,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     # must not log its own later calls under this token.
     reset = request_log.current_token.set(token.name)
     try:
-        response = await services.acompletion(messages, model=model, **params)
+        response = await services.acompletion(messages, model=model, snapshot=snap, **params)
     except services.UnknownModel as exc:
         return _error(404, str(exc), "invalid_request_error", "model_not_found")
     except services.Unavailable as exc:

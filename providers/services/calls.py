@@ -376,9 +376,15 @@ def completion(messages: list[dict[str, Any]], model: str | None = None, **kwarg
 
 
 async def acompletion(
-    messages: list[dict[str, Any]], model: str | None = None, **kwargs: Any
+    messages: list[dict[str, Any]],
+    model: str | None = None,
+    *,
+    snapshot: live.Snapshot | None = None,
+    **kwargs: Any,
 ) -> Any:
-    snap = live.peek() or await sync_to_async(live.snapshot)()
+    # The gateway passes the snapshot it authenticated against, so a request is checked and
+    # routed by one configuration, never by two that a switch in between tells apart.
+    snap = snapshot or live.peek() or await sync_to_async(live.snapshot)()
     target = _resolve(snap, model)
     started = time.perf_counter()
     try:

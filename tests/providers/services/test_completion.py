@@ -9,6 +9,7 @@ from django.db import connection
 
 from providers import services
 from providers.models import Provider
+from providers.routing import live
 from tests.conftest import SECRET
 
 HI = [{"role": "user", "content": "hi"}]
@@ -150,6 +151,18 @@ def _switch_from_another_connection(provider: Provider) -> None:
             for statement in sql:
                 other.execute(statement.format(p=provider.pk))
             other.execute("SELECT pg_notify('routing_config', '')")
+
+
+def test_acompletion_routes_with_the_snapshot_it_is_given(two_servers):
+    # What the gateway does: route by the configuration the request was authenticated by,
+    # even when a switch lands in between.
+    a, b, pa, pb = two_servers
+    services.default_model_set(provider=pa, model="gpt-4o-mini")
+    authenticated_by = live.snapshot()
+    services.default_model_set(provider=pb, model="gpt-4o")
+    response = async_to_sync(services.acompletion)(HI, snapshot=authenticated_by)
+    assert _text(response) == "from A" and not b.requests
+    assert "snapshot" not in a.last.json()
 
 
 @pytest.mark.django_db(transaction=True)
