@@ -20,14 +20,8 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 
-from .views.api import (
-    BODY_TOO_LARGE,
-    INTERNAL_ERROR,
-    _error,
-    chat_completions,
-    models,
-    outside_django,
-)
+from .urls import FAST_ROUTES
+from .views.api import BODY_TOO_LARGE, INTERNAL_ERROR, _error, outside_django
 
 log = logging.getLogger("django.request")
 
@@ -42,7 +36,7 @@ class FastPath:
     through Django as before.
     """
 
-    routes = {"/v1/chat/completions": chat_completions, "/v1/models": models}
+    routes = {"/" + route: view for route, (view, _) in FAST_ROUTES.items()}
 
     def __init__(self, app: Any) -> None:
         from corsheaders.middleware import CorsMiddleware

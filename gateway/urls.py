@@ -2,9 +2,16 @@ from django.urls import path, re_path
 
 from .views import api, tokens
 
+# The /v1 endpoints the fast path (gateway/fastpath.py) serves itself, outside Django's
+# handler: one table, read by it and by the URL patterns below. This app is mounted at the
+# site's root (routing_admin/urls.py), so a route here is the request's path without "/".
+FAST_ROUTES = {
+    "v1/chat/completions": (api.chat_completions, "gateway_chat"),
+    "v1/models": (api.models, "gateway_models"),
+}
+
 urlpatterns = [
-    path("v1/chat/completions", api.chat_completions, name="gateway_chat"),
-    path("v1/models", api.models, name="gateway_models"),
+    *(path(route, view, name=name) for route, (view, name) in FAST_ROUTES.items()),
     path("v1/models/<path:model_id>", api.model_detail, name="gateway_model"),
     path("v1/providers", api.providers, name="gateway_providers"),
     # Any other /v1/ path answers in OpenAI's error shape.

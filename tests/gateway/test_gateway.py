@@ -287,3 +287,14 @@ def test_refused_calls_are_logged_with_their_token_and_status(gateway, setup):
     request_log.flush()
     rows = list(RequestLog.objects.order_by("id").values_list("token_name", "status", "ok"))
     assert rows == [("app", 404, False), ("limited", 403, False)]
+
+
+def test_the_fast_path_serves_the_views_django_routes_those_paths_to():
+    from django.urls import resolve, reverse
+
+    from gateway.fastpath import FastPath
+    from gateway.urls import FAST_ROUTES
+
+    for route, (view, name) in FAST_ROUTES.items():
+        assert reverse(name) == "/" + route
+        assert resolve("/" + route).func is view is FastPath.routes["/" + route]
