@@ -1,3 +1,4 @@
+import argparse
 import io
 import os
 import subprocess
@@ -7,6 +8,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from providers.management.commands.routing import Command
 from providers.models import AuditEvent, DefaultModel, Provider
 from tests.conftest import SECRET, shared_database_url
 
@@ -259,3 +261,19 @@ def test_real_command_line_exit_status_and_single_stderr_line(local_upstreams):
     assert len(lines) == 1 and "base-url:" in lines[0]
     assert SECRET not in result.stderr + result.stdout
     assert not Provider.objects.exists()
+
+
+def test_every_subcommand_has_its_handler_in_the_table():
+    parser = Command().create_parser("manage.py", "routing")
+    found = set()
+    for command, sub in _choices(parser).items():
+        actions = _choices(sub)
+        found |= {(command, action) for action in actions} if actions else {(command, None)}
+    assert found == set(Command.HANDLERS)
+
+
+def _choices(parser) -> dict:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices
+    return {}

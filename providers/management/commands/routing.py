@@ -293,18 +293,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        handler = getattr(
-            self,
-            "_"
-            + "_".join(
-                part.replace("-", "_")
-                for part in (options["command"], options.get("action"))
-                if part
-            ),
-        )
+        handler = self.HANDLERS[options["command"], options.get("action")]
         actor = f"cli:{getpass.getuser()}"
         try:
-            handler(options, actor)
+            handler(self, options, actor)
         except ValidationError as exc:
             raise CommandError(_one_line(exc)) from None
 
@@ -642,3 +634,25 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Deleted {deleted} request-log record(s) older than {cutoff:%Y-%m-%d %H:%M} UTC."
         )
+
+    # Every (command, action) and the method that runs it, in one place a reader can grep.
+    HANDLERS = {
+        ("provider", "add"): _provider_add,
+        ("provider", "edit"): _provider_edit,
+        ("provider", "list"): _provider_list,
+        ("provider", "show"): _provider_show,
+        ("provider", "remove"): _provider_remove,
+        ("provider", "test"): _provider_test,
+        ("health-check", None): _health_check,
+        ("default", "set"): _default_set,
+        ("default", "show"): _default_show,
+        ("rotate-key", None): _rotate_key,
+        ("token", "create"): _token_create,
+        ("token", "list"): _token_list,
+        ("token", "revoke"): _token_revoke,
+        ("prune-requests", None): _prune_requests,
+        ("export", None): _export,
+        ("import-litellm", None): _import_litellm,
+        ("import-env", None): _import_env,
+        ("user", "add"): _user_add,
+    }
