@@ -68,6 +68,12 @@ def _cell(text: str) -> str:
     return "".join(ch if ch.isprintable() else " " for ch in text)
 
 
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    """Rows as lines of left-aligned columns, two spaces apart (the first row: headings)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(map(str.ljust, row, widths)).rstrip() for row in rows]
+
+
 def _key_display(provider: Provider) -> str:
     state = provider.key_state
     if state == KeyState.UNDECRYPTABLE:
@@ -366,11 +372,8 @@ class Command(BaseCommand):
         if len(rows) == 1:
             self.stdout.write("No providers yet. Add one with `routing provider add`.")
             return
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        for row in rows:
-            self.stdout.write(
-                "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-            )
+        for line in _table(rows):
+            self.stdout.write(line)
 
     def _provider_show(self, options: dict, actor: str) -> None:
         p = _provider(options["name"])
@@ -611,10 +614,8 @@ class Command(BaseCommand):
         if len(rows) == 1:
             self.stdout.write("No tokens yet. Create one with `routing token create NAME`.")
             return
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        for row in rows:
-            cells = zip(row, widths, strict=True)
-            self.stdout.write("  ".join(cell.ljust(w) for cell, w in cells).rstrip())
+        for line in _table(rows):
+            self.stdout.write(line)
 
     def _token_revoke(self, options: dict, actor: str) -> None:
         from gateway.models import AccessToken
