@@ -18,9 +18,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import cache, wraps
 
-from django import forms
 from django.conf import settings
-from django.contrib.auth.forms import AuthenticationForm
 from django.db.models import Max
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -158,23 +156,6 @@ class LoginAttempt:
         # valid account would reset the budget of a password sprayer.
         ThrottleHit.objects.filter(scope=LOGIN_USER, key=account.key).delete()
         self.forget()
-
-
-class LoginForm(AuthenticationForm):
-    """Django's login form, refusing every password while the account (or the address) is
-    locked out."""
-
-    def clean(self):
-        username = self.cleaned_data.get("username")
-        password = self.cleaned_data.get("password")
-        if username is None or not password:
-            return super().clean()
-        attempt = LoginAttempt(username, client_ip(self.request) if self.request else "unknown")
-        if attempt.refusal:
-            raise forms.ValidationError(attempt.refusal, code="locked_out")
-        cleaned = super().clean()  # raises on a wrong password: the attempt stays a failure
-        attempt.succeeded()
-        return cleaned
 
 
 # --- the connection-test limit ------------------------------------------------------------

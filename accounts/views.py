@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 
-from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.models import Group
-from django.contrib.auth.password_validation import password_validators_help_texts
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
@@ -19,25 +17,18 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
 from providers.forms import put_service_errors
-from providers.widgets import PlainLabelsForm
 
 from . import services
+from .forms import ROLE_CHOICES, LoginForm, RoleForm, SetupForm, UserAddForm
 from .roles import ROLES, role_required, user_role
 from .services import SetupClosed, first_admin_create
-from .throttle import LoginForm
 
 User = get_user_model()
 
-PASSWORDS_DIFFER = "The two passwords differ; type the same password twice."
 SETUP_DONE = "Welcome, {username}. You are the first admin: add your team on the Users page."
 USER_ADDED = "Added user {username} ({role})."
 ROLE_CHANGED = "{username} is now {role}."
 ROLE_UNCHANGED = "{username} already is {role}."
-ROLE_CHOICES = [(role, role) for role in ROLES]
-ROLE_HELP = (
-    "A viewer sees everything but secrets and may run connection tests; an editor also "
-    "changes providers and the default model; an admin also manages users."
-)
 
 
 def _anyone() -> bool:
@@ -52,15 +43,6 @@ def first_run_redirect(request: HttpRequest) -> HttpResponseRedirect | None:
     return redirect("setup")
 
 
-def _password_field(label: str = "Password", help_text: str = "") -> forms.CharField:
-    return forms.CharField(
-        label=label,
-        strip=False,
-        help_text=help_text,
-        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-    )
-
-
 class LoginView(auth_views.LoginView):
     template_name = "accounts/login.html"
     authentication_form = LoginForm  # refuses every password while locked out
@@ -73,22 +55,6 @@ class LoginView(auth_views.LoginView):
 
 
 # --- first run --------------------------------------------------------------------------
-
-
-class SetupForm(PlainLabelsForm):
-    username = forms.CharField(
-        label="Username",
-        max_length=150,
-        widget=forms.TextInput(attrs={"autocomplete": "username", "autofocus": True}),
-    )
-    password = _password_field(help_text=" ".join(password_validators_help_texts()))
-    password2 = _password_field("Password confirmation", "Type the same password again.")
-
-    def clean(self):
-        cleaned = super().clean()
-        if cleaned.get("password") and cleaned.get("password2") != cleaned["password"]:
-            self.add_error("password2", PASSWORDS_DIFFER)
-        return cleaned
 
 
 def _setup_closed(request: HttpRequest) -> HttpResponse:
@@ -145,21 +111,6 @@ def setup(request: HttpRequest) -> HttpResponse:
 
 
 # --- users ------------------------------------------------------------------------------
-
-
-class UserAddForm(PlainLabelsForm):
-    username = forms.CharField(
-        label="Username", max_length=150, widget=forms.TextInput(attrs={"autocomplete": "off"})
-    )
-    password = _password_field(help_text=" ".join(password_validators_help_texts()))
-    role = forms.ChoiceField(
-        label="Role", choices=ROLE_CHOICES, initial="viewer", help_text=ROLE_HELP
-    )
-
-
-class RoleForm(PlainLabelsForm):
-    user = forms.ModelChoiceField(queryset=User.objects.all())
-    role = forms.ChoiceField(choices=ROLE_CHOICES)
 
 
 def _user_rows() -> list:

@@ -8,6 +8,7 @@ from django.contrib.auth.models import AnonymousUser, Group, User
 from django.core.management import CommandError, call_command
 from django.test import RequestFactory
 
+from accounts.forms import PASSWORDS_DIFFER
 from accounts.services import (
     LAST_ADMIN,
     SetupClosed,
@@ -15,7 +16,7 @@ from accounts.services import (
     user_create,
     user_set_role,
 )
-from accounts.views import PASSWORDS_DIFFER, first_run_redirect
+from accounts.views import first_run_redirect
 from providers.models import AuditEvent
 
 PASSWORD = "correct-horse-battery-42"
