@@ -25,6 +25,8 @@ from django.shortcuts import render
 from django.utils import timezone
 from django_htmx.http import reswap, retarget
 
+from providers.addresses import network_list, unmapped
+
 from .models import ThrottleHit
 
 ACCOUNT_LOCKED = (
@@ -52,13 +54,7 @@ BATCH_GRANT_SECONDS = 120
 
 @cache
 def _networks(entries: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    networks = []
-    for entry in entries:
-        try:
-            networks.append(ipaddress.ip_network(entry, strict=False))
-        except ValueError:
-            continue  # reported by the system check routing.E005
-    return tuple(networks)
+    return network_list(entries)[0]  # the others are reported by the system check routing.E005
 
 
 def _trusted(address: str) -> bool:
@@ -66,8 +62,7 @@ def _trusted(address: str) -> bool:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
-    if ip.version == 6 and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    ip = unmapped(ip)
     return any(ip in net for net in _networks(tuple(settings.ROUTING_TRUSTED_PROXIES)))
 
 

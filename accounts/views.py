@@ -16,6 +16,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
+from providers.addresses import unmapped
 from providers.forms import put_service_errors
 
 from . import services
@@ -75,8 +76,7 @@ def _from_this_machine(request: HttpRequest) -> bool:
         address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
     except ValueError:
         return False
-    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1
-    return (mapped or address).is_loopback
+    return unmapped(address).is_loopback
 
 
 def _setup_remote(request: HttpRequest) -> HttpResponse:

@@ -211,6 +211,36 @@ def resolve_host(host: str) -> list[IPAddress]:
     return addresses
 
 
+def unmapped(ip: IPAddress) -> IPAddress:
+    """An IPv4-mapped IPv6 address (::ffff:127.0.0.1) as the IPv4 address it carries; any
+    other address as it is."""
+    return ip.ipv4_mapped if ip.version == 6 and ip.ipv4_mapped else ip
+
+
+def is_loopback_host(host: str) -> bool:
+    """Loopback by its very spelling: localhost, *.localhost, or a loopback IP literal
+    (brackets allowed). Nothing is resolved."""
+    host = host.lower().strip("[]")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def network_list(entries) -> tuple[tuple[IPNetwork, ...], tuple[str, ...]]:
+    """Entries that are IPs or CIDR networks (a bare IP is a /32): the networks, and the
+    entries that are neither, for whoever reports them."""
+    networks, bad = [], []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except (TypeError, ValueError):
+            bad.append(entry)
+    return tuple(networks), tuple(bad)
+
+
 def allowed_private_hosts() -> list[str | IPNetwork]:
     """ROUTING_ALLOWED_PRIVATE_HOSTS as lower-cased names and networks (a bare IP is a /32)."""
     entries = getattr(settings, "ROUTING_ALLOWED_PRIVATE_HOSTS", [])

@@ -13,13 +13,14 @@ where nothing is reachable from the network. `check --deploy` refuses them there
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.core.checks import ERROR, CheckMessage, Error, Tags, register, run_checks
 from django.db import connections
+
+from .addresses import is_loopback_host, network_list
 
 DEV_SECRET_KEY_PREFIXES = ("dev-only-", "tests-only-", "django-insecure-")
 
@@ -70,13 +71,7 @@ def dev_key_id(key: str) -> str:
 
 
 def _is_loopback_host(host: str) -> bool:
-    host = host.lower().rstrip(".")
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(host.rstrip("."))
 
 
 def _loopback_only() -> bool:
@@ -105,11 +100,8 @@ def check_production_settings(app_configs, **kwargs) -> list[Error]:
     if secret_key and secret_key in {k.strip() for k in settings.ROUTING_ENCRYPTION_KEYS}:
         # With DEBUG on too: whoever reads one of them would hold both.
         errors.append(SECRET_KEY_IS_ENCRYPTION_KEY)
-    for entry in getattr(settings, "ROUTING_TRUSTED_PROXIES", []):
-        try:
-            ipaddress.ip_network(entry, strict=False)
-        except ValueError:
-            errors.append(Error(TRUSTED_PROXY_BAD.msg.format(entry=entry), id=TRUSTED_PROXY_BAD.id))
+    for entry in network_list(getattr(settings, "ROUTING_TRUSTED_PROXIES", []))[1]:
+        errors.append(Error(TRUSTED_PROXY_BAD.msg.format(entry=entry), id=TRUSTED_PROXY_BAD.id))
     if settings.DEBUG:
         return errors
     if settings.ROUTING_PLAIN_HTTP:

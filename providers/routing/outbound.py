@@ -31,7 +31,13 @@ import httpcore
 import httpx
 from django.core.exceptions import ValidationError
 
-from ..addresses import ADDRESS_METADATA, METADATA_HOSTNAMES, check_address, resolve_host
+from ..addresses import (
+    ADDRESS_METADATA,
+    METADATA_HOSTNAMES,
+    check_address,
+    is_loopback_host,
+    resolve_host,
+)
 
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 MAX_RESPONSE_SECONDS = 900.0
@@ -105,13 +111,6 @@ def _literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
-def _loopback_by_name(host: str) -> bool:
-    ip = _literal(host)
-    if ip is not None:
-        return ip.is_loopback
-    return host == "localhost" or host.endswith(".localhost")
-
-
 def pin(host: str, *, local: bool | None = None) -> list[str]:
     """Resolve `host` once and return its addresses, every one of them checked; raise
     AddressRefused naming the first refused address. `local` is the provider kind's
@@ -121,7 +120,7 @@ def pin(host: str, *, local: bool | None = None) -> list[str]:
         # Some resolve to a public address (Equinix's), so the answer alone proves nothing.
         reason = ADDRESS_METADATA % {"address": host}
         raise AddressRefused(ADDRESS_REFUSED.format(host=host, reason=reason))
-    allow_loopback = _loopback_by_name(host) if local is None else local
+    allow_loopback = is_loopback_host(host) if local is None else local
     literal = _literal(host)
     try:
         addresses = [literal] if literal is not None else resolve_host(host)

@@ -5,6 +5,7 @@ import socket
 
 import pytest
 
+from providers import addresses
 from providers import validators as v
 from tests.providers.validators.conftest import error, real_resolve_host
 
@@ -83,3 +84,37 @@ def test_resolve_host_raises_oserror_when_name_does_not_resolve(monkeypatch, fai
 
     with pytest.raises(OSError):
         real_resolve_host("nowhere.invalid")
+
+
+# --- The small rules the settings checks, the login throttle and the first-run page share. ---
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["localhost", "LOCALHOST", "ollama.localhost", "127.0.0.1", "127.9.9.9", "[::1]", "::1"],
+)
+def test_loopback_hosts_by_spelling(host):
+    assert addresses.is_loopback_host(host)
+
+
+@pytest.mark.parametrize(
+    "host", ["localhost.example.com", "10.0.0.1", "[::2]", "example.com", "", "127.0.0.1.nip.io"]
+)
+def test_other_hosts_are_not_loopback_by_spelling(host, dns):
+    assert not addresses.is_loopback_host(host)
+    assert dns.lookups == []  # nothing is resolved
+
+
+def test_an_ipv4_mapped_address_is_read_as_its_ipv4_address():
+    mapped = ipaddress.ip_address("::ffff:127.0.0.1")
+    assert addresses.unmapped(mapped) == ipaddress.ip_address("127.0.0.1")
+    assert addresses.unmapped(mapped).is_loopback
+    other = ipaddress.ip_address("2001:db8::1")
+    assert addresses.unmapped(other) is other
+
+
+def test_network_list_parses_ips_and_networks_and_returns_the_rest():
+    entries = ["10.0.0.0/8", "192.0.2.7", "fd00::/8", "proxy", "1.2.3"]
+    networks, bad = addresses.network_list(entries)
+    assert [str(n) for n in networks] == ["10.0.0.0/8", "192.0.2.7/32", "fd00::/8"]
+    assert bad == ("proxy", "1.2.3")
