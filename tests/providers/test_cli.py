@@ -12,7 +12,7 @@ from providers.management.commands.routing import Command
 from providers.models import AuditEvent, DefaultModel, Provider
 from tests.conftest import SECRET, shared_database_url
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def routing(*args: str, stdin: str = "") -> str:
