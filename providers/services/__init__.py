@@ -26,8 +26,10 @@ from .connection import (
 )
 from .groups import (
     DeploymentSpec,
+    GroupTestResult,
     group_remove,
     group_save,
+    group_test,
     router_settings_get,
     router_settings_update,
 )
@@ -55,7 +57,9 @@ __all__ = [
     "render_yaml",
     "write_env_file",
     "DeploymentSpec",
+    "GroupTestResult",
     "group_remove",
+    "group_test",
     "group_save",
     "router_settings_get",
     "router_settings_update",

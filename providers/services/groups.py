@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
@@ -18,6 +19,7 @@ from ..models import (
 from ..routing import live
 from ..validators import validate_group_name, validate_model_id
 from . import audit
+from .calls import ProviderError, Unavailable, UnknownModel, answered_by, completion
 
 RESERVED_NAME = "'default' is reserved for the active default model; choose another name."
 UNKNOWN_PROVIDER = "Deployment {n}: there is no provider named {name!r}."
@@ -215,3 +217,32 @@ def router_settings_update(*, actor: audit.Actor = None, **fields) -> RouterSett
     audit.record(actor=actor, action="router.update", target="router", changes=changes)
     live.bump_version()
     return current
+
+
+PING = [{"role": "user", "content": "ping"}]
+ANSWERED = "answered by {deployment}"
+
+
+@dataclass(frozen=True)
+class GroupTestResult:
+    ok: bool
+    message: str
+    latency_ms: float | None
+
+
+def group_test(*, group: RoutingGroup) -> GroupTestResult:
+    """One real call through the group's router (a one-token "ping"), as an application
+    makes it: which deployment answered, or why none did. Messages are already redacted."""
+    started = time.perf_counter()
+    try:
+        response = completion(PING, model=group.name, max_tokens=1)
+    except (Unavailable, UnknownModel) as exc:
+        return GroupTestResult(ok=False, message=str(exc), latency_ms=None)
+    except ProviderError as exc:
+        latency_ms = (time.perf_counter() - started) * 1000
+        return GroupTestResult(ok=False, message=str(exc), latency_ms=latency_ms)
+    latency_ms = (time.perf_counter() - started) * 1000
+    deployment = answered_by(response) or "an unknown deployment"
+    return GroupTestResult(
+        ok=True, message=ANSWERED.format(deployment=deployment), latency_ms=latency_ms
+    )

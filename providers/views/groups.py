@@ -3,7 +3,6 @@ settings, and "Test group", which sends one real request through the router."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from django.contrib import messages
@@ -36,7 +35,6 @@ FORM_TEMPLATE = "providers/group_form.html"
 ROUTER_TEMPLATE = "providers/group_router.html"
 
 # The smallest request that still goes through the router: one token of answer.
-PING = [{"role": "user", "content": "ping"}]
 PROVIDER_DISABLED = "provider disabled"
 KEY_UNDECRYPTABLE = "API key cannot be decrypted"
 DRAINED = "taken out (unhealthy)"
@@ -44,7 +42,6 @@ GROUP_SAVED = "Saved group {name}."
 GROUP_ADDED = "Added group {name}. Test it with “Test group”."
 GROUP_REMOVED = "Removed group {name}."
 ROUTER_SAVED = "Saved the router settings."
-ANSWERED = "answered by {deployment}"
 
 
 @dataclass(frozen=True)
@@ -69,13 +66,6 @@ class GroupRow:
     @property
     def broken(self) -> bool:
         return not any(not d.problem for d in self.deployments)
-
-
-@dataclass(frozen=True)
-class TestOutcome:
-    ok: bool
-    message: str
-    latency_ms: float | None
 
 
 def _problem(provider: Provider) -> str:
@@ -216,23 +206,6 @@ def group_remove(request: HttpRequest, name: str) -> HttpResponse:
     return redirect("group_list")
 
 
-def _ping(name: str) -> TestOutcome:
-    started = time.perf_counter()
-    try:
-        response = services.completion(PING, model=name, max_tokens=1)
-    except (services.Unavailable, services.UnknownModel) as exc:
-        return TestOutcome(ok=False, message=str(exc), latency_ms=None)
-    except services.ProviderError as exc:
-        # Its message is already redacted: no key or header value in it.
-        latency_ms = (time.perf_counter() - started) * 1000
-        return TestOutcome(ok=False, message=str(exc), latency_ms=latency_ms)
-    latency_ms = (time.perf_counter() - started) * 1000
-    deployment = services.answered_by(response) or "an unknown deployment"
-    return TestOutcome(
-        ok=True, message=ANSWERED.format(deployment=deployment), latency_ms=latency_ms
-    )
-
-
 def _back(request: HttpRequest) -> str:
     target = request.POST.get("next", "")
     if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
@@ -245,7 +218,7 @@ def _back(request: HttpRequest) -> str:
 @limit_tests
 def group_test(request: HttpRequest, name: str) -> HttpResponse:
     group = get_object_or_404(RoutingGroup, name=name)
-    outcome = _ping(group.name)
+    outcome = services.group_test(group=group)
     if request.htmx:
         return render(
             request, LIST_TEMPLATE + "#test_outcome", {"group": group, "outcome": outcome}

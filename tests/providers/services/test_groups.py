@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
 from providers import services
-from providers.models import AuditEvent, DefaultModel, RoutingGroup
+from providers.models import AuditEvent, DefaultModel, Provider, RoutingGroup
 from providers.services import DeploymentSpec as D
 
 HI = [{"role": "user", "content": "hi"}]
@@ -33,6 +33,22 @@ def test_group_routes_through_its_deployment(servers):
     assert _text(response) == "from A"
     assert a.last.json()["model"] == "small-model"
     assert services.answered_by(response) == "pa/small-model"
+
+
+def test_group_test_is_one_real_call_and_names_the_deployment_that_answered(servers):
+    a, _ = servers
+    group = services.group_save(name="fast", deployments=[D("pa", "small-model")])
+    result = services.group_test(group=group)
+    assert result.ok and result.message == "answered by pa/small-model"
+    assert result.latency_ms is not None
+    assert a.last.json()["max_tokens"] == 1 and a.last.json()["model"] == "small-model"
+
+
+def test_group_test_of_a_group_that_cannot_answer_says_why(servers):
+    services.group_save(name="fast", deployments=[D("pa", "m")])
+    services.provider_update(provider=Provider.objects.get(name="pa"), enabled=False)
+    result = services.group_test(group=RoutingGroup.objects.get(name="fast"))
+    assert not result.ok and result.latency_ms is None and "fast" in result.message
 
 
 def test_failing_group_falls_back_to_the_next_group(servers):
