@@ -143,7 +143,10 @@ ROUTING_REQUEST_LOG_MAX_PENDING = max(1, int(_env("ROUTING_REQUEST_LOG_MAX_PENDI
 
 # Browsers: web pages on these origins (e.g. https://app.example.com) may call the gateway
 # (/v1/) with a token; the dashboard is never shared. None by default. django-cors-headers.
-CORS_ALLOWED_ORIGINS = _env_list("ROUTING_CORS_ALLOWED_ORIGINS")
+# A trailing "/" (an address copied from the browser's bar) is not part of an origin. Entries
+# are checked by providers/checks.py (routing.E007), which names ROUTING_CORS_ALLOWED_ORIGINS.
+CORS_ALLOWED_ORIGINS = [o.rstrip("/") for o in _env_list("ROUTING_CORS_ALLOWED_ORIGINS")]
+SILENCED_SYSTEM_CHECKS += ["corsheaders.E013", "corsheaders.E014"]
 CORS_URLS_REGEX = r"^/v1/"
 CORS_ALLOW_CREDENTIALS = False  # bearer tokens, never cookies
 CORS_ALLOW_METHODS = ("GET", "POST", "OPTIONS")
