@@ -228,3 +228,23 @@ def test_get_a_model_the_token_may_not_use_is_a_404(gateway, setup):
     assert c.models.retrieve("pa/gpt-4o-mini").id == "pa/gpt-4o-mini"
     with pytest.raises(openai.NotFoundError):
         c.models.retrieve("default")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_key_echoed_in_a_relayed_header_is_masked(gateway, setup, stream):
+    # Through the real server: the masked value (sk-…) must still be a valid header.
+    from providers.redact import mask
+    from tests.conftest import SECRET
+
+    a, _, token = setup
+    a.fail_next(429, headers={"Retry-After": "5", "x-ratelimit-remaining-tokens": SECRET})
+    answer = httpx.post(
+        gateway + "/v1/chat/completions",
+        json={"messages": HI, "stream": stream},
+        headers=_auth(token),
+        timeout=30,
+    )
+    assert answer.status_code == 429 and answer.headers["retry-after"] == "5"
+    relayed = answer.headers["x-ratelimit-remaining-tokens"]
+    assert SECRET not in relayed and SECRET[8:] not in relayed
+    assert mask(SECRET)[-4:] in relayed
