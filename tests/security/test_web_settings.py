@@ -331,3 +331,20 @@ def test_cors_origins_are_read_from_the_variable_and_a_bad_one_is_named_by_it(tm
     assert bad.returncode != 0
     assert CORS_ORIGIN_BAD.msg.format(entry="app.example.com") in bad.stderr
     assert "corsheaders" not in bad.stderr
+
+
+@pytest.mark.parametrize(
+    "name, value, what",
+    [
+        ("ROUTING_REQUEST_LOG_MAX_PENDING", "100k", "a whole number"),
+        ("ROUTING_CONFIG_RECHECK_SECONDS", "5s", "a number"),
+    ],
+)
+def test_a_mistyped_number_is_refused_naming_its_variable(tmp_path, name, value, what):
+    from routing_admin.settings import NOT_A_NUMBER
+
+    result = _manage(tmp_path, "check", **{**PRODUCTION, "DEBUG": "1", name: value})
+    assert result.returncode != 0
+    default = {"ROUTING_REQUEST_LOG_MAX_PENDING": "100000"}.get(name, "5")
+    message = NOT_A_NUMBER.format(name=name, what=what, default=default, value=value)
+    assert message in result.stderr and "invalid literal" not in result.stderr
