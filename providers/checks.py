@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import ERROR, CheckMessage, Error, Tags, register, run_checks
@@ -63,6 +64,14 @@ TRUSTED_PROXY_BAD = Error(
     id="routing.E005",
 )
 
+CORS_ORIGIN_BAD = Error(
+    "ROUTING_CORS_ALLOWED_ORIGINS entry {entry!r} is not an origin.",
+    hint="Write each origin as a browser sends it, scheme and host (and port, if not the "
+    "default), without a path: e.g. https://app.example.com or http://localhost:3000; "
+    "separate several with commas.",
+    id="routing.E007",
+)
+
 
 def dev_key_id(key: str) -> str:
     """The fingerprint `bin/run` records for a key it generated: enough to recognise the key,
@@ -93,6 +102,30 @@ def _key_errors() -> list[Error]:
     return errors
 
 
+def _cors_origin_errors() -> list[Error]:
+    # In place of django-cors-headers' own checks (silenced in settings), which name its
+    # setting, CORS_ALLOWED_ORIGINS, rather than the variable an admin actually sets.
+    errors = []
+    for entry in getattr(settings, "CORS_ALLOWED_ORIGINS", []):
+        try:
+            parts = urlsplit(entry)
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:
+            parts, port_ok = None, False
+        if not (
+            parts
+            and port_ok
+            and parts.scheme in {"http", "https"}
+            and parts.hostname
+            and not (parts.username or parts.password)
+            and not (parts.path or parts.query or parts.fragment)
+            and "*" not in entry
+        ):
+            msg = CORS_ORIGIN_BAD.msg.format(entry=entry)
+            errors.append(Error(msg, hint=CORS_ORIGIN_BAD.hint, id=CORS_ORIGIN_BAD.id))
+    return errors
+
+
 @register(Tags.security)
 def check_production_settings(app_configs, **kwargs) -> list[Error]:
     errors = []
@@ -102,6 +135,7 @@ def check_production_settings(app_configs, **kwargs) -> list[Error]:
         errors.append(SECRET_KEY_IS_ENCRYPTION_KEY)
     for entry in network_list(getattr(settings, "ROUTING_TRUSTED_PROXIES", []))[1]:
         errors.append(Error(TRUSTED_PROXY_BAD.msg.format(entry=entry), id=TRUSTED_PROXY_BAD.id))
+    errors += _cors_origin_errors()
     if settings.DEBUG:
         return errors
     if settings.ROUTING_PLAIN_HTTP:

@@ -64,13 +64,24 @@ def ensure_env_file(path: Path = ENV_FILE) -> list[str]:
     return list(generated)
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None, env_file: Path = ENV_FILE) -> argparse.Namespace:
+    """--host and --port; else ROUTING_HOST and ROUTING_PORT, from the environment or, like
+    every other setting, from .env (settings are not loaded yet: read it here)."""
+    from dotenv import dotenv_values
+
+    existing = dotenv_values(env_file) if env_file.exists() else {}
+
+    def setting(name: str, default: str) -> str:
+        return os.environ.get(name, "").strip() or (existing.get(name) or "").strip() or default
+
     parser = argparse.ArgumentParser(prog="bin/run", description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default=os.environ.get("ROUTING_HOST", "127.0.0.1"))
-    parser.add_argument(
-        "--port", type=int, default=int(os.environ.get("ROUTING_PORT", DEFAULT_PORT))
-    )
-    args = parser.parse_args(argv)
+    parser.add_argument("--host", default=setting("ROUTING_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=setting("ROUTING_PORT", str(DEFAULT_PORT)))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
 
     for name in ensure_env_file():
         print(f"Wrote {name} into {ENV_FILE} (back it up).", file=sys.stderr)

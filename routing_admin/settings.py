@@ -32,6 +32,20 @@ def _env_bool(name: str, default: bool = False) -> bool:
     return value.lower() in {"1", "true", "yes", "on"}
 
 
+NOT_A_NUMBER = "{name} must be {what}, e.g. {default}; it is {value!r}."
+
+
+def _env_number(name: str, default: str, kind: type = int) -> int | float:
+    # A mistyped number names its variable, instead of a bare "invalid literal" traceback.
+    value = _env(name, default)
+    try:
+        return kind(value)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        message = NOT_A_NUMBER.format(name=name, what=what, default=default, value=value[:40])
+        raise ImproperlyConfigured(message) from None
+
+
 def _env_list(name: str, default: str = "") -> list[str]:
     return [part.strip() for part in _env(name, default).split(",") if part.strip()]
 
@@ -72,7 +86,7 @@ CSRF_COOKIE_HTTPONLY = True
 # Our own page: Django's has an inline <style>, which the CSP below refuses.
 CSRF_FAILURE_VIEW = "providers.views.errors.csrf_failure"
 # HSTS is only ever sent on HTTPS responses; 0 turns it off.
-SECURE_HSTS_SECONDS = int(_env("ROUTING_HSTS_SECONDS", "31536000"))
+SECURE_HSTS_SECONDS = _env_number("ROUTING_HSTS_SECONDS", "31536000")
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
 X_FRAME_OPTIONS = "DENY"
@@ -116,36 +130,41 @@ ROUTING_DEV_KEY_IDS = _env_list("ROUTING_DEV_KEY_IDS")
 # Login throttling: this many failed logins for one account within the window lock it for
 # the lockout time (the right password is refused too); an address gets a larger budget
 # across all accounts, against password spraying.
-ROUTING_LOGIN_FAILURE_LIMIT = int(_env("ROUTING_LOGIN_FAILURE_LIMIT", "10"))
-ROUTING_LOGIN_IP_FAILURE_LIMIT = int(_env("ROUTING_LOGIN_IP_FAILURE_LIMIT", "50"))
-ROUTING_LOGIN_WINDOW_SECONDS = int(_env("ROUTING_LOGIN_WINDOW_SECONDS", "900"))
-ROUTING_LOGIN_LOCKOUT_SECONDS = int(_env("ROUTING_LOGIN_LOCKOUT_SECONDS", "900"))
+ROUTING_LOGIN_FAILURE_LIMIT = _env_number("ROUTING_LOGIN_FAILURE_LIMIT", "10")
+ROUTING_LOGIN_IP_FAILURE_LIMIT = _env_number("ROUTING_LOGIN_IP_FAILURE_LIMIT", "50")
+ROUTING_LOGIN_WINDOW_SECONDS = _env_number("ROUTING_LOGIN_WINDOW_SECONDS", "900")
+ROUTING_LOGIN_LOCKOUT_SECONDS = _env_number("ROUTING_LOGIN_LOCKOUT_SECONDS", "900")
 # Connection tests (and other upstream probes from the dashboard) per person per minute.
-ROUTING_TESTS_PER_MINUTE = int(_env("ROUTING_TESTS_PER_MINUTE", "60"))
+ROUTING_TESTS_PER_MINUTE = _env_number("ROUTING_TESTS_PER_MINUTE", "60")
 
 # Private hosts that providers may live on (host names, IPs or CIDR networks); http:// is
 # allowed for them. Link-local and cloud-metadata addresses stay forbidden regardless.
 ROUTING_ALLOWED_PRIVATE_HOSTS = _env_list("ROUTING_ALLOWED_PRIVATE_HOSTS")
 # Safety net for live switching: how often a process re-reads the configuration version even
 # when no change notification arrived.
-ROUTING_CONFIG_RECHECK_SECONDS = float(_env("ROUTING_CONFIG_RECHECK_SECONDS", "5"))
+ROUTING_CONFIG_RECHECK_SECONDS = _env_number("ROUTING_CONFIG_RECHECK_SECONDS", "5", float)
 
 # Connection tests failing in a row before a provider counts as unhealthy (one success
 # makes it healthy again).
-ROUTING_HEALTH_FAILURE_THRESHOLD = max(1, int(_env("ROUTING_HEALTH_FAILURE_THRESHOLD", "3")))
+ROUTING_HEALTH_FAILURE_THRESHOLD = max(1, _env_number("ROUTING_HEALTH_FAILURE_THRESHOLD", "3"))
 
 # How long request-log records are kept (`routing prune-requests` deletes older ones).
-ROUTING_REQUEST_LOG_RETENTION_DAYS = float(_env("ROUTING_REQUEST_LOG_RETENTION_DAYS", "30"))
+ROUTING_REQUEST_LOG_RETENTION_DAYS = _env_number("ROUTING_REQUEST_LOG_RETENTION_DAYS", "30", float)
 # Seconds between the request-log writer's batches (and its retries while the database is
 # unreachable).
-ROUTING_REQUEST_LOG_INTERVAL_SECONDS = float(_env("ROUTING_REQUEST_LOG_INTERVAL_SECONDS", "1"))
+ROUTING_REQUEST_LOG_INTERVAL_SECONDS = _env_number(
+    "ROUTING_REQUEST_LOG_INTERVAL_SECONDS", "1", float
+)
 # Records a process keeps queued for the writer at most (while the database is slow or
 # away); further records are dropped and counted on /healthz (request_log.dropped).
-ROUTING_REQUEST_LOG_MAX_PENDING = max(1, int(_env("ROUTING_REQUEST_LOG_MAX_PENDING", "100000")))
+ROUTING_REQUEST_LOG_MAX_PENDING = max(1, _env_number("ROUTING_REQUEST_LOG_MAX_PENDING", "100000"))
 
 # Browsers: web pages on these origins (e.g. https://app.example.com) may call the gateway
 # (/v1/) with a token; the dashboard is never shared. None by default. django-cors-headers.
-CORS_ALLOWED_ORIGINS = _env_list("ROUTING_CORS_ALLOWED_ORIGINS")
+# A trailing "/" (an address copied from the browser's bar) is not part of an origin. Entries
+# are checked by providers/checks.py (routing.E007), which names ROUTING_CORS_ALLOWED_ORIGINS.
+CORS_ALLOWED_ORIGINS = [o.rstrip("/") for o in _env_list("ROUTING_CORS_ALLOWED_ORIGINS")]
+SILENCED_SYSTEM_CHECKS += ["corsheaders.E013", "corsheaders.E014"]
 CORS_URLS_REGEX = r"^/v1/"
 CORS_ALLOW_CREDENTIALS = False  # bearer tokens, never cookies
 CORS_ALLOW_METHODS = ("GET", "POST", "OPTIONS")

@@ -131,3 +131,22 @@ def test_bin_run_serves_the_openai_client_plain_streamed_and_with_usage(bin_run)
         headers={"Origin": ORIGIN, "Access-Control-Request-Method": "POST"},
     )
     assert preflight.headers["access-control-allow-origin"] == ORIGIN
+
+
+def test_host_and_port_come_from_the_options_the_environment_or_dotenv(tmp_path, monkeypatch):
+    from routing_admin.__main__ import DEFAULT_PORT, parse_args
+
+    monkeypatch.delenv("ROUTING_HOST", raising=False)
+    monkeypatch.delenv("ROUTING_PORT", raising=False)
+    env_file = tmp_path / ".env"
+    args = parse_args([], env_file=env_file)
+    assert (args.host, args.port) == ("127.0.0.1", DEFAULT_PORT)
+
+    # Like every other setting, .env is read...
+    env_file.write_text("ROUTING_HOST=0.0.0.0\nROUTING_PORT=9123\n")
+    args = parse_args([], env_file=env_file)
+    assert (args.host, args.port) == ("0.0.0.0", 9123)
+    # ...the environment wins over it, and the options over both.
+    monkeypatch.setenv("ROUTING_PORT", "9124")
+    assert parse_args([], env_file=env_file).port == 9124
+    assert parse_args(["--port", "9125"], env_file=env_file).port == 9125

@@ -288,7 +288,9 @@ async def providers(request: HttpRequest) -> HttpResponse:
         {
             "name": p.name,
             "kind": p.kind,
-            "display_name": p.kind_info.label,
+            # What every page calls the provider (its display name, else its name).
+            "display_name": p.title,
+            "kind_label": p.kind_info.label,
             "health": {
                 "ok": p.last_test_ok,
                 "latency_ms": p.last_test_latency_ms,
@@ -300,6 +302,7 @@ async def providers(request: HttpRequest) -> HttpResponse:
         }
         async for p in Provider.objects.filter(enabled=True).only(
             "name",
+            "display_name",
             "kind",
             "last_test_ok",
             "last_test_latency_ms",

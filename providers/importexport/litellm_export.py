@@ -89,6 +89,7 @@ def _export_entry(provider: Provider, used: set[str], env: dict[str, str] | None
         headers={name: ENV_REF + var for name, var in header_vars.items()},
         timeout=provider.timeout,
         max_retries=provider.max_retries,
+        drop_params=provider.drop_params,
     )
 
 
@@ -114,7 +115,7 @@ def _group_items(entries: dict[int, live.ProviderEntry]) -> tuple[list[dict], li
         for d in deployments:
             entry = entries[d.provider_id]
             deployment = live.DeploymentEntry(
-                d.id, entry, d.model, d.weight, d.rpm, d.tpm, d.timeout
+                d.id, entry, d.model, d.weight, d.rpm, d.tpm, d.timeout, group.drop_params
             )
             items.append(_item(group.name, entry, deployment.router_params()))
     return items, serving

@@ -28,6 +28,8 @@ from ..services.providers import KEEP, default_model_set, provider_create, provi
 from .litellm_plan import Plan, ProviderPlan, build_plan, differences
 from .litellm_read import NOT_A_CONFIG, Conn, Entry
 
+# A provider's settings a file may give beside its connection; those it does not give are kept.
+PROVIDER_SETTINGS = ("timeout", "max_retries", "display_name", "drop_params")
 ALIAS_UNKNOWN_GROUP = (
     "router_settings.model_group_alias.default names {name!r}, which is not a routing group."
 )
@@ -66,7 +68,7 @@ def _provider_changes(existing: Provider, plan: ProviderPlan) -> list[str]:
         key, headers = None, None
     current = Conn(existing.kind, existing.base_url, key, existing.api_version, headers)
     changes = differences(current, plan.conn)
-    for attr in ("timeout", "max_retries", "display_name"):
+    for attr in PROVIDER_SETTINGS:
         if getattr(plan, attr) is not None and getattr(existing, attr) != getattr(plan, attr):
             changes.append(attr.replace("_", " "))
     if not existing.enabled:
@@ -82,13 +84,7 @@ def _apply_provider(plan: ProviderPlan, report: ImportReport, actor: audit.Actor
         "api_version": plan.conn.api_version,
         "enabled": True,
     }
-    fields.update(
-        {
-            a: getattr(plan, a)
-            for a in ("timeout", "max_retries", "display_name")
-            if getattr(plan, a) is not None
-        }
-    )
+    fields.update({a: getattr(plan, a) for a in PROVIDER_SETTINGS if getattr(plan, a) is not None})
     headers = dict(plan.conn.headers)
     if existing is None:
         provider = provider_create(
@@ -149,8 +145,20 @@ def _specs(entries: list[Entry]) -> list[DeploymentSpec]:
     ]
 
 
+def _group_drops_params(name: str, plan: Plan) -> bool:
+    """Whether the group's own switch is on: a deployment drops parameters its provider's
+    switch does not already drop (the export writes either one into each deployment)."""
+    return any(
+        e.params["drop_params"]
+        and not getattr(plan.providers.get(e.name), "drop_params", None)
+        and not Provider.objects.filter(name=e.name, drop_params=True).exists()
+        for e in plan.groups[name]
+    )
+
+
 def _apply_group(name: str, plan: Plan, report: ImportReport, actor: audit.Actor) -> None:
     specs, fallbacks = _specs(plan.groups[name]), plan.fallbacks.get(name, [])
+    drop_params = _group_drops_params(name, plan)
     existing = RoutingGroup.objects.filter(name=name).first()
     if existing is not None:
         current = [
@@ -158,13 +166,14 @@ def _apply_group(name: str, plan: Plan, report: ImportReport, actor: audit.Actor
             for d in existing.deployments.select_related("provider")
         ]
         current_fallbacks = [link.fallback.name for link in existing.fallback_links.all()]
-        if (current, current_fallbacks) == (specs, fallbacks):
+        if (current, current_fallbacks, existing.drop_params) == (specs, fallbacks, drop_params):
             report.unchanged.append(f"group {name}")
             return
     group_save(
         name=name,
         deployments=specs,
         fallbacks=fallbacks,
+        drop_params=drop_params,
         description=existing.description if existing else "",
         group=existing,
         actor=actor,

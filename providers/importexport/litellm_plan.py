@@ -50,6 +50,7 @@ class ProviderPlan:
     timeout: float | None = None
     max_retries: int | None = None
     display_name: str | None = None
+    drop_params: bool | None = None
 
 
 @dataclass
@@ -115,7 +116,11 @@ def _add_provider(plan: Plan, name: str, entry: Entry) -> str | None:
         return None
     retries = entry.params["max_retries"]
     retries = entry.params["num_retries"] if retries is None else retries
-    for attr, value in (("timeout", entry.params["timeout"]), ("max_retries", retries)):
+    for attr, value in (
+        ("timeout", entry.params["timeout"]),
+        ("max_retries", retries),
+        ("drop_params", entry.params["drop_params"]),
+    ):
         if value is None:
             continue
         if getattr(current, attr) not in (None, value):

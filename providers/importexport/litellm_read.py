@@ -41,6 +41,7 @@ ENV_RESERVED = (
 ENV_MISSING = "environment variable {var} is not set (the file reads {where} from it)."
 NOT_TEXT = "{where} must be text."
 NOT_A_NUMBER = "litellm_params.{key} must be a number."
+NOT_A_BOOLEAN = "litellm_params.{key} must be true or false."
 UNKNOWN_KIND = "model_info.kind {kind!r} is not a provider kind; choose one of: {choices}."
 UNKNOWN_PREFIX = (
     "litellm_params.model {model!r} does not start with a provider prefix Routing Admin knows "
@@ -74,6 +75,7 @@ _PARAM_KEYS = {
     "timeout",
     "max_retries",
     "num_retries",
+    "drop_params",
     "weight",
     "rpm",
     "tpm",
@@ -300,6 +302,10 @@ def parse_entry(n: int, raw: Any, environ: Mapping[str, str], warnings: list[str
         params[key] = _number(params, key, number)
     for key in _DEPLOYMENT_KEYS:
         params[key] = _number(params, key, int)
+    # On a provider's entry: the provider's "Drop parameters" switch; on a group's: the group's.
+    params["drop_params"] = params.get("drop_params")
+    if params["drop_params"] is not None and not isinstance(params["drop_params"], bool):
+        raise InvalidEntry(NOT_A_BOOLEAN.format(key="drop_params"))
     display_name = info.get("display_name")
     if display_name is not None and not isinstance(display_name, str):
         raise InvalidEntry(NOT_TEXT.format(where="model_info.display_name"))

@@ -169,12 +169,17 @@ def _deployment_of(target: live.GroupTarget, found: re.Match | None) -> tuple[st
     return "(unknown)", found["prefix"] if found else "unknown kind"
 
 
-def _relayed_headers(exc: Exception) -> dict[str, str]:
-    # LiteLLM keeps the provider's headers apart; its `response` is one it made up.
+def _relayed_headers(exc: Exception, secrets: tuple[str, ...]) -> dict[str, str]:
+    # LiteLLM keeps the provider's headers apart; its `response` is one it made up. Their
+    # values are upstream text like any error body: a key echoed there is masked too.
     headers = getattr(exc, "litellm_response_headers", None) or getattr(
         getattr(exc, "response", None), "headers", None
     )
-    return {k.lower(): v for k, v in (headers or {}).items() if RELAYED_HEADERS.match(k)}
+    return {
+        k.lower(): redact(str(v), secrets)
+        for k, v in (headers or {}).items()
+        if RELAYED_HEADERS.match(k)
+    }
 
 
 def _error(exc: Exception, target: live.Target | live.GroupTarget) -> ProviderError:
@@ -199,7 +204,7 @@ def _error(exc: Exception, target: live.Target | live.GroupTarget) -> ProviderEr
         kind=kind,
         status=status if isinstance(status, int) else None,
         detail=redact(str(detail), secrets)[:1000],
-        headers=_relayed_headers(exc) if status == 429 else None,
+        headers=_relayed_headers(exc, secrets) if status == 429 else None,
     )
 
 

@@ -176,6 +176,17 @@ def test_models_and_providers_never_show_keys(gateway, setup):
     assert health["pa"]["healthy"] is True and health["pb"]["healthy"] is False
 
 
+def test_providers_are_named_as_every_page_names_them(gateway, setup):
+    _, _, token = setup
+    services.provider_update(provider=Provider.objects.get(name="pa"), display_name="Acme (prod)")
+    answer = httpx.get(gateway + "/v1/providers", headers={"Authorization": f"Bearer {token}"})
+    named = {
+        p["name"]: (p["display_name"], p["kind"], p["kind_label"]) for p in answer.json()["data"]
+    }
+    assert named["pa"] == ("Acme (prod)", "openai", "OpenAI")
+    assert named["pb"][0] == "pb"  # without a display name, its name
+
+
 def test_dashboard_session_is_not_accepted(gateway, setup, client):
     from django.contrib.auth.models import User
 

@@ -45,6 +45,19 @@ def test_a_slow_upstream_is_a_504_the_sdk_does_not_retry(gateway, setup):
     assert len(a.requests) == 1
 
 
+def test_a_slow_upstream_streamed_is_a_504_the_sdk_does_not_retry(gateway, setup):
+    # SDK users mostly stream: the timeout must be a status, not a 200 with an error event.
+    a, _, token = setup
+    services.provider_update(provider=Provider.objects.get(name="pa"), timeout=0.5)
+    a.hang(10)
+    sdk = openai.OpenAI(base_url=gateway + "/v1", api_key=token, timeout=30)
+    with pytest.raises(openai.APIStatusError) as info:
+        sdk.chat.completions.create(model="default", messages=HI, stream=True)
+    assert info.value.status_code == 504
+    assert info.value.body["code"] == "upstream_timeout"
+    assert len(a.requests) == 1
+
+
 def test_a_slow_group_names_the_group_and_its_limit(gateway, setup):
     _, b, token = setup
     services.group_save(name="fast", deployments=[D("pb", "m", timeout=0.5)])
@@ -77,6 +90,14 @@ def test_an_upstream_429_relays_retry_after_and_rate_limit_headers(gateway, setu
     with pytest.raises(openai.RateLimitError) as info:
         client(gateway, token).chat.completions.create(model="default", messages=HI)
     assert info.value.response.headers["retry-after"] == "17"
+    a.fail_next(429, headers=limits)
+    streamed = httpx.post(
+        gateway + "/v1/chat/completions",
+        json={"messages": HI, "stream": True},
+        headers=_auth(token),
+        timeout=30,
+    )
+    assert streamed.status_code == 429 and streamed.headers["retry-after"] == "17"
 
 
 def test_an_upstream_that_refuses_the_connection_is_a_503(gateway, setup, make_provider):
@@ -208,3 +229,23 @@ def test_get_a_model_the_token_may_not_use_is_a_404(gateway, setup):
     assert c.models.retrieve("pa/gpt-4o-mini").id == "pa/gpt-4o-mini"
     with pytest.raises(openai.NotFoundError):
         c.models.retrieve("default")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_key_echoed_in_a_relayed_header_is_masked(gateway, setup, stream):
+    # Through the real server: the masked value (sk-…) must still be a valid header.
+    from providers.redact import mask
+    from tests.conftest import SECRET
+
+    a, _, token = setup
+    a.fail_next(429, headers={"Retry-After": "5", "x-ratelimit-remaining-tokens": SECRET})
+    answer = httpx.post(
+        gateway + "/v1/chat/completions",
+        json={"messages": HI, "stream": stream},
+        headers=_auth(token),
+        timeout=30,
+    )
+    assert answer.status_code == 429 and answer.headers["retry-after"] == "5"
+    relayed = answer.headers["x-ratelimit-remaining-tokens"]
+    assert SECRET not in relayed and SECRET[8:] not in relayed
+    assert mask(SECRET)[-4:] in relayed

@@ -133,6 +133,21 @@ def test_default_set_show_and_remove_guard(cli, upstream):
     assert DefaultModel.objects.get().provider.name == "local"
 
 
+def test_drop_params_is_set_on_add_and_changed_on_edit(cli, upstream):
+    base = upstream.base_url + "/v1"
+    cli("provider", "add", "--name", "edge", "--kind", "vllm", "--base-url", base, "--drop-params")
+    assert Provider.objects.get(name="edge").drop_params is True
+    assert "drop params:  yes" in cli("provider", "show", "edge")
+    cli("provider", "edit", "edge", "--no-drop-params")
+    assert Provider.objects.get(name="edge").drop_params is False
+    cli("provider", "edit", "edge", "--timeout", "30")  # not given: left as it is
+    cli("provider", "edit", "edge", "--drop-params")
+    edge = Provider.objects.get(name="edge")
+    assert (edge.drop_params, edge.timeout) == (True, 30)
+    updates = AuditEvent.objects.filter(action="provider.update").order_by("pk")
+    assert [e.changes.get("drop_params") for e in updates] == [[True, False], None, [False, True]]
+
+
 def test_edit_changes_only_what_is_given(cli, monkeypatch, upstream):
     base = upstream.base_url + "/v1"
     cli("provider", "add", "--name", "edge", "--kind", "vllm", "--base-url", base)

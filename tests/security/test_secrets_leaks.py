@@ -323,3 +323,38 @@ def test_mask_always_hides_at_least_eight_characters():
         secret = "".join(chr(ord("a") + i % 26) for i in range(length))
         visible = len(mask(secret).replace("…", ""))
         assert visible <= 7 and (visible == 0 or length - visible >= 8), length
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("status", [429, 400, 404, 503])
+def test_key_not_in_relayed_upstream_errors_or_their_headers(
+    client, acme, upstream, caplog, status, stream
+):
+    # The statuses the gateway relays (429 with its rate-limit headers, other refusals, the
+    # provider's own errors), with the key echoed in the body and in a relayed header.
+    import base64
+    from urllib.parse import quote
+
+    caplog.set_level(logging.DEBUG)
+    _, token = token_create(name="app", actor="test")
+    encoded = base64.b64encode(f"user:{SECRET}".encode()).decode()
+    message = f"Bad key {SECRET.upper()} ({quote(SECRET, safe='')}, Basic {encoded}); {HEADER}"
+    upstream.fail_next(
+        status,
+        {"error": {"message": message, "type": "invalid_request_error"}},
+        headers={"Retry-After": "3", "x-ratelimit-remaining-requests": f"0 {SECRET}"},
+    )
+    body = {"model": "default", "messages": [{"role": "user", "content": "hi"}], "stream": stream}
+    response = client.post(
+        reverse("gateway_chat"),
+        json.dumps(body),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
+    assert response.status_code == status
+    _assert_clean(response.content.decode(), f"the gateway's {status}")
+    _assert_clean(json.dumps(dict(response.items())), f"the headers of the gateway's {status}")
+    assert encoded not in response.content.decode()
+    handler = logging.StreamHandler(sys.stderr)
+    for record in caplog.records:
+        _assert_clean(handler.format(record), f"log record of {record.name}")

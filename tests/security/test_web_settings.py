@@ -20,7 +20,7 @@ from cryptography.fernet import Fernet
 from django.core.checks import run_checks
 from dotenv import dotenv_values
 
-from providers.checks import STARTUP_FAILURE, dev_key_id
+from providers.checks import CORS_ORIGIN_BAD, STARTUP_FAILURE, dev_key_id
 from routing_admin.__main__ import ensure_env_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -297,3 +297,54 @@ def test_server_entry_point_refuses_a_secret_key_that_is_the_encryption_key(tmp_
     result = _import(tmp_path, "routing_admin.asgi", **{**PRODUCTION, "SECRET_KEY": KEY})
     assert result.returncode == STARTUP_FAILURE and "routing.E006" in result.stderr
     assert KEY not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "app.example.com",
+        "*",
+        "https://*.example.com",
+        "https://app.example.com/app",
+        "https://app.example.com?x=1",
+        "ftp://app.example.com",
+        "https://user@app.example.com",
+        "https://app.example.com:99999",
+        "https://",
+    ],
+)
+def test_a_malformed_cors_origin_fails_the_check(settings, entry):
+    settings.CORS_ALLOWED_ORIGINS = ["https://app.example.com", entry]
+    errors = [e for e in run_checks(tags=["security"]) if e.id == "routing.E007"]
+    assert [e.msg for e in errors] == [CORS_ORIGIN_BAD.msg.format(entry=entry)]
+
+
+def test_cors_origins_are_read_from_the_variable_and_a_bad_one_is_named_by_it(tmp_path):
+    # A trailing slash, as copied from the address bar, is not part of the origin.
+    origins = "https://app.example.com/, http://localhost:3000"
+    dump = "from django.conf import settings as s; print(s.CORS_ALLOWED_ORIGINS)"
+    env = {**PRODUCTION, "DEBUG": "1"}
+    result = _manage(tmp_path, "shell", "-c", dump, ROUTING_CORS_ALLOWED_ORIGINS=origins, **env)
+    read = result.stdout.strip().splitlines()[-1]
+    assert read == "['https://app.example.com', 'http://localhost:3000']"
+    bad = _manage(tmp_path, "check", ROUTING_CORS_ALLOWED_ORIGINS="app.example.com", **env)
+    assert bad.returncode != 0
+    assert CORS_ORIGIN_BAD.msg.format(entry="app.example.com") in bad.stderr
+    assert "corsheaders" not in bad.stderr
+
+
+@pytest.mark.parametrize(
+    "name, value, what",
+    [
+        ("ROUTING_REQUEST_LOG_MAX_PENDING", "100k", "a whole number"),
+        ("ROUTING_CONFIG_RECHECK_SECONDS", "5s", "a number"),
+    ],
+)
+def test_a_mistyped_number_is_refused_naming_its_variable(tmp_path, name, value, what):
+    from routing_admin.settings import NOT_A_NUMBER
+
+    result = _manage(tmp_path, "check", **{**PRODUCTION, "DEBUG": "1", name: value})
+    assert result.returncode != 0
+    default = {"ROUTING_REQUEST_LOG_MAX_PENDING": "100000"}.get(name, "5")
+    message = NOT_A_NUMBER.format(name=name, what=what, default=default, value=value)
+    assert message in result.stderr and "invalid literal" not in result.stderr

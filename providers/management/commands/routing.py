@@ -5,6 +5,7 @@ Every subcommand calls the same services and validators as the dashboard.
 
 from __future__ import annotations
 
+import argparse
 import getpass
 import os
 import sys
@@ -125,7 +126,19 @@ def _read_env_text(name: str) -> str:
         raise CommandError(f"Cannot read {name}: it is not UTF-8 text.") from None
 
 
-_EDIT_FIELDS = ("display_name", "base_url", "api_version", "timeout", "max_retries", "enabled")
+_EDIT_FIELDS = (
+    "display_name",
+    "base_url",
+    "api_version",
+    "timeout",
+    "max_retries",
+    "drop_params",
+    "enabled",
+)
+DROP_PARAMS_HELP = (
+    "Drop parameters this provider does not support (the form's switch), instead of "
+    "refusing the call."
+)
 
 
 def _edit_arguments(provider_commands) -> None:
@@ -152,6 +165,12 @@ def _edit_arguments(provider_commands) -> None:
     edit.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
     edit.add_argument("--max-retries", type=int, default=None, metavar="N")
     edit.add_argument("--deployments", default=None, metavar='"A,B"', help=DEPLOYMENTS_HELP)
+    edit.add_argument(
+        "--drop-params",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=DROP_PARAMS_HELP + " --no-drop-params turns it off.",
+    )
     enabled = edit.add_mutually_exclusive_group()
     enabled.add_argument("--enable", dest="enabled", action="store_true", default=None)
     enabled.add_argument("--disable", dest="enabled", action="store_false")
@@ -204,6 +223,7 @@ class Command(BaseCommand):
         add.add_argument("--header", action="append", default=[], metavar='"Name: value"')
         add.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
         add.add_argument("--deployments", default=None, metavar='"A,B"', help=DEPLOYMENTS_HELP)
+        add.add_argument("--drop-params", action="store_true", help=DROP_PARAMS_HELP)
         _edit_arguments(provider_commands)
         provider_commands.add_parser("list", help="List providers (keys masked).")
         for action, text in (
@@ -320,6 +340,7 @@ class Command(BaseCommand):
             api_version=options["api_version"],
             timeout=options["timeout"],
             declared_models=parse_model_names(options["deployments"] or ""),
+            drop_params=options["drop_params"],
             actor=actor,
         )
         for warning in provider.validation_warnings:
@@ -388,6 +409,7 @@ class Command(BaseCommand):
             *((("deployments", ", ".join(p.declared_models) or "-"),) if p.declared_models else ()),
             ("timeout", f"{p.timeout:g} s"),
             ("max retries", str(p.max_retries)),
+            ("drop params", "yes" if p.drop_params else "no"),
             ("enabled", "yes" if p.enabled else "no"),
             (
                 "last test",

@@ -252,6 +252,52 @@ def test_round_trip_into_an_empty_database_gives_the_same_file(team, default):
     assert _counts() == before  # not even an audit event
 
 
+def test_drop_params_travel_in_the_export_and_back(team):
+    # The provider's switch rides on its entries, the group's on the group's deployments.
+    services.provider_update(provider=Provider.objects.get(name="acme"), drop_params=True)
+    quality = RoutingGroup.objects.get(name="quality")
+    services.group_save(
+        name="quality",
+        deployments=[D("azure-eu", "gpt-4o", tpm=1000, timeout=45.0)],
+        fallbacks=["fast"],
+        drop_params=True,
+        group=quality,
+    )
+    text, env = _export(include_secrets=True)
+    dropping = {
+        (item["model_name"], item["model_info"]["provider"])
+        for item in yaml.safe_load(text)["model_list"]
+        if item["litellm_params"].get("drop_params") is True
+    }
+    assert dropping == {("acme/*", "acme"), ("fast", "acme"), ("quality", "azure-eu")}
+    _wipe()
+
+    report = _import(text, services.parse_env(services.render_env(env)))
+    assert report.ok, report.errors
+    dropped = dict(Provider.objects.values_list("name", "drop_params"))
+    assert dropped == {"acme": True, "local": False, "azure-eu": False, "gem": False}
+    groups = dict(RoutingGroup.objects.values_list("name", "drop_params"))
+    assert groups == {"fast": False, "quality": True}
+    assert _export()[0] == text
+
+
+@pytest.mark.parametrize("value, ok", [(True, True), (False, True), ("yes", False)])
+def test_a_config_with_litellms_drop_params_is_imported(db, value, ok):
+    from providers.importexport.litellm_read import NOT_A_BOOLEAN
+
+    params = {"model": "groq/llama-3.3-70b", "api_key": "os.environ/GROQ_KEY"}
+    entry = {"model_name": "groq/llama-3.3-70b", "litellm_params": {**params, "drop_params": value}}
+    report = _import(yaml.safe_dump({"model_list": [entry]}), {"GROQ_KEY": SECRET})
+    if ok:
+        assert report.ok, report.errors
+        assert Provider.objects.get(name="groq").drop_params is value
+    else:
+        assert report.errors == [
+            f"Entry 1 (groq/llama-3.3-70b): {NOT_A_BOOLEAN.format(key='drop_params')}"
+        ]
+        assert not Provider.objects.exists()
+
+
 def test_dry_run_changes_nothing(team):
     text, env = _export(include_secrets=True)
     _wipe()

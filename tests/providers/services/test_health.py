@@ -108,6 +108,23 @@ def test_a_hanging_provider_fails_within_its_own_timeout(make_provider, upstream
     assert ProbeResult.objects.get().ok is False
 
 
+def test_the_connection_test_keeps_its_own_limit_below_the_model_call_timeout(
+    make_provider, upstream, monkeypatch
+):
+    # A provider at the model-call default (600 s) is tested within CONNECTION_TEST_TIMEOUT
+    # (10 s; half a second here, so that the test stays fast).
+    from providers import models
+
+    monkeypatch.setattr(models, "CONNECTION_TEST_TIMEOUT", 0.5)
+    upstream.hang(5)
+    provider = make_provider(name="slow", base_url=upstream.base_url + "/v1")
+    assert provider.timeout == models.MODEL_CALL_TIMEOUT == 600
+    started = time.monotonic()
+    result = services.provider_test(provider=provider)
+    assert time.monotonic() - started < 3
+    assert not result.ok and result.message.startswith(connection.TIMED_OUT.format(timeout=0.5))
+
+
 @pytest.mark.django_db(transaction=True)
 def test_test_many_is_bounded_and_a_hanging_provider_never_stalls_the_rest(
     upstream_factory, make_provider
