@@ -6,7 +6,7 @@ providers and the default model; an admin also manages users. Superusers are adm
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import wraps
 
 from django.contrib.auth.decorators import login_required
@@ -26,10 +26,18 @@ def user_role(user) -> str | None:
     cached = getattr(user, "_routing_role", False)
     if cached is not False:
         return cached
-    names = set(user.groups.values_list("name", flat=True))
-    role = next((r for r in reversed(ROLES) if r in names), None)
+    role = role_from(is_superuser=False, groups=user.groups.values_list("name", flat=True))
     user._routing_role = role
     return role
+
+
+def role_from(*, is_superuser: bool, groups: Iterable[str]) -> str | None:
+    """The one rule for a person's role: admin for a superuser, else the highest of the
+    roles among their groups' names, else none."""
+    if is_superuser:
+        return "admin"
+    names = set(groups)
+    return next((role for role in reversed(ROLES) if role in names), None)
 
 
 def has_role(user, needed: str) -> bool:

@@ -8,9 +8,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
-from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
@@ -21,7 +19,8 @@ from providers.forms import put_service_errors
 
 from . import services
 from .forms import ROLE_CHOICES, LoginForm, RoleForm, SetupForm, UserAddForm
-from .roles import ROLES, role_required, user_role
+from .roles import role_required, user_role
+from .selectors import users_with_roles
 from .services import SetupClosed, first_admin_create
 
 User = get_user_model()
@@ -113,26 +112,13 @@ def setup(request: HttpRequest) -> HttpResponse:
 # --- users ------------------------------------------------------------------------------
 
 
-def _user_rows() -> list:
-    role_groups = Prefetch("groups", queryset=Group.objects.filter(name__in=ROLES))
-    rows = list(User.objects.order_by("username").prefetch_related(role_groups))
-    for user in rows:
-        names = {group.name for group in user.groups.all()}
-        user.role = (
-            "admin"
-            if user.is_superuser
-            else next((role for role in reversed(ROLES) if role in names), None)
-        )
-    return rows
-
-
 def _users_page(
     request: HttpRequest,
     add_form: UserAddForm | None = None,
     refused: tuple[int, str, list[str]] | None = None,
 ) -> HttpResponse:
     """The page; `refused` is (user id, role asked for, errors) of a refused role change."""
-    rows = _user_rows()
+    rows = users_with_roles()
     for row in rows:
         row.selected_role, row.role_errors = row.role, []
         if refused and refused[0] == row.pk:

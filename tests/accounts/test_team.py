@@ -9,6 +9,7 @@ from django.core.management import CommandError, call_command
 from django.test import RequestFactory
 
 from accounts.forms import PASSWORDS_DIFFER
+from accounts.roles import role_from
 from accounts.services import (
     LAST_ADMIN,
     SetupClosed,
@@ -402,3 +403,10 @@ def test_cli_weak_password_is_one_line_error_and_creates_nothing():
     assert "password: This password is too short" in str(info.value)
     assert "\n" not in str(info.value) and WEAK not in str(info.value)
     assert not User.objects.exists() and not AuditEvent.objects.exists()
+
+
+def test_a_role_is_the_highest_role_group_and_a_superuser_is_admin():
+    assert role_from(is_superuser=True, groups=[]) == "admin"
+    assert role_from(is_superuser=False, groups=["viewer", "editor"]) == "editor"
+    assert role_from(is_superuser=False, groups=["admin", "viewer"]) == "admin"
+    assert role_from(is_superuser=False, groups=["ops"]) is None
