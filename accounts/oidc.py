@@ -114,8 +114,9 @@ class RoutingOIDCBackend(OIDCAuthenticationBackend):
         keys = [
             k
             for k in response.json().get("keys", [])
-            if k.get("kid") == smart_str(header.get("kid")) and k.get("alg", header["alg"])
-            == header["alg"] and k.get("use", "sig") == "sig"
+            if k.get("kid") == smart_str(header.get("kid"))
+            and k.get("alg", header["alg"]) == header["alg"]
+            and k.get("use", "sig") == "sig"
         ]
         if len(keys) != 1:
             raise SuspiciousOperation("the ID token is signed with a key the issuer does not list")

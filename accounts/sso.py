@@ -82,9 +82,7 @@ NO_MAPPED_GROUP = (
     "Your account at {name} is in no group that Routing Admin maps to a role, so it gives you "
     "no access. Ask an admin to add you to one of the groups it maps."
 )
-DISCOVERY_FAILED = (
-    "The identity provider's configuration could not be read from {url} ({reason})."
-)
+DISCOVERY_FAILED = "The identity provider's configuration could not be read from {url} ({reason})."
 ISSUER_MISMATCH = (
     "The identity provider calls itself {found!r}, not the configured issuer {expected!r} "
     "(ROUTING_OIDC_ISSUER): an unknown issuer is refused."
@@ -140,7 +138,7 @@ def _issuer_allowed(url: str) -> bool:
 
 
 def parse_role_map(text: str) -> dict[str, str]:
-    """"platform-admins=admin,llm-editors=editor" to {group: role}. A group name may contain
+    """ "platform-admins=admin,llm-editors=editor" to {group: role}. A group name may contain
     "=" (the role is after the last one), not ","."""
     mapping: dict[str, str] = {}
     for entry in (part.strip() for part in text.split(",")):
@@ -298,9 +296,7 @@ def sso_user_sync(*, cfg: SsoConfig, claims: dict) -> tuple[AbstractUser, str | 
         setattr(user, field, names[field])
     if changed:
         user.save(update_fields=changed)
-    old = next(
-        (r for r in reversed(ROLES) if user.groups.filter(name=r).exists()), None
-    )
+    old = next((r for r in reversed(ROLES) if user.groups.filter(name=r).exists()), None)
     role = mapped_role(cfg, claims)
     if role != old:
         user.groups.remove(*Group.objects.filter(name__in=ROLES))
