@@ -9,6 +9,7 @@ a spoiled ID token (see op.mjs). bin/test installs it with `npm ci --prefix test
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -34,6 +35,10 @@ class Provider:
     accounts_file: Path
     process: subprocess.Popen
 
+    @property
+    def port(self) -> int:
+        return int(self.issuer.rsplit(":", 1)[1])
+
     def accounts(self, accounts: dict[str, list[str]]) -> None:
         """{login: [groups]}: who may sign in, and their groups from now on."""
         data = {
@@ -45,31 +50,36 @@ class Provider:
     def tamper(self, mode: str) -> None:
         httpx.get(f"{self.issuer}/__test/tamper", params={"mode": mode}).raise_for_status()
 
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
 
-@pytest.fixture(scope="session")
-def oidc_provider(live_server, tmp_path_factory) -> Provider:
+
+def start_provider(live_server, accounts_file: Path, **env: str) -> Provider:
+    """Start op.mjs for live_server's callback; `env` adds OIDC_* settings (OIDC_PORT,
+    OIDC_KID, OIDC_SIGN_ALG). Skips where node is absent."""
     if shutil.which("node") is None:
         pytest.skip(NODE_MISSING)
     if not (OP_DIR / "node_modules" / "oidc-provider").is_dir():
         pytest.fail(NOT_INSTALLED)
-    accounts_file = tmp_path_factory.mktemp("oidc") / "accounts.json"
-    accounts_file.write_text("{}")
+    if not accounts_file.exists():
+        accounts_file.write_text("{}")
     port = re.search(r":(\d+)$", live_server.url).group(1)
     redirects = ",".join(
         f"http://{host}:{port}/oidc/callback/" for host in ("localhost", "127.0.0.1")
     )
-    env = {
-        "PATH": "/usr/bin:/bin:/usr/local/bin",
-        "OIDC_PORT": "0",
-        "OIDC_ACCOUNTS": str(accounts_file),
-        "OIDC_CLIENT_ID": CLIENT_ID,
-        "OIDC_CLIENT_SECRET": CLIENT_SECRET,
-        "OIDC_REDIRECT_URI": redirects,
-    }
     process = subprocess.Popen(
         ["node", "op.mjs"],
         cwd=OP_DIR,
-        env=env,
+        env={
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "OIDC_PORT": "0",
+            "OIDC_ACCOUNTS": str(accounts_file),
+            "OIDC_CLIENT_ID": CLIENT_ID,
+            "OIDC_CLIENT_SECRET": CLIENT_SECRET,
+            "OIDC_REDIRECT_URI": redirects,
+            **env,
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,  # only Node's "unsupported runtime" notice
         text=True,
@@ -78,17 +88,14 @@ def oidc_provider(live_server, tmp_path_factory) -> Provider:
     if not line.startswith("READY "):
         process.kill()
         pytest.fail(f"the test OpenID provider did not start: {line!r}")
-    yield Provider(issuer=line.split()[1], accounts_file=accounts_file, process=process)
-    process.terminate()
-    process.wait(timeout=10)
+    return Provider(issuer=line.split()[1], accounts_file=accounts_file, process=process)
 
 
-@pytest.fixture
-def idp(settings, oidc_provider, transactional_db) -> Provider:
-    """Single sign-on configured against the test provider, as the README documents it."""
+def configure(settings, provider: Provider) -> None:
+    """Single sign-on against `provider`, set as the README documents it."""
     from accounts import sso as sso_module
 
-    settings.ROUTING_OIDC_ISSUER = oidc_provider.issuer
+    settings.ROUTING_OIDC_ISSUER = provider.issuer
     settings.ROUTING_OIDC_CLIENT_ID = CLIENT_ID
     settings.ROUTING_OIDC_CLIENT_SECRET = CLIENT_SECRET
     settings.ROUTING_OIDC_SCOPES = "openid email profile groups"
@@ -97,6 +104,21 @@ def idp(settings, oidc_provider, transactional_db) -> Provider:
     settings.ROUTING_OIDC_NAME = "Test IdP"
     settings.ROUTING_OIDC_MAX_SESSION_SECONDS = ""
     sso_module.forget_discovery()
+
+
+@pytest.fixture(scope="session")
+def oidc_provider(live_server, tmp_path_factory) -> Provider:
+    provider = start_provider(live_server, tmp_path_factory.mktemp("oidc") / "accounts.json")
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture
+def idp(settings, oidc_provider, transactional_db) -> Provider:
+    """Single sign-on configured against the session's test provider, reset for each test."""
+    from accounts import sso as sso_module
+
+    configure(settings, oidc_provider)
     oidc_provider.tamper("none")
     oidc_provider.accounts({})
     yield oidc_provider

@@ -15,7 +15,7 @@ from django.contrib.sessions.models import Session
 from accounts import oidc, sso
 from accounts.roles import user_role
 from providers.models import AuditEvent
-from tests.oidc_provider import CLIENT_SECRET, submit_login
+from tests.oidc_provider import CLIENT_SECRET, configure, start_provider, submit_login
 
 
 @pytest.fixture
@@ -208,3 +208,40 @@ def test_the_client_secret_is_never_shown_or_audited(idp, web, live_server):
         assert CLIENT_SECRET not in sign_in(other, "alice").text
     for event in AuditEvent.objects.all():
         assert CLIENT_SECRET not in str(event.changes) + event.target + event.actor_name
+
+
+def test_keys_rotated_by_the_issuer_are_picked_up(
+    live_server, settings, tmp_path, transactional_db
+):
+    accounts = tmp_path / "accounts.json"
+    first = start_provider(live_server, accounts, OIDC_KID="key-2026-11")
+    try:
+        configure(settings, first)
+        first.accounts({"alice": ["staff"]})
+        with httpx.Client(base_url=live_server.url) as web:
+            assert sign_in(web, "alice").status_code == 200
+    finally:
+        first.stop()
+    # The same issuer (same port) signing with a new key; the discovery document stays cached.
+    second = start_provider(
+        live_server, accounts, OIDC_KID="key-2026-12", OIDC_PORT=str(first.port)
+    )
+    try:
+        assert second.issuer == first.issuer
+        with httpx.Client(base_url=live_server.url) as web:
+            assert sign_in(web, "alice").status_code == 200
+    finally:
+        second.stop()
+    assert AuditEvent.objects.filter(action="sso.sign_in").count() == 2
+
+
+def test_es256_id_tokens_are_accepted(live_server, settings, tmp_path, transactional_db):
+    provider = start_provider(live_server, tmp_path / "accounts.json", OIDC_SIGN_ALG="ES256")
+    try:
+        configure(settings, provider)
+        provider.accounts({"erin": ["llm-editors"]})
+        with httpx.Client(base_url=live_server.url) as web:
+            assert sign_in(web, "erin").status_code == 200
+        assert user_role(_sso_user(provider, "erin")) == "editor"
+    finally:
+        provider.stop()

@@ -1,6 +1,8 @@
-// Test-only OpenID Provider on 127.0.0.1 (oidc-provider 9.x, ESM, Node >= 20.19).
+// Test-only OpenID Provider on 127.0.0.1 (oidc-provider 9.x, ESM, Node >= 20.19), for the
+// single sign-on tests (tests/oidc_provider.py starts it).
 // env: OIDC_PORT (0 = free port), OIDC_ACCOUNTS (JSON file, re-read on every sign-in),
-//      OIDC_CLIENT_ID, OIDC_CLIENT_SECRET, OIDC_REDIRECT_URI (comma-separated allowed)
+//      OIDC_CLIENT_ID, OIDC_CLIENT_SECRET, OIDC_REDIRECT_URI (comma-separated allowed),
+//      OIDC_KID (the signing key's id: a new one is a key rotation), OIDC_SIGN_ALG (RS256|ES256)
 // stdout first line: "READY http://127.0.0.1:PORT"
 import http from 'node:http';
 import fs from 'node:fs';
@@ -15,9 +17,10 @@ const server = http.createServer();
 await new Promise((r) => server.listen(Number(process.env.OIDC_PORT || 0), '127.0.0.1', r));
 const issuer = `http://127.0.0.1:${server.address().port}`;
 
+const alg = process.env.OIDC_SIGN_ALG || 'RS256';
 async function newKey(kid) {
-  const { privateKey } = await jose.generateKeyPair('RS256', { extractable: true });
-  return { ...(await jose.exportJWK(privateKey)), kid, alg: 'RS256', use: 'sig' };
+  const { privateKey } = await jose.generateKeyPair(alg, { extractable: true });
+  return { ...(await jose.exportJWK(privateKey)), kid, alg, use: 'sig' };
 }
 const signingKey = await newKey(process.env.OIDC_KID || crypto.randomUUID());
 const foreignKey = await newKey('foreign');
@@ -30,6 +33,7 @@ const provider = new Provider(issuer, {
     response_types: ['code'],
     grant_types: ['authorization_code'],
     token_endpoint_auth_method: 'client_secret_post', // or client_secret_basic
+    id_token_signed_response_alg: alg,
   }],
   jwks: { keys: [signingKey] },
   cookies: { keys: [crypto.randomBytes(32).toString('hex')] },
@@ -79,8 +83,8 @@ async function spoil(idToken) {
   if (tamper === 'exp') { claims.iat -= 7200; claims.exp = claims.iat + 60; }
   if (tamper === 'nonce') claims.nonce = 'not-the-nonce';
   if (tamper === 'foreign_key') key = foreignKey;
-  return new jose.SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: key.kid, typ: 'JWT' })
-    .sign(await jose.importJWK(key, 'RS256'));
+  return new jose.SignJWT(claims).setProtectedHeader({ alg, kid: key.kid, typ: 'JWT' })
+    .sign(await jose.importJWK(key, alg));
 }
 
 provider.use(async (ctx, next) => {
