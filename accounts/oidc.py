@@ -41,6 +41,7 @@ IDP_ERROR = "The identity provider refused the sign-in ({error})."
 WRONG_CALLBACK_ISSUER = "the answer came from another issuer"
 SSO_OFF = "Single sign-on is not configured on this server."
 FAILED = "The sign-in failed. Start again."
+ACCOUNT_INACTIVE = "Your account here is deactivated; ask an admin."
 
 _DENIED_TEMPLATE = "accounts/sso_denied.html"
 
@@ -105,6 +106,14 @@ class RoutingOIDCBackend(OIDCAuthenticationBackend):
         self.cfg = sso.config()
         super().__init__()  # now the endpoints, from discovery
         return super().authenticate(request, **kwargs)
+
+    def get_user(self, user_id):
+        # A session from single sign-on ends once SSO is turned off or the account is
+        # deactivated (the library's get_user checks neither).
+        if not sso.enabled():
+            return None
+        user = super().get_user(user_id)
+        return user if user is not None and user.is_active else None
 
     def retrieve_matching_jwk(self, token: str) -> jwt.PyJWK:
         # Fetched on every sign-in, so keys the issuer rotates are picked up at once.
@@ -255,7 +264,8 @@ class CallbackView(OIDCAuthenticationCallbackView):
             raise Refused(IDP_UNREACHABLE.format(detail=detail), status=502) from None
 
     def login_failure(self):
-        raise Refused(FAILED)
+        user = getattr(self, "user", None)
+        raise Refused(ACCOUNT_INACTIVE if user is not None and not user.is_active else FAILED)
 
     def login_success(self):
         response = super().login_success()  # auth.login (a new session key), then the redirect

@@ -20,6 +20,7 @@ import httpx
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser, Group
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
 from providers.addresses import allowed_private_hosts
@@ -129,7 +130,11 @@ def _issuer_allowed(url: str) -> bool:
         ip = None
     if ip is not None and ip.is_loopback:
         return True
-    for entry in allowed_private_hosts():
+    try:
+        listed = allowed_private_hosts()
+    except ImproperlyConfigured:
+        listed = []  # reported by the providers' own check
+    for entry in listed:
         if isinstance(entry, str) and entry == host:
             return True
         if ip is not None and not isinstance(entry, str) and ip in entry:
@@ -262,6 +267,8 @@ def mapped_role(cfg: SsoConfig, claims: dict) -> str | None:
     groups = claims.get(cfg.groups_claim) or []
     if isinstance(groups, str):
         groups = [groups]
+    elif not isinstance(groups, list | tuple):
+        groups = []  # e.g. Entra ID's group overage: a reference, not the groups
     roles = {cfg.role_map[g] for g in groups if isinstance(g, str) and g in cfg.role_map}
     return next((role for role in reversed(ROLES) if role in roles), None)
 

@@ -245,3 +245,26 @@ def test_es256_id_tokens_are_accepted(live_server, settings, tmp_path, transacti
         assert user_role(_sso_user(provider, "erin")) == "editor"
     finally:
         provider.stop()
+
+
+def test_a_deactivated_account_is_refused(idp, live_server):
+    idp.accounts({"alice": ["staff"]})
+    with httpx.Client(base_url=live_server.url) as first:
+        assert sign_in(first, "alice").status_code == 200
+        User.objects.filter(username=sso.username_for(idp.issuer, "alice")).update(
+            is_active=False
+        )
+        # The running session ends too.
+        assert first.get("/").headers["location"].startswith("/login/")
+    with httpx.Client(base_url=live_server.url) as second:
+        page = sign_in(second, "alice")
+    assert page.status_code == 403
+    assert html.escape(oidc.ACCOUNT_INACTIVE) in page.text
+
+
+def test_sessions_from_sso_end_when_sso_is_turned_off(idp, web, settings):
+    idp.accounts({"alice": ["staff"]})
+    assert sign_in(web, "alice").status_code == 200
+    assert web.get("/").status_code == 200
+    settings.ROUTING_OIDC_ISSUER = ""
+    assert web.get("/").headers["location"].startswith("/login/")
