@@ -127,3 +127,11 @@ def test_an_unreachable_issuer_is_a_clear_error():
     assert "could not be read from http://127.0.0.1:9/.well-known/openid-configuration" in str(
         refused.value
     )
+
+
+def test_a_group_name_may_contain_an_equals_sign():
+    # The role is after the last "=" (a "," always separates entries).
+    assert sso.parse_role_map("cn=admins=admin, /staff = viewer") == {
+        "cn=admins": "admin",
+        "/staff": "viewer",
+    }
