@@ -9,12 +9,17 @@ from django.contrib.auth.password_validation import password_validators_help_tex
 
 from providers.widgets import PlainLabelsForm
 
+from . import sso
 from .roles import ROLES
 from .throttle import LoginAttempt, client_ip
 
 User = get_user_model()
 
 PASSWORDS_DIFFER = "The two passwords differ; type the same password twice."
+LOCAL_LOGIN_OFF = (
+    "Passwords are turned off on this server (ROUTING_LOCAL_LOGIN=off): sign in with single "
+    "sign-on."
+)
 ROLE_CHOICES = [(role, role) for role in ROLES]
 ROLE_HELP = (
     "A viewer sees everything but secrets and may run connection tests; an editor also "
@@ -29,6 +34,8 @@ class LoginForm(AuthenticationForm):
     def clean(self):
         username = self.cleaned_data.get("username")
         password = self.cleaned_data.get("password")
+        if sso.local_login_mode() == "off":
+            raise forms.ValidationError(LOCAL_LOGIN_OFF, code="local_login_off")
         if username is None or not password:
             return super().clean()
         attempt = LoginAttempt(username, client_ip(self.request) if self.request else "unknown")

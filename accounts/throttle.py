@@ -122,18 +122,23 @@ def normalise_username(username: str) -> str:
 
 
 class LoginAttempt:
-    """One login attempt, counted as a failure until `succeeded()` says otherwise."""
+    """One login attempt, counted as a failure until `succeeded()` says otherwise.
 
-    def __init__(self, username: str, address: str) -> None:
+    `username` is None for a single sign-on callback, where the account is not known before
+    the IdP answers: then only the address is counted."""
+
+    def __init__(self, username: str | None, address: str) -> None:
         now = timezone.now()
         _prune(now)
-        self.hits = [
-            ThrottleHit.objects.create(scope=LOGIN_USER, key=normalise_username(username), at=now),
-            ThrottleHit.objects.create(scope=LOGIN_ADDRESS, key=address[:200], at=now),
-        ]
-        account, network = self.hits
+        self.account = None
+        if username is not None:
+            key = normalise_username(username)
+            self.account = ThrottleHit.objects.create(scope=LOGIN_USER, key=key, at=now)
+        network = ThrottleHit.objects.create(scope=LOGIN_ADDRESS, key=address[:200], at=now)
+        self.hits = [hit for hit in (self.account, network) if hit is not None]
         self.refusal = ""
-        if seconds := _locked_for(account, settings.ROUTING_LOGIN_FAILURE_LIMIT, now):
+        account_limit = settings.ROUTING_LOGIN_FAILURE_LIMIT
+        if self.account and (seconds := _locked_for(self.account, account_limit, now)):
             self.refusal = ACCOUNT_LOCKED.format(**_minutes(seconds))
         elif seconds := _locked_for(network, settings.ROUTING_LOGIN_IP_FAILURE_LIMIT, now):
             self.refusal = ADDRESS_BLOCKED.format(**_minutes(seconds))
@@ -146,10 +151,10 @@ class LoginAttempt:
         ThrottleHit.objects.filter(pk__in=[hit.pk for hit in self.hits]).delete()
 
     def succeeded(self) -> None:
-        account, _ = self.hits
         # The account's failures are forgiven; the address keeps its other failures, or one
         # valid account would reset the budget of a password sprayer.
-        ThrottleHit.objects.filter(scope=LOGIN_USER, key=account.key).delete()
+        if self.account is not None:
+            ThrottleHit.objects.filter(scope=LOGIN_USER, key=self.account.key).delete()
         self.forget()
 
 

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods
 from providers.addresses import unmapped
 from providers.forms import put_service_errors
 
-from . import services
+from . import services, sso
 from .forms import ROLE_CHOICES, LoginForm, RoleForm, SetupForm, UserAddForm
 from .roles import role_required, user_role
 from .selectors import users_with_roles
@@ -29,6 +29,9 @@ SETUP_DONE = "Welcome, {username}. You are the first admin: add your team on the
 USER_ADDED = "Added user {username} ({role})."
 ROLE_CHANGED = "{username} is now {role}."
 ROLE_UNCHANGED = "{username} already is {role}."
+
+
+LOCAL_BACKEND = "accounts.backends.LocalPasswordBackend"
 
 
 def _anyone() -> bool:
@@ -51,6 +54,8 @@ class LoginView(auth_views.LoginView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["setup_needed"] = not _anyone()
+        context["sso_name"] = sso.config().name if sso.enabled() else None
+        context["local_login"] = sso.local_login_mode()
         return context
 
 
@@ -103,7 +108,7 @@ def setup(request: HttpRequest) -> HttpResponse:
         except ValidationError as exc:
             put_service_errors(form, exc)
         else:
-            login(request, user)
+            login(request, user, backend=LOCAL_BACKEND)
             messages.success(request, SETUP_DONE.format(username=user.get_username()))
             return redirect("overview")
     return render(request, "accounts/setup.html", {"form": form})

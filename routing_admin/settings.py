@@ -137,6 +137,24 @@ ROUTING_LOGIN_LOCKOUT_SECONDS = _env_number("ROUTING_LOGIN_LOCKOUT_SECONDS", "90
 # Connection tests (and other upstream probes from the dashboard) per person per minute.
 ROUTING_TESTS_PER_MINUTE = _env_number("ROUTING_TESTS_PER_MINUTE", "60")
 
+# Single sign-on with OpenID Connect (accounts/sso.py parses these; accounts/checks.py refuses
+# bad values at start). SSO is on when ROUTING_OIDC_ISSUER is set. The secret is only ever
+# sent to the IdP's token endpoint.
+ROUTING_OIDC_ISSUER = _env("ROUTING_OIDC_ISSUER")
+ROUTING_OIDC_CLIENT_ID = _env("ROUTING_OIDC_CLIENT_ID")
+ROUTING_OIDC_CLIENT_SECRET = _env("ROUTING_OIDC_CLIENT_SECRET")
+ROUTING_OIDC_SCOPES = _env("ROUTING_OIDC_SCOPES")
+ROUTING_OIDC_GROUPS_CLAIM = _env("ROUTING_OIDC_GROUPS_CLAIM")
+ROUTING_OIDC_ROLE_MAP = _env("ROUTING_OIDC_ROLE_MAP")
+ROUTING_OIDC_NAME = _env("ROUTING_OIDC_NAME")
+ROUTING_OIDC_MAX_SESSION_SECONDS = _env("ROUTING_OIDC_MAX_SESSION_SECONDS")
+# Local passwords: on (everyone), admins (superusers and admins only: break-glass), off.
+ROUTING_LOCAL_LOGIN = _env("ROUTING_LOCAL_LOGIN", "on")
+AUTHENTICATION_BACKENDS = [
+    "accounts.backends.LocalPasswordBackend",
+    "accounts.oidc.RoutingOIDCBackend",
+]
+
 # Private hosts that providers may live on (host names, IPs or CIDR networks); http:// is
 # allowed for them. Link-local and cloud-metadata addresses stay forbidden regardless.
 ROUTING_ALLOWED_PRIVATE_HOSTS = _env_list("ROUTING_ALLOWED_PRIVATE_HOSTS")

@@ -3,6 +3,7 @@ import re
 import pytest
 
 from providers.routing import live
+from tests.oidc_provider import idp, oidc_provider  # noqa: F401 - fixtures
 from tests.upstream import upstream, upstream_factory  # noqa: F401 - fixtures
 from usage import request_log
 

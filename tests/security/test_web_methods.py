@@ -57,6 +57,9 @@ ENDPOINTS: dict[str, tuple[dict, str]] = {
     "setup": ({}, "anyone"),
     "login": ({}, "anyone"),
     "logout": ({}, "anyone"),
+    # Single sign-on: GET only (405 to a POST); 404 while it is not configured.
+    "oidc_authentication_init": ({}, "anyone"),
+    "oidc_authentication_callback": ({}, "anyone"),
 }
 # GET with the query strings the pages use, so that the view goes past its first line.
 QUERIES = {
