@@ -8,7 +8,7 @@ from django.urls import reverse
 from providers.management.commands.routing import EDIT_NOTHING
 from providers.models import AuditEvent, Provider
 from tests.conftest import SECRET
-from tests.test_cli import routing
+from tests.providers.test_cli import routing
 
 
 def _form(**overrides):
