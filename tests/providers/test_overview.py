@@ -40,10 +40,11 @@ def test_table_shows_masked_key_health_and_default(client, login_as, make_provid
     assert SECRET not in html
 
 
+@pytest.mark.parametrize("role", ["viewer", "editor"])  # editors also get the switcher
 def test_overview_query_count_does_not_grow_with_providers(
-    client, login_as, make_provider, django_assert_max_num_queries
+    client, login_as, make_provider, django_assert_max_num_queries, role
 ):
-    login_as("viewer")
+    login_as(role)
     for i in range(3):
         make_provider(name=f"p{i}")
     with django_assert_max_num_queries(12) as small:
