@@ -26,7 +26,9 @@ PER_PAGE = 50
 
 def _default_context(form: DefaultModelForm | None = None, selected: str = "") -> dict:
     default = services.default_model_get()
-    providers = list(Provider.objects.filter(enabled=True).only("name", "display_name", "discovered_models"))
+    providers = list(
+        Provider.objects.filter(enabled=True).only("name", "display_name", "discovered_models")
+    )
     if form is None:
         initial = {}
         if selected:

@@ -157,7 +157,9 @@ def _save(request: HttpRequest, group: RoutingGroup | None, form, formset) -> Ro
 
 
 def _editor(request: HttpRequest, group: RoutingGroup | None) -> HttpResponse:
-    providers = list(Provider.objects.only("id", "name", "display_name", "enabled", "discovered_models"))
+    providers = list(
+        Provider.objects.only("id", "name", "display_name", "enabled", "discovered_models")
+    )
     form, formset = _editor_forms(request, group, providers)
     context = {
         "form": form,
