@@ -14,8 +14,9 @@ urlpatterns = [
     *(path(route, view, name=name) for route, (view, name) in FAST_ROUTES.items()),
     path("v1/models/<path:model_id>", api.model_detail, name="gateway_model"),
     path("v1/providers", api.providers, name="gateway_providers"),
-    # Any other /v1/ path answers in OpenAI's error shape.
-    re_path(r"^v1/(?P<path>.*)$", api.not_found, name="gateway_not_found"),
+    # Any other /v1/ path answers in OpenAI's error shape; "/v1" itself too, rather than
+    # Django's slash-appending redirect (a POST would lose its body to it).
+    re_path(r"^v1(?:/(?P<path>.*))?$", api.not_found, name="gateway_not_found"),
     path("healthz", api.healthz, name="healthz"),
     path("tokens/", tokens.token_list, name="token_list"),
     path("tokens/<str:name>/revoke/", tokens.token_revoke, name="token_revoke"),

@@ -323,7 +323,11 @@ def _database_answers() -> bool:
         return False
 
 
+@csrf_exempt
 async def healthz(request: HttpRequest) -> HttpResponse:
+    # HEAD too: load balancers' health probes often send it.
+    if request.method not in ("GET", "HEAD"):
+        return _not_allowed(request, "GET, HEAD")
     ok = await sync_to_async(_database_answers)()
     return JsonResponse(
         {

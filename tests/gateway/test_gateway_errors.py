@@ -133,7 +133,8 @@ def test_an_upstream_that_cannot_be_resolved_is_a_503(gateway, setup, make_provi
 
 
 @pytest.mark.parametrize(
-    "method, path", [("GET", "/v1/nope"), ("POST", "/v1/embeddings"), ("GET", "/v1/")]
+    "method, path",
+    [("GET", "/v1/nope"), ("POST", "/v1/embeddings"), ("GET", "/v1/"), ("POST", "/v1")],
 )
 def test_an_unknown_path_is_a_json_404(gateway, setup, method, path):
     _, _, token = setup
@@ -141,6 +142,12 @@ def test_an_unknown_path_is_a_json_404(gateway, setup, method, path):
     assert answer.status_code == 404
     assert answer.json()["error"]["code"] == "unknown_url"
     assert set(answer.json()["error"]) == {"message", "type", "code", "param"}
+
+
+def test_healthz_answers_a_head_probe(gateway):
+    answer = httpx.head(gateway + "/healthz")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "application/json"
 
 
 def test_an_unknown_path_through_the_sdk_is_not_found(gateway, setup):
@@ -158,6 +165,7 @@ def test_an_unknown_path_through_the_sdk_is_not_found(gateway, setup):
         ("POST", "/v1/models", "GET"),
         ("DELETE", "/v1/models/default", "GET"),
         ("POST", "/v1/providers", "GET"),
+        ("POST", "/healthz", "GET, HEAD"),
     ],
 )
 def test_a_wrong_method_is_a_json_405(gateway, setup, method, path, allowed):
