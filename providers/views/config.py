@@ -6,7 +6,6 @@ never holds the file's keys, not even encrypted.
 
 from __future__ import annotations
 
-from django import forms
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -16,53 +15,16 @@ from django.views.decorators.http import require_GET
 from accounts.roles import role_required
 
 from .. import services
-from ..forms import UPLOAD_NOT_TEXT, WriteOnlyTextarea, read_upload
-from ..widgets import PlainLabelsForm
+from ..forms_import import ConfigImportForm
 from . import upload_preview
 
 TEMPLATE = "providers/config_import.html"
 EXPORT_FILENAME = "routing-config.yaml"
 PAGE = "config_import"
-FILE_TOO_LARGE = "The file is larger than {limit} KB; this is not a LiteLLM config."
-NOT_TEXT = UPLOAD_NOT_TEXT
 PREVIEW_EXPIRED = (
     "That preview has expired, was replaced or was already imported; upload the files and "
     "preview them again."
 )
-
-
-def _read(upload, limit: int = services.MAX_CONFIG_BYTES) -> str:
-    return read_upload(upload, limit=limit, too_large=FILE_TOO_LARGE)
-
-
-class ConfigImportForm(PlainLabelsForm):
-    config = forms.FileField(
-        label="LiteLLM config file",
-        help_text="A LiteLLM proxy config.yaml, e.g. one exported from here.",
-    )
-    env_file = forms.FileField(
-        label="Environment file",
-        required=False,
-        help_text="A .env file with the values of the os.environ/NAME references in the config "
-        "(the file `routing export --env-file` writes).",
-    )
-    environment = forms.CharField(
-        label="Environment values",
-        required=False,
-        widget=WriteOnlyTextarea(attrs={"rows": 4, "autocomplete": "off", "spellcheck": "false"}),
-        help_text="Or paste NAME=value lines here; they win over the file and are never shown "
-        "again. The server's own environment is never read.",
-    )
-
-    def clean_config(self) -> dict:
-        return services.parse_yaml(_read(self.cleaned_data["config"]))
-
-    def clean_env_file(self) -> dict[str, str]:
-        upload = self.cleaned_data.get("env_file")
-        return services.parse_env(_read(upload)) if upload else {}
-
-    def clean_environment(self) -> dict[str, str]:
-        return services.parse_env(self.cleaned_data.get("environment") or "")
 
 
 def _summary(report: services.ImportReport) -> str:

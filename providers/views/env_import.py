@@ -6,9 +6,7 @@ no key (nor its ciphertext) is ever written into the HTML.
 
 from __future__ import annotations
 
-from django import forms
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
@@ -16,58 +14,18 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from accounts.roles import role_required
 
 from .. import kinds
-from ..forms import UPLOAD_NOT_TEXT, WriteOnlyTextarea, read_upload
+from ..forms_import import EnvImportForm
 from ..importexport.env_default import DEFAULT_MODEL, PREFERRED_PROVIDER
-from ..importexport.env_import import MAX_ENV_BYTES, import_env
-from ..widgets import PlainLabelsForm
+from ..importexport.env_import import import_env
 from . import upload_preview
 
 TEMPLATE = "providers/env_import.html"
 PAGE = "env_import"
-FILE_TOO_LARGE = "The file is larger than {limit} KB; this is not a .env file."
-NOT_TEXT = UPLOAD_NOT_TEXT
-NOTHING_GIVEN = "Choose a .env file or paste its contents."
-BOTH_GIVEN = "Choose a file or paste its contents, not both."
 PREVIEW_EXPIRED = "That preview has expired or was replaced; upload the file and preview it again."
 PREVIEW_STALE = (
     "The configuration changed since the preview, so nothing was imported. Below is what the "
     "import would do now; confirm again if it is still what you want."
 )
-
-
-class EnvImportForm(PlainLabelsForm):
-    env_file = forms.FileField(
-        label=".env file",
-        required=False,
-        help_text="A file of NAME=value lines, e.g. the .env of a project using the OpenAI SDK "
-        "or LiteLLM.",
-    )
-    text = forms.CharField(
-        label="Or paste its contents",
-        required=False,
-        widget=WriteOnlyTextarea(attrs={"rows": 6, "autocomplete": "off", "spellcheck": "false"}),
-        help_text="Never shown again after the preview. The server's own environment is never "
-        "read.",
-    )
-
-    def clean(self) -> dict:
-        cleaned = super().clean()
-        upload, text = cleaned.get("env_file"), cleaned.get("text") or ""
-        if upload and text.strip():
-            raise ValidationError(BOTH_GIVEN)
-        if upload:
-            cleaned["content"] = _read(upload)
-        elif text.strip():
-            if len(text.encode()) > MAX_ENV_BYTES:
-                raise ValidationError(FILE_TOO_LARGE.format(limit=MAX_ENV_BYTES // 1024))
-            cleaned["content"] = text
-        else:
-            raise ValidationError(NOTHING_GIVEN)
-        return cleaned
-
-
-def _read(upload) -> str:
-    return read_upload(upload, limit=MAX_ENV_BYTES, too_large=FILE_TOO_LARGE)
 
 
 def _conventions() -> list[tuple[str, list[str]]]:

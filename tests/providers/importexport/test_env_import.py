@@ -12,6 +12,8 @@ from django.urls import reverse
 from dotenv import dotenv_values
 
 from providers import addresses, services, validators
+from providers.forms import UPLOAD_NOT_TEXT
+from providers.forms_import import BOTH_GIVEN, NOTHING_GIVEN
 from providers.importexport.env_default import DEFAULT_AMBIGUOUS
 from providers.importexport.env_file import IGNORED_UNKNOWN
 from providers.importexport.env_import import CHANGE, CREATE, SKIPPED, UNCHANGED, import_env
@@ -553,7 +555,7 @@ def test_each_recognised_variable_is_listed_once(client, login_as):
 
 def test_empty_and_unknown_input(client, login_as):
     login_as("editor")
-    assert view.NOTHING_GIVEN in client.post(reverse("env_import"), {"text": "  "}).content.decode()
+    assert NOTHING_GIVEN in client.post(reverse("env_import"), {"text": "  "}).content.decode()
     response = client.post(reverse("env_import"), {"text": "# nothing here\nFOO=bar\n"})
     page = response.content.decode()
     assert "This file describes no provider" in page and "<code>FOO</code>" in page
@@ -565,14 +567,17 @@ def test_the_upload_form_lists_its_problems_in_the_error_summary(client, login_a
     page = client.get(reverse("env_import")).content.decode()
     form = re.search(r'<form[^>]*enctype="multipart/form-data"[^>]*>', page)[0]
     assert "novalidate" not in form  # the browser checks what it can before the round trip
-    assert error_summary(client.post(reverse("env_import"), {"text": ""}).content.decode()).count(
-        view.NOTHING_GIVEN
-    ) == 1
+    assert (
+        error_summary(client.post(reverse("env_import"), {"text": ""}).content.decode()).count(
+            NOTHING_GIVEN
+        )
+        == 1
+    )
     both = {"env_file": SimpleUploadedFile(".env", b"GROQ_API_KEY=x\n"), "text": "A=b"}
     html = client.post(reverse("env_import"), both).content.decode()
-    assert view.BOTH_GIVEN in error_summary(html)
-    assert html.count(view.BOTH_GIVEN) == 1  # once, in the summary
+    assert BOTH_GIVEN in error_summary(html)
+    assert html.count(BOTH_GIVEN) == 1  # once, in the summary
     not_text = {"env_file": SimpleUploadedFile(".env", b"\xff\xfe\x00bad")}
     summary = error_summary(client.post(reverse("env_import"), not_text).content.decode())
-    assert view.NOT_TEXT in summary
+    assert UPLOAD_NOT_TEXT in summary
     assert not Provider.objects.exists()

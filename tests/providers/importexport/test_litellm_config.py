@@ -584,7 +584,7 @@ def test_a_token_from_another_user_is_refused(team, client, login_as):
 
 
 def test_the_upload_form_lists_every_problem_in_the_error_summary(client, login_as):
-    from providers.views import config as view
+    from providers import forms
 
     login_as("editor")
     page = client.get(reverse("config_import")).content.decode()
@@ -601,6 +601,6 @@ def test_the_upload_form_lists_every_problem_in_the_error_summary(client, login_
         "env_file": SimpleUploadedFile(".env", b"\xff\xfe bad"),
     }
     summary = error_summary(client.post(reverse("config_import"), data).content.decode())
-    assert f'<a href="#id_config">LiteLLM config file: {view.NOT_TEXT}</a>' in summary
-    assert f'<a href="#id_env_file">Environment file: {view.NOT_TEXT}</a>' in summary
+    assert f'<a href="#id_config">LiteLLM config file: {forms.UPLOAD_NOT_TEXT}</a>' in summary
+    assert f'<a href="#id_env_file">Environment file: {forms.UPLOAD_NOT_TEXT}</a>' in summary
     assert not Provider.objects.exists()
