@@ -129,6 +129,15 @@ def _not_allowed(request: HttpRequest, allowed: str) -> JsonResponse:
     return response
 
 
+async def _admit(
+    request: HttpRequest, method: str
+) -> tuple[live.Snapshot, live.TokenEntry] | JsonResponse:
+    """The door of every authenticated endpoint: the one method it answers, then the token."""
+    if request.method != method:
+        return _not_allowed(request, method)
+    return await _authenticate(request)
+
+
 def _read_json(request: HttpRequest) -> Any:
     """The body's JSON, None when it is not JSON, or a ready error response."""
     try:
@@ -175,9 +184,7 @@ async def _sse(stream: Any) -> AsyncIterator[str]:
 
 @csrf_exempt
 async def chat_completions(request: HttpRequest) -> HttpResponse:
-    if request.method != "POST":
-        return _not_allowed(request, "POST")
-    auth = await _authenticate(request)
+    auth = await _admit(request, "POST")
     if isinstance(auth, JsonResponse):
         return auth
     snap, token = auth
@@ -246,9 +253,7 @@ def _model_objects(snap: live.Snapshot, token: live.TokenEntry) -> dict[str, dic
 
 @csrf_exempt
 async def models(request: HttpRequest) -> HttpResponse:
-    if request.method != "GET":
-        return _not_allowed(request, "GET")
-    auth = await _authenticate(request)
+    auth = await _admit(request, "GET")
     if isinstance(auth, JsonResponse):
         return auth
     data = list(_model_objects(*auth).values())
@@ -258,9 +263,7 @@ async def models(request: HttpRequest) -> HttpResponse:
 @csrf_exempt
 async def model_detail(request: HttpRequest, model_id: str) -> HttpResponse:
     """GET /v1/models/{model}, as OpenAI's: the model object, or 404. The ID may hold '/'."""
-    if request.method != "GET":
-        return _not_allowed(request, "GET")
-    auth = await _authenticate(request)
+    auth = await _admit(request, "GET")
     if isinstance(auth, JsonResponse):
         return auth
     found = _model_objects(*auth).get(model_id)
@@ -279,9 +282,7 @@ async def not_found(request: HttpRequest, path: str = "") -> HttpResponse:
 
 @csrf_exempt
 async def providers(request: HttpRequest) -> HttpResponse:
-    if request.method != "GET":
-        return _not_allowed(request, "GET")
-    auth = await _authenticate(request)
+    auth = await _admit(request, "GET")
     if isinstance(auth, JsonResponse):
         return auth
     data = [
