@@ -181,9 +181,8 @@ def test_remove_and_unknown_provider(cli):
         cli("provider", "show", "gone")
 
 
-def test_provider_test_reports_ok_with_latency(cli, upstream):
-    upstream.models = ["gpt-4o", "gpt-4o-mini"]
-    os.environ["CLI_TEST_KEY"] = SECRET
+def _add_up(cli, upstream) -> None:
+    """Provider "up": OpenAI at the local upstream, its key read from $CLI_TEST_KEY."""
     cli(
         "provider",
         "add",
@@ -196,6 +195,12 @@ def test_provider_test_reports_ok_with_latency(cli, upstream):
         "--api-key-env",
         "CLI_TEST_KEY",
     )
+
+
+def test_provider_test_reports_ok_with_latency(cli, upstream):
+    upstream.models = ["gpt-4o", "gpt-4o-mini"]
+    os.environ["CLI_TEST_KEY"] = SECRET
+    _add_up(cli, upstream)
     out = cli("provider", "test", "up")
     assert out.startswith("up: ok,") and "2 models found" in out
     assert upstream.last.path == "/v1/models"
@@ -204,18 +209,7 @@ def test_provider_test_reports_ok_with_latency(cli, upstream):
 
 def test_provider_test_failure_exits_1_with_redacted_error(cli, upstream, monkeypatch):
     monkeypatch.setenv("CLI_TEST_KEY", SECRET)
-    cli(
-        "provider",
-        "add",
-        "--name",
-        "up",
-        "--kind",
-        "openai",
-        "--base-url",
-        upstream.base_url + "/v1",
-        "--api-key-env",
-        "CLI_TEST_KEY",
-    )
+    _add_up(cli, upstream)
     upstream.fail_next(401, {"error": {"message": f"bad key {SECRET}"}})
     with pytest.raises(CommandError) as info:
         cli("provider", "test", "up")
