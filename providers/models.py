@@ -22,7 +22,22 @@ class KeyState(models.TextChoices):
     UNDECRYPTABLE = "undecryptable", "undecryptable"
 
 
-class Provider(models.Model):
+class LastTest(models.Model):
+    """The outcome of a row's last "Test" (a provider's connection test, a group's test
+    call), kept on the row so that its page shows it (services.last_test records it)."""
+
+    MESSAGE_LENGTH = 500
+
+    last_test_ok = models.BooleanField(null=True, blank=True)
+    last_test_latency_ms = models.FloatField(null=True, blank=True)
+    last_test_at = models.DateTimeField(null=True, blank=True)
+    last_test_message = models.CharField(max_length=MESSAGE_LENGTH, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class Provider(LastTest):
     name = models.CharField(max_length=63, unique=True, validators=[validate_provider_name])
     # Free text shown on every page; `name` is what model addresses use ("together/<model>").
     display_name = models.CharField("Display name", max_length=100, blank=True)
@@ -58,10 +73,6 @@ class Provider(models.Model):
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    last_test_ok = models.BooleanField(null=True, blank=True)
-    last_test_latency_ms = models.FloatField(null=True, blank=True)
-    last_test_at = models.DateTimeField(null=True, blank=True)
-    last_test_message = models.CharField(max_length=500, blank=True)
     discovered_models = models.JSONField(default=list, blank=True, editable=False)
     # Health (issue #6): failures in a row, and since when the provider counts as unhealthy
     # (ROUTING_HEALTH_FAILURE_THRESHOLD failures in a row; cleared by the next success).
@@ -155,7 +166,7 @@ class RoutingStrategy(models.TextChoices):
     USAGE = "usage-based-routing-v2", "Lowest usage (rpm/tpm)"
 
 
-class RoutingGroup(models.Model):
+class RoutingGroup(LastTest):
     """A named model ("fast", "quality") served by an ordered list of deployments, with
     fallback groups tried in order when every deployment fails."""
 

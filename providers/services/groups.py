@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from ..models import (
     DefaultModel,
@@ -20,6 +21,7 @@ from ..routing import live
 from ..validators import validate_group_name, validate_model_id
 from . import audit
 from .calls import ProviderError, Unavailable, UnknownModel, answered_by, completion
+from .last_test import last_test_fields
 
 RESERVED_NAME = "'default' is reserved for the active default model; choose another name."
 UNKNOWN_PROVIDER = "Deployment {n}: there is no provider named {name!r}."
@@ -230,9 +232,7 @@ class GroupTestResult:
     latency_ms: float | None
 
 
-def group_test(*, group: RoutingGroup) -> GroupTestResult:
-    """One real call through the group's router (a one-token "ping"), as an application
-    makes it: which deployment answered, or why none did. Messages are already redacted."""
+def _call(group: RoutingGroup) -> GroupTestResult:
     started = time.perf_counter()
     try:
         response = completion(PING, model=group.name, max_tokens=1)
@@ -246,3 +246,17 @@ def group_test(*, group: RoutingGroup) -> GroupTestResult:
     return GroupTestResult(
         ok=True, message=ANSWERED.format(deployment=deployment), latency_ms=latency_ms
     )
+
+
+def group_test(*, group: RoutingGroup) -> GroupTestResult:
+    """One real call through the group's router (a one-token "ping"), as an application
+    makes it: which deployment answered, or why none did. Messages are already redacted.
+    The outcome is recorded on the group (its last test), as a provider's test is."""
+    result = _call(group)
+    fields = last_test_fields(result, at=timezone.now())
+    # A plain UPDATE: a test is not an edit, so it neither bumps the version (an open
+    # editor would turn stale) nor updated_at, and the router's configuration is unchanged.
+    RoutingGroup.objects.filter(pk=group.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(group, name, value)
+    return result

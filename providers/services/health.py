@@ -19,6 +19,7 @@ from django.utils import timezone
 from ..models import DefaultModel, Deployment, ProbeResult, Provider
 from ..routing import live
 from . import audit
+from .last_test import last_test_fields
 
 if TYPE_CHECKING:
     from .connection import ConnectionResult
@@ -68,10 +69,7 @@ def probe_record(*, provider: Provider, result: ConnectionResult, actor: audit.A
         return ""
     now = timezone.now()
     fields = {
-        "last_test_ok": result.ok,
-        "last_test_latency_ms": result.latency_ms,
-        "last_test_at": now,
-        "last_test_message": result.message[:500],
+        **last_test_fields(result, at=now),
         "consecutive_failures": 0 if result.ok else locked.consecutive_failures + 1,
         "unhealthy_since": locked.unhealthy_since,
     }

@@ -222,9 +222,8 @@ def group_test(request: HttpRequest, name: str) -> HttpResponse:
     group = get_object_or_404(RoutingGroup, name=name)
     outcome = services.group_test(group=group)
     if request.htmx:
-        return render(
-            request, LIST_TEMPLATE + "#test_outcome", {"group": group, "outcome": outcome}
-        )
+        # The group now carries this outcome as its last test.
+        return render(request, LIST_TEMPLATE + "#test_outcome", {"group": group})
     level = messages.SUCCESS if outcome.ok else messages.ERROR
     latency = f" in {outcome.latency_ms:.0f} ms" if outcome.latency_ms is not None else ""
     messages.add_message(request, level, f"{group.name}: {outcome.message}{latency}")

@@ -300,6 +300,42 @@ def test_test_failure_is_redacted(client, login_as, servers):
     assert SECRET not in html
 
 
+def _last_test(html: str, name: str) -> str:
+    match = re.search(
+        rf'<span class="test-result" id="group-test-{name}">(.*?)</span>\s*</div>', html, re.S
+    )
+    assert match, f"no test result for {name}"
+    return _text(match.group(1)).strip()
+
+
+def test_the_last_group_test_is_shown_after_a_reload(client, login_as, servers):
+    login_as("viewer")
+    services.group_save(name="fast", deployments=[D("pa", "m")])
+    services.group_save(name="slow", deployments=[D("pb", "m")])
+    assert _last_test(client.get(reverse("group_list")).content.decode(), "fast") == "never tested"
+
+    client.post(reverse("group_test", args=["fast"]), **HX)
+
+    html = client.get(reverse("group_list")).content.decode()
+    assert re.fullmatch(r"ok · \d+ ms answered by pa/m · just now", _last_test(html, "fast"))
+    assert _last_test(html, "slow") == "never tested"
+
+
+def test_a_failed_group_test_is_shown_after_a_reload_without_the_secret(client, login_as, servers):
+    a, _ = servers
+    login_as("viewer")
+    services.group_save(name="fast", deployments=[D("pa", "m")])
+    a.fail_next(401, {"error": {"message": f"Invalid key {SECRET}"}}, times=10)
+    client.post(reverse("group_test", args=["fast"]), {"next": "/groups/"})
+
+    html = client.get(reverse("group_list")).content.decode()
+    shown = _last_test(html, "fast")
+    assert shown.startswith("error · ") and "Invalid key" in shown and shown.endswith("just now")
+    assert "failed with HTTP 401" in shown
+    assert "failed with HTTP 401" in RoutingGroup.objects.get(name="fast").last_test_message
+    assert SECRET not in html
+
+
 def test_router_settings_update_persists_and_is_audited(client, login_as):
     login_as("editor")
     html = client.get(reverse("router_settings")).content.decode()

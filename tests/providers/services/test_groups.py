@@ -1,14 +1,17 @@
 """Routing groups through LiteLLM's Router, against real HTTP servers on 127.0.0.1."""
 
 import io
+from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from providers import services
 from providers.models import AuditEvent, DefaultModel, Provider, RoutingGroup
 from providers.services import DeploymentSpec as D
+from tests.conftest import SECRET
 
 HI = [{"role": "user", "content": "hi"}]
 
@@ -49,6 +52,45 @@ def test_group_test_of_a_group_that_cannot_answer_says_why(servers):
     services.provider_update(provider=Provider.objects.get(name="pa"), enabled=False)
     result = services.group_test(group=RoutingGroup.objects.get(name="fast"))
     assert not result.ok and result.latency_ms is None and "fast" in result.message
+
+
+def test_group_test_is_recorded_on_the_group_as_its_last_test(servers):
+    group = services.group_save(name="fast", deployments=[D("pa", "small-model")])
+    before = RoutingGroup.objects.get(pk=group.pk)
+    result = services.group_test(group=group)
+    stored = RoutingGroup.objects.get(pk=group.pk)
+    assert stored.last_test_ok is True
+    assert stored.last_test_message == "answered by pa/small-model" == result.message
+    assert stored.last_test_latency_ms == pytest.approx(result.latency_ms)
+    assert stored.last_test_latency_ms > 0
+    assert abs(timezone.now() - stored.last_test_at) < timedelta(minutes=1)
+    # A test is not an edit: an editor open on the group stays current.
+    assert (stored.version, stored.updated_at) == (before.version, before.updated_at)
+    assert group.last_test_ok is True and group.last_test_at == stored.last_test_at
+
+
+def test_a_failed_group_test_is_recorded_with_its_message_and_no_secret(servers):
+    a, _ = servers
+    group = services.group_save(name="fast", deployments=[D("pa", "m")])
+    services.group_test(group=group)
+    a.fail_next(401, {"error": {"message": f"Invalid key {SECRET}"}}, times=10)
+    result = services.group_test(group=group)
+    stored = RoutingGroup.objects.get(pk=group.pk)
+    assert a.last.headers["authorization"] == f"Bearer {SECRET}"
+    assert stored.last_test_ok is False and result.ok is False
+    assert stored.last_test_message == result.message and "Invalid key" in result.message
+    assert stored.last_test_latency_ms == pytest.approx(result.latency_ms)
+    assert SECRET not in stored.last_test_message
+    assert SECRET[-8:] not in stored.last_test_message
+
+
+def test_a_group_that_cannot_be_called_records_why_without_a_latency(servers):
+    services.group_save(name="fast", deployments=[D("pa", "m")])
+    services.provider_update(provider=Provider.objects.get(name="pa"), enabled=False)
+    services.group_test(group=RoutingGroup.objects.get(name="fast"))
+    stored = RoutingGroup.objects.get(name="fast")
+    assert stored.last_test_ok is False and stored.last_test_latency_ms is None
+    assert "fast" in stored.last_test_message and stored.last_test_at is not None
 
 
 def test_failing_group_falls_back_to_the_next_group(servers):
