@@ -43,6 +43,9 @@ _dropping = threading.Event()
 # Held while a batch is between the queue and the database: a flush at shutdown waits for the
 # background writer's batch instead of exiting with it half written.
 _writing = threading.Lock()
+# Records taken from the queue and not yet written or queued again: still pending, so that
+# /healthz never says 0 while a batch is on its way to the database.
+_in_flight = 0
 
 
 def record(**fields: Any) -> None:
@@ -54,8 +57,8 @@ def record(**fields: Any) -> None:
 
 
 def discard() -> None:
-    while _drain():
-        pass
+    while items := _drain():
+        _landed(items)
 
 
 def stop() -> None:
@@ -104,13 +107,23 @@ def _ensure_thread() -> None:
 
 
 def _drain() -> list[dict[str, Any]]:
+    global _in_flight
     items = []
-    while len(items) < BATCH:
-        try:
-            items.append(_queue.get_nowait())
-        except queue.Empty:
-            break
+    with _bound_lock:
+        while len(items) < BATCH:
+            try:
+                items.append(_queue.get_nowait())
+            except queue.Empty:
+                break
+        _in_flight += len(items)
     return items
+
+
+def _landed(items: list[dict[str, Any]]) -> None:
+    """Drained records are written, or queued again: no longer in flight."""
+    global _in_flight
+    with _bound_lock:
+        _in_flight -= len(items)
 
 
 def _price(item: dict[str, Any]) -> float | None:
@@ -160,7 +173,10 @@ def flush() -> int:
     written = 0
     with _writing:
         while items := _drain():
-            write(items)
+            try:
+                write(items)
+            finally:
+                _landed(items)
             written += len(items)
     return written
 
@@ -168,7 +184,9 @@ def flush() -> int:
 def status() -> dict[str, int]:
     """For /healthz: records waiting to be written, batches that failed to be, and records
     dropped because the queue was full (since the process started)."""
-    return {"pending": _queue.qsize(), "failed_writes": _failed_writes, "dropped": _dropped}
+    with _bound_lock:
+        pending = _queue.qsize() + _in_flight
+    return {"pending": pending, "failed_writes": _failed_writes, "dropped": _dropped}
 
 
 def write_round() -> None:
@@ -181,11 +199,13 @@ def write_round() -> None:
             items = _drain()
             if items:
                 write(items)
+                _landed(items)
                 _dropping.clear()
     except Exception:  # noqa: BLE001 - keep the records; try again next round
         log.warning("Could not write the request log; will retry", exc_info=True)
-        _failed_writes += 1
         _keep(items)
+        _landed(items)
+        _failed_writes += 1
     finally:
         close_old_connections()
 
