@@ -68,9 +68,68 @@ def context(request: HttpRequest) -> dict:
     """Template context: the user's role and what it allows."""
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
-        return {"user_role": None, "can_edit": False, "can_admin": False}
+        return {"user_role": None, "can_edit": False, "can_admin": False, "my_teams": {}}
+    role = user_role(user)
     return {
-        "user_role": user_role(user),
+        "user_role": role,
         "can_edit": has_role(user, "editor"),
         "can_admin": has_role(user, "admin"),
+        # The menu shows a member with no global role their teams and nothing global; for
+        # everyone else /teams/ lists them, and no page pays a query for it.
+        "my_teams": team_roles(user) if role is None else {},
     }
+
+
+# --- teams ---------------------------------------------------------------------------
+# Global roles keep their meaning across every team: a viewer sees every team, an editor
+# also runs every team's tokens, an admin also manages teams and their members. A team's
+# own members see that team only: a member its models, tokens (never a secret) and usage;
+# a team admin also creates and revokes its tokens and reads its audit entries.
+
+TEAM_REQUIRED = "You are not a member of team {team}; ask an admin to add you."
+TEAM_ADMIN_REQUIRED = (
+    "Only team {team}'s admins (or an editor) can do this; your team role is {role}."
+)
+
+
+def team_roles(user) -> dict[str, str]:
+    """{team name: "member" | "admin"} for the user's own memberships (cached per request)."""
+    if not user.is_authenticated:
+        return {}
+    cached = getattr(user, "_routing_teams", None)
+    if cached is None:
+        from .models import TeamMembership
+
+        cached = dict(TeamMembership.objects.filter(user=user).values_list("team__name", "role"))
+        user._routing_teams = cached
+    return cached
+
+
+def can_see_team(user, team: str) -> bool:
+    return has_role(user, "viewer") or team in team_roles(user)
+
+
+def can_run_team_tokens(user, team: str) -> bool:
+    return has_role(user, "editor") or team_roles(user).get(team) == "admin"
+
+
+def require_team(user, team: str, *, admin: bool = False) -> None:
+    """403 unless the user may see the team (admin=True: run its tokens and read its audit)."""
+    if not can_see_team(user, team):
+        raise PermissionDenied(TEAM_REQUIRED.format(team=team))
+    if admin and not can_run_team_tokens(user, team):
+        role = team_roles(user).get(team) or user_role(user) or "none"
+        raise PermissionDenied(TEAM_ADMIN_REQUIRED.format(team=team, role=role))
+
+
+def team_or_role_required(view: Callable) -> Callable:
+    """Login required; then any global role, or membership of at least one team."""
+
+    @login_required
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs):
+        if user_role(request.user) is None and not team_roles(request.user):
+            raise PermissionDenied(ROLE_REQUIRED.format(role="none", needed="viewer"))
+        return view(request, *args, **kwargs)
+
+    return wrapped

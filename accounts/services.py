@@ -1,5 +1,9 @@
-"""Writes to users and their roles. A role is membership of exactly one of the groups in
-`roles.ROLES`; every change is audited, and a password never reaches the audit log."""
+"""Writes to users and their roles, and to teams and their members.
+
+A role is membership of exactly one of the groups in `roles.ROLES`; every change is audited,
+and a password never reaches the audit log. A team is created, changed and removed by a
+global admin (the team pages or `routing team ...`); its changes are audited under the
+target `team:<name>`, which is what a team's own audit list reads."""
 
 from __future__ import annotations
 
@@ -10,8 +14,10 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 
+from providers.routing import live
 from providers.services import audit
 
+from .models import Team, TeamMembership, TeamRole
 from .roles import ROLES
 
 ROLE_UNKNOWN = "Choose one of the roles: " + ", ".join(ROLES) + "."
@@ -118,3 +124,160 @@ def first_admin_create(*, username: str, password: str) -> AbstractUser:
     if get_user_model().objects.exists():
         raise SetupClosed(SETUP_CLOSED)
     return user_create(username=username, password=password, role="admin", actor="setup")
+
+
+# --- teams ---------------------------------------------------------------------------
+
+TEAM_ROLE_UNKNOWN = "Choose a team role: member or admin."
+TEAM_HAS_LIVE_TOKENS = (
+    "Team {team} still owns live tokens ({names}). Revoke them first (routing token revoke "
+    "NAME, or on the team's page), then remove the team."
+)
+NOT_A_MEMBER = "{username} is not a member of team {team}."
+NO_SUCH_USER = "No user named {username!r}. Create the user first (routing user add)."
+
+
+def team_target(team: Team | str) -> str:
+    return f"team:{team}"
+
+
+def _allowed(entries: list[str] | None) -> list[str]:
+    # The rule tokens follow (groups, PROVIDER/MODEL, default): one validator for both.
+    from gateway.services import validate_allowed_models
+
+    return validate_allowed_models(entries or [])
+
+
+@transaction.atomic
+def team_create(
+    *,
+    name: str,
+    display_name: str = "",
+    allowed_models: list[str] | None = None,
+    actor: audit.Actor,
+) -> Team:
+    team = Team(name=name.strip(), display_name=display_name.strip())
+    errors: dict[str, list[str]] = {}
+    try:
+        team.allowed_models = _allowed(allowed_models)
+    except ValidationError as exc:
+        errors["allowed_models"] = exc.messages
+    try:
+        team.full_clean(exclude=["allowed_models"])
+    except ValidationError as exc:
+        for field, messages in exc.message_dict.items():
+            errors.setdefault(field, []).extend(messages)
+    if errors:
+        raise ValidationError(errors)
+    live.lock_config()
+    team.save()
+    audit.record(
+        actor=actor,
+        action="team.create",
+        target=team_target(team),
+        changes={"display_name": team.display_name, "allowed_models": team.allowed_models},
+    )
+    live.bump_version()
+    return team
+
+
+@transaction.atomic
+def team_update(
+    *,
+    team: Team,
+    display_name: str | None = None,
+    allowed_models: list[str] | None = None,
+    actor: audit.Actor,
+) -> Team:
+    """Change what was given. Narrowing the models narrows every token of the team at once
+    (the gateway checks the team's list as well as the token's)."""
+    live.lock_config()
+    locked = Team.objects.select_for_update().get(pk=team.pk)
+    changes: dict[str, list] = {}
+    if display_name is not None and display_name.strip() != locked.display_name:
+        changes["display_name"] = [locked.display_name, display_name.strip()]
+        locked.display_name = display_name.strip()
+    if allowed_models is not None:
+        try:
+            allowed = _allowed(allowed_models)
+        except ValidationError as exc:
+            raise ValidationError({"allowed_models": exc.messages}) from None
+        if allowed != locked.allowed_models:
+            changes["allowed_models"] = [locked.allowed_models, allowed]
+            locked.allowed_models = allowed
+    if not changes:
+        return locked
+    locked.full_clean()
+    locked.save()
+    audit.record(actor=actor, action="team.update", target=team_target(locked), changes=changes)
+    live.bump_version()
+    return locked
+
+
+@transaction.atomic
+def team_remove(*, team: Team, actor: audit.Actor) -> None:
+    """Remove a team that owns no live token. Its revoked tokens stay, as nobody's, so the
+    usage they logged keeps its token names."""
+    live.lock_config()
+    locked = Team.objects.select_for_update().get(pk=team.pk)
+    live_names = list(locked.tokens.filter(revoked_at__isnull=True).values_list("name", flat=True))
+    if live_names:
+        raise ValidationError(
+            TEAM_HAS_LIVE_TOKENS.format(team=locked.name, names=", ".join(live_names))
+        )
+    locked.tokens.update(team=None)
+    members = list(locked.memberships.values_list("user__username", flat=True))
+    audit.record(
+        actor=actor, action="team.remove", target=team_target(locked), changes={"members": members}
+    )
+    locked.delete()
+    live.bump_version()
+
+
+def _user(username: str) -> AbstractUser:
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise ValidationError({"user": [NO_SUCH_USER.format(username=username)]})
+    return user
+
+
+@transaction.atomic
+def team_member_set(
+    *, team: Team, user: AbstractUser | str, role: str, actor: audit.Actor, from_sso: bool = False
+) -> TeamMembership:
+    """Add a member, or change a member's team role (member or admin)."""
+    if role not in TeamRole.values:
+        raise ValidationError({"role": [TEAM_ROLE_UNKNOWN]})
+    if isinstance(user, str):
+        user = _user(user)
+    membership, created = TeamMembership.objects.select_for_update().get_or_create(
+        team=team, user=user, defaults={"role": role, "from_sso": from_sso}
+    )
+    old = None if created else membership.role
+    if not created and (membership.role, membership.from_sso) != (role, from_sso):
+        membership.role, membership.from_sso = role, from_sso
+        membership.save(update_fields=["role", "from_sso"])
+    if old != role:
+        audit.record(
+            actor=actor,
+            action="team.member",
+            target=team_target(team),
+            changes={"user": user.get_username(), "role": [old, role]},
+        )
+    return membership
+
+
+@transaction.atomic
+def team_member_remove(*, team: Team, user: AbstractUser | str, actor: audit.Actor) -> None:
+    if isinstance(user, str):
+        user = _user(user)
+    membership = TeamMembership.objects.filter(team=team, user=user).first()
+    if membership is None:
+        raise ValidationError(NOT_A_MEMBER.format(username=user.get_username(), team=team.name))
+    membership.delete()
+    audit.record(
+        actor=actor,
+        action="team.member",
+        target=team_target(team),
+        changes={"user": user.get_username(), "role": [membership.role, None]},
+    )

@@ -37,6 +37,16 @@ class AccessToken(models.Model):
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
     prefix = models.CharField(max_length=12, editable=False)
     allowed_models = models.JSONField(default=list, blank=True)
+    # The team that owns the token, for good: usage by team is read through its tokens'
+    # names. None: a global admin's or editor's own token. PROTECT, because a team's live
+    # token must never outlive its team as a token of no team (accounts.services.team_remove).
+    team = models.ForeignKey(
+        "accounts.Team",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="tokens",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

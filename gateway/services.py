@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from accounts.models import Team
 from providers.models import Provider, RoutingGroup
 from providers.routing import live
 from providers.services import audit
@@ -29,6 +30,10 @@ UNKNOWN_ALLOWED_GROUP = (
 UNKNOWN_ALLOWED_PROVIDER = (
     "Allowed model {entry!r} names no provider {provider!r}: write the name of an existing "
     "provider before the slash."
+)
+WIDER_THAN_TEAM = (
+    "Allowed model {entry!r} is not among team {team}'s models ({models}): a team's token "
+    "can be limited further than its team, never wider."
 )
 UNLISTED_ALLOWED_MODEL = (
     "Allowed model {entry!r}: {provider} did not list {model!r} at its last connection test. "
@@ -88,15 +93,28 @@ def token_create(
     name: str,
     expires_at: datetime | None = None,
     allowed_models: list[str] | None = None,
+    team: Team | None = None,
     actor: audit.Actor = None,
 ) -> tuple[AccessToken, str]:
-    """Returns the row and the plaintext token, which is never stored or shown again."""
+    """Returns the row and the plaintext token, which is never stored or shown again.
+
+    A team's token with no allowed models of its own may call what its team may, and follows
+    the team's list when that changes."""
     errors: dict[str, list[str]] = {}
     allowed: list[str] = []
     try:
         allowed = validate_allowed_models(allowed_models or [])
     except ValidationError as exc:
         errors["allowed_models"] = exc.messages
+    if team is not None and team.allowed_models:
+        models = ", ".join(team.allowed_models)
+        wider = [
+            WIDER_THAN_TEAM.format(entry=entry, team=team.name, models=models)
+            for entry in allowed
+            if not team.allows(entry)
+        ]
+        if wider:
+            errors.setdefault("allowed_models", []).extend(wider)
     if expires_at is not None and expires_at <= timezone.now():
         errors["expires_at"] = [EXPIRY_IN_PAST]
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -106,6 +124,7 @@ def token_create(
         prefix=raw[:8],
         allowed_models=allowed,
         expires_at=expires_at,
+        team=team,
         created_by=audit.actor_user(actor),
     )
     # Every mistake at once: the name's too, not only the first field found wrong.
@@ -125,6 +144,7 @@ def token_create(
         changes={
             "allowed_models": allowed,
             "expires_at": expires_at.isoformat() if expires_at else None,
+            "team": team.name if team else None,
         },
     )
     live.bump_version()

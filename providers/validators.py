@@ -352,6 +352,14 @@ TOKEN_NAME_INVALID = (
 )
 
 
+TEAM_NAME_REQUIRED = "Enter a team name, e.g. search."
+TEAM_NAME_TOO_LONG = "Team name is longer than %(max)d characters; use a short name, e.g. search."
+TEAM_NAME_INVALID = (
+    "Team name may only contain lower-case letters, digits, - and _, and must start with "
+    "a letter or digit, e.g. search."
+)
+
+
 def validate_group_name(value: str) -> str:
     return _validate_slug(
         value,
@@ -367,6 +375,15 @@ def validate_token_name(value: str) -> str:
         required=TOKEN_NAME_REQUIRED,
         too_long=TOKEN_NAME_TOO_LONG,
         invalid=TOKEN_NAME_INVALID,
+    )
+
+
+def validate_team_name(value: str) -> str:
+    return _validate_slug(
+        value,
+        required=TEAM_NAME_REQUIRED,
+        too_long=TEAM_NAME_TOO_LONG,
+        invalid=TEAM_NAME_INVALID,
     )
 
 

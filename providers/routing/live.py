@@ -189,8 +189,14 @@ def _build(version: int) -> Snapshot:
         for g in RoutingGroup.objects.all()
     }
     tokens = {
-        t.token_hash: TokenEntry(t.name, tuple(t.allowed_models or ()), t.expires_at)
-        for t in AccessToken.objects.filter(revoked_at__isnull=True)
+        t.token_hash: TokenEntry(
+            t.name,
+            tuple(t.allowed_models or ()),
+            t.expires_at,
+            t.team.name if t.team else "",
+            tuple(t.team.allowed_models or ()) if t.team else (),
+        )
+        for t in AccessToken.objects.filter(revoked_at__isnull=True).select_related("team")
     }
     router = RouterSettings.objects.filter(id=1).first() or RouterSettings()
     default = DefaultModel.objects.select_related("provider", "group").filter(id=1).first()

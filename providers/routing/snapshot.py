@@ -154,9 +154,14 @@ class TokenEntry:
     name: str
     allowed_models: tuple[str, ...]
     expires_at: Any  # datetime | None
+    team: str = ""
+    # The team's own list: a team's token is limited further by its own, never wider.
+    team_allowed: tuple[str, ...] = ()
 
     def allows(self, model: str) -> bool:
-        return not self.allowed_models or model in self.allowed_models
+        return (not self.allowed_models or model in self.allowed_models) and (
+            not self.team_allowed or model in self.team_allowed
+        )
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from providers.services.providers import parse_model_names
 NO_SUCH_PROVIDER = (
     "No provider named {name!r}. `python manage.py routing provider list` shows them."
 )
+NO_SUCH_TEAM = "No team named {name!r}. `python manage.py routing team list` shows them."
 NO_SUCH_GROUP = (
     "No routing group named {name!r}. To use one provider's model, give both: "
     "`routing default set PROVIDER MODEL`."
@@ -61,6 +62,15 @@ def _provider(name: str) -> Provider:
     if provider is None:
         raise CommandError(NO_SUCH_PROVIDER.format(name=name))
     return provider
+
+
+def _team(name: str):
+    from accounts.models import Team
+
+    team = Team.objects.filter(name=name).first()
+    if team is None:
+        raise CommandError(NO_SUCH_TEAM.format(name=name))
+    return team
 
 
 def _cell(text: str) -> str:
@@ -268,6 +278,12 @@ class Command(BaseCommand):
             metavar="MODEL",
             help="Limit the token to this group, provider/model or 'default' (repeatable).",
         )
+        create.add_argument(
+            "--team",
+            default=None,
+            metavar="TEAM",
+            help="The team that owns the token; it may call only what the team may.",
+        )
         token_commands.add_parser("list", help="List tokens (never their value).")
         token_commands.add_parser("revoke", help="Revoke a token.").add_argument("name")
 
@@ -305,6 +321,42 @@ class Command(BaseCommand):
             "--dry-run", action="store_true", help="Show what would change; change nothing."
         )
 
+        team = commands.add_parser("team", help="Add, list or remove teams, and their members.")
+        team_commands = team.add_subparsers(dest="action", required=True, metavar="ACTION")
+        team_add = team_commands.add_parser("add", help="Add a team.")
+        team_add.add_argument("name")
+        team_add.add_argument("--display-name", default="", metavar="TEXT")
+        team_add.add_argument(
+            "--allow",
+            action="append",
+            default=[],
+            metavar="MODEL",
+            help="Let the team's tokens call this group, provider/model or 'default' "
+            "(repeatable; none: every model).",
+        )
+        team_commands.add_parser("list", help="List teams.")
+        team_commands.add_parser(
+            "remove", help="Remove a team (it must own no live token)."
+        ).add_argument("name")
+        member = team_commands.add_parser("member", help="Add, remove or list a team's members.")
+        member_commands = member.add_subparsers(
+            dest="member_action", required=True, metavar="ACTION"
+        )
+        member_add = member_commands.add_parser(
+            "add", help="Add a member, or change a member's team role."
+        )
+        member_add.add_argument("name", metavar="NAME", help="The team.")
+        member_add.add_argument("user", metavar="USER", help="The user's name.")
+        member_add.add_argument(
+            "--role", default="member", choices=["member", "admin"], help="Default: member."
+        )
+        member_remove = member_commands.add_parser("remove", help="Remove a member.")
+        member_remove.add_argument("name", metavar="NAME", help="The team.")
+        member_remove.add_argument("user", metavar="USER", help="The user's name.")
+        member_commands.add_parser("list", help="List a team's members.").add_argument(
+            "name", metavar="NAME", help="The team."
+        )
+
         user = commands.add_parser("user", help="Add users.")
         user_commands = user.add_subparsers(dest="action", required=True, metavar="ACTION")
         user_add = user_commands.add_parser("add", help="Add a user with a role.")
@@ -319,7 +371,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        handler = self.HANDLERS[options["command"], options.get("action")]
+        action = options.get("action")
+        if options.get("member_action"):
+            action = f"{action} {options['member_action']}"
+        handler = self.HANDLERS[options["command"], action]
         actor = f"cli:{getpass.getuser()}"
         try:
             handler(self, options, actor)
@@ -349,11 +404,7 @@ class Command(BaseCommand):
 
     def _provider_edit(self, options: dict, actor: str) -> None:
         provider = _provider(options["name"])
-        fields = {
-            field: options[field]
-            for field in _EDIT_FIELDS
-            if options[field] is not None
-        }
+        fields = {field: options[field] for field in _EDIT_FIELDS if options[field] is not None}
         if options["deployments"] is not None:
             fields["declared_models"] = parse_model_names(options["deployments"])
         api_key = _api_key_option(options)
@@ -610,6 +661,7 @@ class Command(BaseCommand):
             name=options["name"],
             expires_at=expires_at,
             allowed_models=options["allow"],
+            team=_team(options["team"]) if options["team"] else None,
             actor=actor,
         )
         self.stderr.write(f"Created token {token.name}. Copy it now: it is not shown again.")
@@ -621,16 +673,17 @@ class Command(BaseCommand):
         from gateway.models import AccessToken
 
         now = timezone.now()
-        rows = [("NAME", "PREFIX", "STATE", "EXPIRES", "LAST USED", "ALLOWED")]
-        for t in AccessToken.objects.all():
+        rows = [("NAME", "TEAM", "PREFIX", "STATE", "EXPIRES", "LAST USED", "ALLOWED")]
+        for t in AccessToken.objects.select_related("team"):
             rows.append(
                 (
                     t.name,
+                    t.team.name if t.team else "-",
                     t.prefix + "…",
                     t.state(now),
                     f"{t.expires_at:%Y-%m-%d %H:%M}" if t.expires_at else "never",
                     f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never",
-                    ", ".join(t.allowed_models) or "all",
+                    ", ".join(t.allowed_models) or ("the team's" if t.team else "all"),
                 )
             )
         if len(rows) == 1:
@@ -648,6 +701,74 @@ class Command(BaseCommand):
             raise CommandError(f"No token named {options['name']!r}.")
         token_revoke(token=token, actor=actor)
         self.stdout.write(f"Revoked token {token.name}.")
+
+    # --- teams ------------------------------------------------------------------------
+    def _team_add(self, options: dict, actor: str) -> None:
+        from accounts.services import team_create
+
+        team = team_create(
+            name=options["name"],
+            display_name=options["display_name"],
+            allowed_models=options["allow"],
+            actor=actor,
+        )
+        self.stdout.write(f"Added team {team.name}.")
+
+    def _team_list(self, options: dict, actor: str) -> None:
+        from django.db.models import Count, Q
+
+        from accounts.models import Team
+
+        teams = Team.objects.annotate(
+            members=Count("memberships", distinct=True),
+            live_tokens=Count("tokens", filter=Q(tokens__revoked_at__isnull=True), distinct=True),
+        )
+        rows = [("NAME", "DISPLAY NAME", "MEMBERS", "LIVE TOKENS", "MODELS")]
+        for t in teams:
+            models = ", ".join(t.allowed_models) or "all"
+            rows.append(
+                (t.name, _cell(t.display_name) or "-", str(t.members), str(t.live_tokens), models)
+            )
+        if len(rows) == 1:
+            self.stdout.write("No teams yet. Add one with `routing team add NAME`.")
+            return
+        for line in _table(rows):
+            self.stdout.write(line)
+
+    def _team_remove(self, options: dict, actor: str) -> None:
+        from accounts.services import team_remove
+
+        team = _team(options["name"])
+        team_remove(team=team, actor=actor)
+        self.stdout.write(f"Removed team {team.name}.")
+
+    def _team_member_add(self, options: dict, actor: str) -> None:
+        from accounts.services import team_member_set
+
+        team = _team(options["name"])
+        team_member_set(team=team, user=options["user"], role=options["role"], actor=actor)
+        self.stdout.write(f"{options['user']} is now team {team.name}'s {options['role']}.")
+
+    def _team_member_remove(self, options: dict, actor: str) -> None:
+        from accounts.services import team_member_remove
+
+        team = _team(options["name"])
+        team_member_remove(team=team, user=options["user"], actor=actor)
+        self.stdout.write(f"Removed {options['user']} from team {team.name}.")
+
+    def _team_member_list(self, options: dict, actor: str) -> None:
+        team = _team(options["name"])
+        rows = [("USER", "ROLE", "FROM SSO")]
+        for m in team.memberships.select_related("user"):
+            rows.append((m.user.get_username(), m.role, "yes" if m.from_sso else "no"))
+        if len(rows) == 1:
+            self.stdout.write(
+                f"Team {team.name} has no members. Add one with "
+                f"`routing team member add {team.name} USER --role member`."
+            )
+            return
+        for line in _table(rows):
+            self.stdout.write(line)
 
     # --- request log ------------------------------------------------------------------
     def _prune_requests(self, options: dict, actor: str) -> None:
@@ -677,5 +798,11 @@ class Command(BaseCommand):
         ("export", None): _export,
         ("import-litellm", None): _import_litellm,
         ("import-env", None): _import_env,
+        ("team", "add"): _team_add,
+        ("team", "list"): _team_list,
+        ("team", "remove"): _team_remove,
+        ("team", "member add"): _team_member_add,
+        ("team", "member remove"): _team_member_remove,
+        ("team", "member list"): _team_member_list,
         ("user", "add"): _user_add,
     }
