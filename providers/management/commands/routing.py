@@ -9,6 +9,7 @@ import argparse
 import getpass
 import os
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from accounts.services import user_create
 from providers import kinds, services
 from providers.models import KeyState, Provider, RoutingGroup
 from providers.services.providers import parse_model_names
+from routing_admin.run_once import ALREADY_RUNNING, exclusively
 
 NO_SUCH_PROVIDER = (
     "No provider named {name!r}. `python manage.py routing provider list` shows them."
@@ -376,10 +378,15 @@ class Command(BaseCommand):
             action = f"{action} {options['member_action']}"
         handler = self.HANDLERS[options["command"], action]
         actor = f"cli:{getpass.getuser()}"
-        try:
-            handler(self, options, actor)
-        except ValidationError as exc:
-            raise CommandError(_one_line(exc)) from None
+        with ExitStack() as stack:
+            run_once = options["command"] in self.RUN_ONCE
+            if run_once and not stack.enter_context(exclusively(options["command"])):
+                self.stdout.write(ALREADY_RUNNING.format(name=options["command"]))
+                return
+            try:
+                handler(self, options, actor)
+            except ValidationError as exc:
+                raise CommandError(_one_line(exc)) from None
 
     # --- provider ---------------------------------------------------------------------
     def _provider_add(self, options: dict, actor: str) -> None:
@@ -778,6 +785,9 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Deleted {deleted} request-log record(s) older than {cutoff:%Y-%m-%d %H:%M} UTC."
         )
+
+    # Scheduled work that every machine's cron may start: one run at a time across them all.
+    RUN_ONCE = frozenset({"health-check", "prune-requests"})
 
     # Every (command, action) and the method that runs it, in one place a reader can grep.
     HANDLERS = {
