@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 
+from gateway.services import RPM_BAD, valid_rpm, validate_allowed_models
 from providers.routing import live
 from providers.services import audit
 
@@ -137,14 +138,16 @@ NOT_A_MEMBER = "{username} is not a member of team {team}."
 NO_SUCH_USER = "No user named {username!r}. Create the user first (routing user add)."
 
 
+# team_update's "leave it as it is", for fields where None means something (no limit).
+KEEP = object()
+
+
 def team_target(team: Team | str) -> str:
     return f"team:{team}"
 
 
 def _allowed(entries: list[str] | None) -> list[str]:
     # The rule tokens follow (groups, PROVIDER/MODEL, default): one validator for both.
-    from gateway.services import validate_allowed_models
-
     return validate_allowed_models(entries or [])
 
 
@@ -187,10 +190,12 @@ def team_update(
     team: Team,
     display_name: str | None = None,
     allowed_models: list[str] | None = None,
+    rpm: int | None | object = KEEP,
     actor: audit.Actor,
 ) -> Team:
-    """Change what was given. Narrowing the models narrows every token of the team at once
-    (the gateway checks the team's list as well as the token's)."""
+    """Change what was given (`rpm=None` lifts the team's limit; leave it out to keep it).
+    Narrowing the models narrows every token of the team at once (the gateway checks the
+    team's list as well as the token's)."""
     live.lock_config()
     locked = Team.objects.select_for_update().get(pk=team.pk)
     changes: dict[str, list] = {}
@@ -205,6 +210,11 @@ def team_update(
         if allowed != locked.allowed_models:
             changes["allowed_models"] = [locked.allowed_models, allowed]
             locked.allowed_models = allowed
+    if rpm is not KEEP and rpm != locked.rpm:
+        if not valid_rpm(rpm):
+            raise ValidationError({"rpm": [RPM_BAD]})
+        changes["rpm"] = [locked.rpm, rpm]
+        locked.rpm = rpm
     if not changes:
         return locked
     locked.full_clean()

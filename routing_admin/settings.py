@@ -177,6 +177,14 @@ ROUTING_REQUEST_LOG_INTERVAL_SECONDS = _env_number(
 # away); further records are dropped and counted on /healthz (request_log.dropped).
 ROUTING_REQUEST_LOG_MAX_PENDING = max(1, _env_number("ROUTING_REQUEST_LOG_MAX_PENDING", "100000"))
 
+# Where limits are counted across machines (redis://host:6379/0). Unset: in the database,
+# exact on one machine with any number of workers (and across machines on PostgreSQL).
+ROUTING_REDIS_URL = _env("ROUTING_REDIS_URL")
+# While Redis does not answer: "open" lets limited calls through uncounted, "closed" refuses
+# them (429 limits_unavailable). /healthz says degraded either way. The system check
+# routing.E030 refuses any other value.
+ROUTING_LIMITS_ON_REDIS_FAILURE = _env("ROUTING_LIMITS_ON_REDIS_FAILURE", "open").lower()
+
 # Browsers: web pages on these origins (e.g. https://app.example.com) may call the gateway
 # (/v1/) with a token; the dashboard is never shared. None by default. django-cors-headers.
 # A trailing "/" (an address copied from the browser's bar) is not part of an origin. Entries
@@ -226,6 +234,7 @@ INSTALLED_APPS = [
     "gateway",
     "usage",
     "accounts",
+    "limits",
 ]
 
 MIDDLEWARE = [
