@@ -100,7 +100,9 @@ def team_roles(user) -> dict[str, str]:
     if cached is None:
         from .models import TeamMembership
 
-        cached = dict(TeamMembership.objects.filter(user=user).values_list("team__name", "role"))
+        # By team name only: the model's ordering would join the user table for nothing.
+        rows = TeamMembership.objects.filter(user=user).order_by("team__name")
+        cached = dict(rows.values_list("team__name", "role"))
         user._routing_teams = cached
     return cached
 

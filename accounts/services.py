@@ -263,17 +263,18 @@ def team_member_set(
     membership, created = TeamMembership.objects.select_for_update().get_or_create(
         team=team, user=user, defaults={"role": role, "from_sso": from_sso}
     )
-    old = None if created else membership.role
-    if not created and (membership.role, membership.from_sso) != (role, from_sso):
+    old, old_sso = (None, None) if created else (membership.role, membership.from_sso)
+    if not created and (old, old_sso) != (role, from_sso):
         membership.role, membership.from_sso = role, from_sso
         membership.save(update_fields=["role", "from_sso"])
+    changes: dict = {"user": user.get_username()}
     if old != role:
-        audit.record(
-            actor=actor,
-            action="team.member",
-            target=team_target(team),
-            changes={"user": user.get_username(), "role": [old, role]},
-        )
+        changes["role"] = [old, role]
+    # Whether the IdP owns the membership (and so may take it away) is a change too.
+    if bool(old_sso) != from_sso:
+        changes["from_sso"] = [old_sso, from_sso]
+    if len(changes) > 1:
+        audit.record(actor=actor, action="team.member", target=team_target(team), changes=changes)
     return membership
 
 

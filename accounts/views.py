@@ -11,6 +11,7 @@ from django.contrib.auth import views as auth_views
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
@@ -19,7 +20,7 @@ from providers.forms import put_service_errors
 
 from . import services, sso
 from .forms import ROLE_CHOICES, LoginForm, RoleForm, SetupForm, UserAddForm
-from .roles import role_required, user_role
+from .roles import role_required, team_roles, user_role
 from .selectors import users_with_roles
 from .services import SetupClosed, first_admin_create
 
@@ -38,12 +39,27 @@ def _anyone() -> bool:
     return User.objects.exists()
 
 
-def first_run_redirect(request: HttpRequest) -> HttpResponseRedirect | None:
-    """For the overview: while nobody has an account, send an anonymous visitor to the
-    first-run page instead of a login form that nobody can get past."""
-    if request.user.is_authenticated or _anyone():
+def team_landing(user) -> str | None:
+    """Where a person with no global role but teams starts, rather than the overview they may
+    not see: their team's page, or the list of their teams when they have several."""
+    if not user.is_authenticated or user_role(user) is not None:
         return None
-    return redirect("setup")
+    teams = team_roles(user)
+    if len(teams) == 1:
+        return reverse("team_detail", args=[next(iter(teams))])
+    return reverse("team_list") if teams else None
+
+
+def first_run_redirect(request: HttpRequest) -> HttpResponseRedirect | None:
+    """For the overview, before its role check: while nobody has an account, send an
+    anonymous visitor to the first-run page instead of a login form that nobody can get
+    past; and send a team's member with no global role to their team (TEAMS.md: "after
+    login ... lands on their team page"), since every way in (a password, single sign-on,
+    ?next=/) ends on the overview."""
+    if request.user.is_authenticated:
+        landing = team_landing(request.user) if request.method in ("GET", "HEAD") else None
+        return redirect(landing) if landing else None
+    return None if _anyone() else redirect("setup")
 
 
 class LoginView(auth_views.LoginView):
@@ -57,6 +73,10 @@ class LoginView(auth_views.LoginView):
         context["sso_name"] = sso.config().name if sso.enabled() else None
         context["local_login"] = sso.local_login_mode()
         return context
+
+    def get_default_redirect_url(self) -> str:
+        # Straight to the team, saving the overview's redirect.
+        return team_landing(self.request.user) or super().get_default_redirect_url()
 
 
 # --- first run --------------------------------------------------------------------------

@@ -146,6 +146,8 @@ ROUTING_OIDC_CLIENT_SECRET = _env("ROUTING_OIDC_CLIENT_SECRET")
 ROUTING_OIDC_SCOPES = _env("ROUTING_OIDC_SCOPES")
 ROUTING_OIDC_GROUPS_CLAIM = _env("ROUTING_OIDC_GROUPS_CLAIM")
 ROUTING_OIDC_ROLE_MAP = _env("ROUTING_OIDC_ROLE_MAP")
+# IdP groups to team memberships: "idp-group=team:member|admin,...", re-applied at each sign-in.
+ROUTING_OIDC_TEAM_MAP = _env("ROUTING_OIDC_TEAM_MAP")
 ROUTING_OIDC_NAME = _env("ROUTING_OIDC_NAME")
 ROUTING_OIDC_MAX_SESSION_SECONDS = _env("ROUTING_OIDC_MAX_SESSION_SECONDS")
 # Local passwords: on (everyone), admins (superusers and admins only: break-glass), off.

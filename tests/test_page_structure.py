@@ -5,6 +5,7 @@ from html.parser import HTMLParser
 import pytest
 from django.urls import reverse
 
+from accounts.services import team_create
 from providers import services
 from providers.services import DeploymentSpec as D
 
@@ -39,6 +40,7 @@ def admin_with_everything(client, login_as, make_provider):
     provider = make_provider(name="acme")
     services.group_save(name="fast", deployments=[D("acme", "gpt-4o-mini")])
     services.default_model_set(provider=provider, model="gpt-4o-mini", actor="test")
+    team_create(name="red", allowed_models=["fast"], actor="test")
     return client
 
 
@@ -57,6 +59,8 @@ PAGES = [
     reverse("usage"),
     reverse("audit_log"),
     reverse("users"),
+    reverse("team_list"),
+    reverse("team_detail", args=["red"]),
 ]
 
 
@@ -81,3 +85,10 @@ def test_the_pages_before_logging_in_have_one_h1(client, db, name):
     response = client.get(reverse(name), secure=True)
     assert response.status_code == 200, name
     _assert_structure(name, response.content.decode())
+
+
+def test_a_new_team_token_page_keeps_one_h1(admin_with_everything):
+    url = reverse("team_token_create", args=["red"])
+    response = admin_with_everything.post(url, {"name": "red-bot"}, secure=True)
+    assert "Copy it now" in response.content.decode()
+    _assert_structure(url, response.content.decode())

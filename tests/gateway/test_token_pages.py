@@ -210,3 +210,72 @@ def test_the_token_form_carries_the_servers_rules(client, login_as):
     assert "required" in name and 'pattern="[a-z0-9][a-z0-9_\\-]*"' in name
     allowed = re.search(r'<input[^>]*id="id_allowed_models"[^>]*>', html)[0]
     assert "pattern=" in allowed and "required" not in allowed
+
+
+# --- teams -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def red(db):
+    from accounts.services import team_create
+
+    return team_create(name="red", display_name="Red team", allowed_models=["fast"], actor="t")
+
+
+def test_the_table_shows_each_tokens_team(client, login_as, red):
+    token_services.token_create(name="red-bot", team=red, actor="test")
+    token_services.token_create(name="mine", actor="test")
+    login_as("viewer")
+    html = client.get(reverse("token_list")).content.decode()
+    assert '<th scope="col">Team</th>' in html
+    assert "Red team" in _row(html, "red-bot") and 'href="/teams/red/"' in html
+    assert _row(html, "mine").split()[1] == "-"
+
+
+def test_an_editor_gives_a_new_token_to_a_team(client, login_as, red):
+    login_as("editor")
+    html = client.get(reverse("token_list")).content.decode()
+    assert '<label for="id_team">Team</label>' in html
+    assert '<option value="red">' in html and "No team (a global token)" in html
+    response = _create(client, name="red-bot", team="red", allowed_models="fast")
+    assert response.status_code == 200 and NOTE in response.content.decode()
+    assert AccessToken.objects.get(name="red-bot").team == red
+    event = AuditEvent.objects.get(action="token.create", target="token:red-bot")
+    assert event.changes["team"] == "red"
+    # Without a team chosen, the token is global.
+    assert _create(client).status_code == 200
+    assert AccessToken.objects.get(name="ci-bot").team is None
+
+
+def test_a_token_wider_than_its_team_is_refused_next_to_allowed_models(client, login_as, red):
+    login_as("editor")
+    response = _create(client, team="red", allowed_models="acme/gpt-4o-mini")
+    html = response.content.decode()
+    assert NOTE not in html
+    assert "is not among team red" in html
+    assert re.search(r'id="id_allowed_models_error"', html)
+    assert not AccessToken.objects.exists()
+
+
+def test_an_unknown_team_is_refused_next_to_team(client, login_as, red):
+    login_as("editor")
+    html = _create(client, team="blue").content.decode()
+    assert 'id="id_team_error"' in html and not AccessToken.objects.exists()
+
+
+@pytest.mark.parametrize("role", ["member", "admin"])
+def test_a_team_only_member_gets_403_on_the_tokens_page(client, red, role):
+    from django.contrib.auth.models import User
+
+    from accounts.services import team_member_set
+
+    user = User.objects.create_user("pat", password="pw")
+    team_member_set(team=red, user=user, role=role, actor="test")
+    client.force_login(user)
+    assert client.get(reverse("token_list")).status_code == 403
+    assert _create(client, team="red").status_code == 403
+    token, _ = token_services.token_create(name="red-bot", team=red, actor="test")
+    assert client.post(reverse("token_revoke", args=["red-bot"])).status_code == 403
+    assert not AccessToken.objects.filter(name="ci-bot").exists()
+    token.refresh_from_db()
+    assert token.revoked_at is None

@@ -1,0 +1,26 @@
+"""Reads of the token lists (/tokens/ and a team's page)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from .models import AccessToken
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    token: AccessToken
+    state: str
+
+
+def token_rows(tokens: QuerySet[AccessToken] | None = None) -> list[TokenRow]:
+    """The tokens (every one by default) with their state, in one query: their creator and
+    team come along, and the hash never leaves the database."""
+    if tokens is None:
+        tokens = AccessToken.objects.all()
+    now = timezone.now()
+    tokens = tokens.select_related("created_by", "team").defer("token_hash")
+    return [TokenRow(token, token.state(now)) for token in tokens]
