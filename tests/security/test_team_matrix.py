@@ -130,8 +130,9 @@ def test_team_pages_get(world, person):
 def test_team_pages_post(world, person, name):
     # One world per POST: an allowed one changes it (and must, or the refusals prove nothing).
     kwargs, _, may_post = TEAM_PAGES[name]
+    client = _client(world, person)  # signing in moves last_login: before the snapshot
     before = _state()
-    response = _client(world, person).post(reverse(name, kwargs=kwargs), TEAM_POST_DATA[name])
+    response = client.post(reverse(name, kwargs=kwargs), TEAM_POST_DATA[name])
     if person in may_post:
         assert response.status_code < 400, f"POST {name} as {person}: {response.status_code}"
         assert _state() != before, f"POST {name} as {person} changed nothing"
