@@ -25,9 +25,9 @@ from gateway.selectors import TokenRow, token_rows
 from providers.models import AuditEvent
 from usage.selectors import RANGES, Filters, Totals, window
 
+from . import services
 from .models import Team, TeamMembership
 from .roles import ROLES, can_run_team_tokens, has_role, role_from, team_roles
-from .services import team_target
 
 # The team page's audit section: the latest entries; the audit log (editors and up) has all.
 TEAM_AUDIT_ROWS = 20
@@ -102,7 +102,8 @@ def team_audit(team: Team) -> list[AuditEvent]:
     token_targets = AccessToken.objects.filter(team=team).values(
         target=Concat(Value("token:"), "name")
     )
-    events = AuditEvent.objects.filter(Q(target=team_target(team)) | Q(target__in=token_targets))
+    own = Q(target=services.team_target(team))
+    events = AuditEvent.objects.filter(own | Q(target__in=token_targets))
     return list(events.only("at", "actor_name", "action", "target", "changes")[:TEAM_AUDIT_ROWS])
 
 

@@ -18,11 +18,9 @@ from django.views.decorators.http import require_http_methods
 from providers.addresses import unmapped
 from providers.forms import put_service_errors
 
-from . import services, sso
+from . import selectors, services, sso
 from .forms import ROLE_CHOICES, LoginForm, RoleForm, SetupForm, UserAddForm
 from .roles import role_required, team_roles, user_role
-from .selectors import users_with_roles
-from .services import SetupClosed, first_admin_create
 
 User = get_user_model()
 
@@ -120,10 +118,10 @@ def setup(request: HttpRequest) -> HttpResponse:
     form = SetupForm(request.POST) if request.method == "POST" else SetupForm()
     if form.is_bound and form.is_valid():
         try:
-            user = first_admin_create(
+            user = services.first_admin_create(
                 username=form.cleaned_data["username"], password=form.cleaned_data["password"]
             )
-        except SetupClosed:
+        except services.SetupClosed:
             return _setup_closed(request)
         except ValidationError as exc:
             put_service_errors(form, exc)
@@ -143,7 +141,7 @@ def _users_page(
     refused: tuple[int, str, list[str]] | None = None,
 ) -> HttpResponse:
     """The page; `refused` is (user id, role asked for, errors) of a refused role change."""
-    rows = users_with_roles()
+    rows = selectors.users_with_roles()
     for row in rows:
         row.selected_role, row.role_errors = row.role, []
         if refused and refused[0] == row.pk:

@@ -11,10 +11,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.html import format_html
 
-from . import kinds
+from . import kinds, services
 from .models import CONNECTION_TEST_TIMEOUT, Provider
-from .services import KEEP
-from .services.providers import parse_model_names, validate_declared_models
 from .validators import (
     model_id_attrs,
     name_attrs,
@@ -226,7 +224,8 @@ class ProviderForm(forms.Form):
             self.fields["api_version"].widget.attrs["required"] = kind.api_version_required
 
     def clean_declared_models(self) -> list[str]:
-        return validate_declared_models(parse_model_names(self.cleaned_data["declared_models"]))
+        names = services.parse_model_names(self.cleaned_data["declared_models"])
+        return services.validate_declared_models(names)
 
     def clean_headers(self) -> dict[str, str] | None:
         text = self.cleaned_data.get("headers", "")
@@ -279,11 +278,11 @@ class ProviderForm(forms.Form):
             kwargs["api_key"] = data["api_key"]
             kwargs["headers"] = data["headers"] or {}
             return kwargs
-        kwargs["api_key"] = "" if data.get("remove_key") else (data["api_key"] or KEEP)
+        kwargs["api_key"] = "" if data.get("remove_key") else (data["api_key"] or services.KEEP)
         if data.get("remove_headers"):
             kwargs["headers"] = {}
         else:
-            kwargs["headers"] = data["headers"] if data["headers"] is not None else KEEP
+            kwargs["headers"] = data["headers"] if data["headers"] is not None else services.KEEP
         return kwargs
 
     def add_service_errors(self, exc: ValidationError) -> None:

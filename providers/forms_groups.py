@@ -12,9 +12,9 @@ from django.core.exceptions import ValidationError
 from django.forms.utils import ErrorDict
 from django.http import QueryDict
 
+from . import services
 from .forms import model_limits, put_service_errors
 from .models import Deployment, Provider, RouterSettings, RoutingGroup, RoutingStrategy
-from .services import DeploymentSpec
 from .validators import model_id_attrs, name_attrs, validate_group_name, validate_model_id
 from .widgets import SecondsInput
 
@@ -145,9 +145,9 @@ class DeploymentForm(_QuietForm):
         # something else is, so an untouched empty row is skipped, not refused.
         return any(name not in ("weight", "ORDER", "DELETE") for name in self.changed_data)
 
-    def spec(self) -> DeploymentSpec:
+    def spec(self) -> services.DeploymentSpec:
         data = self.cleaned_data
-        return DeploymentSpec(
+        return services.DeploymentSpec(
             provider=data["provider"],
             model=data["model"].strip(),
             weight=data["weight"],
@@ -165,7 +165,7 @@ class BaseDeploymentFormSet(forms.BaseFormSet):
             form.fields["ORDER"].initial = index + 1
         form.fields["DELETE"].label = "Remove this deployment"
 
-    def specs(self) -> list[DeploymentSpec]:
+    def specs(self) -> list[services.DeploymentSpec]:
         return [form.spec() for form in self.ordered_forms]
 
     def add_service_errors(self, errors: list[ValidationError]) -> None:

@@ -8,7 +8,6 @@ from django.core.exceptions import ValidationError
 
 from . import services
 from .forms import WriteOnlyTextarea, read_upload
-from .importexport.env_import import MAX_ENV_BYTES
 from .widgets import PlainLabelsForm
 
 ENV_FILE_TOO_LARGE = "The file is larger than {limit} KB; this is not a .env file."
@@ -39,11 +38,13 @@ class EnvImportForm(PlainLabelsForm):
             raise ValidationError(BOTH_GIVEN)
         if upload:
             cleaned["content"] = read_upload(
-                upload, limit=MAX_ENV_BYTES, too_large=ENV_FILE_TOO_LARGE
+                upload, limit=services.MAX_ENV_BYTES, too_large=ENV_FILE_TOO_LARGE
             )
         elif text.strip():
-            if len(text.encode()) > MAX_ENV_BYTES:
-                raise ValidationError(ENV_FILE_TOO_LARGE.format(limit=MAX_ENV_BYTES // 1024))
+            if len(text.encode()) > services.MAX_ENV_BYTES:
+                raise ValidationError(
+                    ENV_FILE_TOO_LARGE.format(limit=services.MAX_ENV_BYTES // 1024)
+                )
             cleaned["content"] = text
         else:
             raise ValidationError(NOTHING_GIVEN)

@@ -16,6 +16,7 @@ from django.db import models
 from django.db.models import Case, Count, F, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import Coalesce, Trunc, TruncDay, TruncHour, TruncMinute
 
+from . import services
 from .models import (
     LatencyRollup,
     ModelLatencyRollup,
@@ -24,7 +25,6 @@ from .models import (
     TokenRollup,
     UsageRollup,
 )
-from .services import bucket_bounds, period_start
 
 # Distinct (provider, model, token) combinations read for the filter selects.
 CHOICES_LIMIT = 500
@@ -176,7 +176,7 @@ class Window:
 def window(rng: Range, *, until: datetime, filters: Filters) -> Window:
     since = until - rng.span
     if rng.align:
-        since = period_start(since, rng.align)
+        since = services.period_start(since, rng.align)
     return Window(rng, since, until, filters)
 
 
@@ -367,7 +367,7 @@ def _percentiles(buckets: dict[int, int]) -> tuple[float | None, ...]:
         rank, below = _offset(percent, count), 0
         for bucket in sorted(buckets):
             if rank < below + buckets[bucket]:
-                low, high = bucket_bounds(bucket)
+                low, high = services.bucket_bounds(bucket)
                 values.append(low + (high - low) * (rank - below + 0.5) / buckets[bucket])
                 break
             below += buckets[bucket]

@@ -21,15 +21,14 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from limits import counters
-from providers import services
-from providers.models import Provider
+from providers import services as provider_services
 from providers.routing import live
 from providers.routing.llm import is_loaded
 from usage import request_log
 
+from .. import selectors, services
 from ..chat_params import RefusedParameter, chat_params
 from ..models import TokenState, token_state
-from ..services import hash_token
 
 MISSING_TOKEN = (
     "Missing bearer token. Send 'Authorization: Bearer <token>'; an editor creates tokens on "
@@ -98,7 +97,7 @@ async def _authenticate(
     if scheme.lower() != "bearer" or not raw.strip():
         return _error(401, MISSING_TOKEN, "authentication_error", "missing_token")
     snap = await _snapshot()
-    token = snap.tokens.get(hash_token(raw.strip()))
+    token = snap.tokens.get(services.hash_token(raw.strip()))
     if token is None:
         return _error(401, INVALID_TOKEN, "authentication_error", "invalid_api_key")
     # Revoked tokens are not in the snapshot; an expired one is, to say so.
@@ -108,7 +107,7 @@ async def _authenticate(
     return snap, token
 
 
-def _upstream_error(exc: services.ProviderError) -> JsonResponse:
+def _upstream_error(exc: provider_services.ProviderError) -> JsonResponse:
     status, code = exc.status_code, exc.code
     if code == "upstream_timeout":
         response = _error(504, str(exc), "api_error", code)
@@ -186,7 +185,7 @@ async def _sse(stream: Any) -> AsyncIterator[str]:
     try:
         async for chunk in stream:
             yield f"data: {json.dumps(_usage_chunk(_dump(chunk)))}\n\n"
-    except services.ProviderError as exc:
+    except provider_services.ProviderError as exc:
         payload = json.loads(_upstream_error(exc).content)
         yield f"data: {json.dumps(payload)}\n\n"
     yield "data: [DONE]\n\n"
@@ -235,12 +234,14 @@ async def _complete(
     # must not log its own later calls under this token.
     reset = request_log.current_token.set(token.name)
     try:
-        response = await services.acompletion(messages, model=model, snapshot=snap, **params)
-    except services.UnknownModel as exc:
+        response = await provider_services.acompletion(
+            messages, model=model, snapshot=snap, **params
+        )
+    except provider_services.UnknownModel as exc:
         return _error(404, str(exc), "invalid_request_error", "model_not_found")
-    except services.Unavailable as exc:
+    except provider_services.Unavailable as exc:
         return _error(503, str(exc), "service_unavailable", "no_deployment")
-    except services.ProviderError as exc:
+    except provider_services.ProviderError as exc:
         return _upstream_error(exc)
     finally:
         request_log.current_token.reset(reset)
@@ -253,7 +254,7 @@ async def _complete(
 
 def _log_refused(token: live.TokenEntry, model: str, status: int, message: str) -> None:
     reset = request_log.current_token.set(token.name)
-    services.log_refused(requested=model, status=status, message=message)
+    provider_services.log_refused(requested=model, status=status, message=message)
     request_log.current_token.reset(reset)
 
 
@@ -362,15 +363,7 @@ async def providers(request: HttpRequest) -> HttpResponse:
                 "unhealthy_since": p.unhealthy_since.isoformat() if p.unhealthy_since else None,
             },
         }
-        async for p in Provider.objects.filter(enabled=True).only(
-            "name",
-            "display_name",
-            "kind",
-            "last_test_ok",
-            "last_test_latency_ms",
-            "last_test_at",
-            "unhealthy_since",
-        )  # fmt: skip
+        async for p in selectors.providers_with_health()
     ]
     return JsonResponse({"object": "list", "data": data})
 

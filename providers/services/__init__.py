@@ -1,10 +1,11 @@
 """The service layer: every write and every model call goes through here.
 
-Forms, the command line and (later) the gateway call these functions; none of them writes
-to the models directly.
+Forms, views, the command line and the gateway call these functions through this package
+(`from providers import services`, then `services.provider_create(...)`); none of them
+writes to the models directly, nor imports a module of this package by name.
 """
 
-
+from ..importexport.env_import import MAX_ENV_BYTES, import_env
 from ..importexport.litellm_export import export_config, render_env, render_yaml, write_env_file
 from ..importexport.litellm_import import ImportReport, import_config
 from ..importexport.litellm_read import MAX_CONFIG_BYTES, parse_env, parse_yaml
@@ -18,6 +19,7 @@ from .calls import (
     log_refused,
 )
 from .connection import (
+    TEST_ALL_CONCURRENCY,
     ConnectionResult,
     explain,
     provider_test,
@@ -33,21 +35,26 @@ from .groups import (
     router_settings_get,
     router_settings_update,
 )
+from .health import HEALTH_CHECK_ACTOR, HISTORY_LENGTH, failure_threshold, provider_drain_set
 from .keys import RotationReport, rotate_keys
 from .providers import (
     KEEP,
     default_model_get,
     default_model_revert,
     default_model_set,
+    parse_model_names,
     provider_create,
     provider_draft,
     provider_remove,
     provider_update,
+    validate_declared_models,
 )
 
 __all__ = [
     "log_refused",
     "MAX_CONFIG_BYTES",
+    "MAX_ENV_BYTES",
+    "import_env",
     "ImportReport",
     "export_config",
     "import_config",
@@ -65,6 +72,11 @@ __all__ = [
     "router_settings_update",
     "KEEP",
     "ConnectionResult",
+    "TEST_ALL_CONCURRENCY",
+    "HEALTH_CHECK_ACTOR",
+    "HISTORY_LENGTH",
+    "failure_threshold",
+    "provider_drain_set",
     "explain",
     "provider_draft",
     "provider_test_unsaved",
@@ -83,5 +95,7 @@ __all__ = [
     "provider_test",
     "provider_test_many",
     "provider_update",
+    "parse_model_names",
+    "validate_declared_models",
     "rotate_keys",
 ]

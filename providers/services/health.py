@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from ..models import DefaultModel, Deployment, ProbeResult, Provider
+from ..models import ProbeResult, Provider
 from ..routing import live
 from . import audit
 from .last_test import last_test_fields
@@ -27,17 +27,6 @@ if TYPE_CHECKING:
 HISTORY_LENGTH = 50
 HEALTH_CHECK_ACTOR = "health-check"
 HEALTHY, UNHEALTHY = "healthy", "unhealthy"
-
-DEFAULT_PROVIDER_UNHEALTHY = (
-    "The default model's provider {name} is unhealthy: {failures} failed tests in a row. "
-    "It stays the default and keeps serving its routing groups; switch the default if it "
-    "does not recover."
-)
-DEFAULT_GROUP_UNHEALTHY = (
-    "Every provider of the default routing group {name} is unhealthy ({names}). The group "
-    "keeps them, as it would otherwise have nothing to call; switch the default if they do "
-    "not recover."
-)
 
 
 def failure_threshold() -> int:
@@ -130,30 +119,3 @@ def provider_drain_set(
         live.bump_version()
     provider.drain_when_unhealthy = drain_when_unhealthy
     return locked
-
-
-def default_health_warning() -> str:
-    """A warning for the dashboard when the active default depends on unhealthy providers:
-    they are never taken out of routing silently, so they are flagged instead."""
-    default = DefaultModel.objects.select_related("provider", "group").filter(id=1).first()
-    if default is None:
-        return ""
-    if default.provider_id:
-        provider = default.provider
-        if provider.unhealthy_since is None:
-            return ""
-        return DEFAULT_PROVIDER_UNHEALTHY.format(
-            name=provider.name, failures=provider.consecutive_failures
-        )
-    rows = Deployment.objects.filter(group_id=default.group_id, provider__enabled=True)
-    states = dict(rows.values_list("provider__name", "provider__unhealthy_since"))
-    if states and all(since is not None for since in states.values()):
-        return DEFAULT_GROUP_UNHEALTHY.format(
-            name=default.group.name, names=", ".join(sorted(states))
-        )
-    return ""
-
-
-def history(*, provider: Provider, limit: int = HISTORY_LENGTH) -> list[ProbeResult]:
-    """The provider's last tests, oldest first (the order a chart reads)."""
-    return list(reversed(provider.probes.order_by("-at", "-id")[:limit]))

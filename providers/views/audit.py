@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET
 
 from accounts.roles import role_required
 
-from ..models import AuditEvent
+from ..selectors import audit as audit_selectors
 
 TEMPLATE = "providers/audit_log.html"
 PER_PAGE = 50
@@ -51,29 +51,12 @@ def describe_changes(changes: Any) -> list[str]:
     return lines
 
 
-def _choices(field: str, selected: str) -> list[str]:
-    # order_by() first: the model's default ordering would otherwise join the DISTINCT.
-    values = list(
-        AuditEvent.objects.exclude(**{field: ""})
-        .order_by(field)
-        .values_list(field, flat=True)
-        .distinct()
-    )
-    if selected and selected not in values:
-        values.insert(0, selected)
-    return values
-
-
 @require_GET
 @role_required("viewer")
 def audit_log(request: HttpRequest) -> HttpResponse:
     target = request.GET.get("target", "")
     actor = request.GET.get("user", "")
-    events = AuditEvent.objects.only("at", "actor_name", "action", "target", "changes")
-    if target:
-        events = events.filter(target=target)
-    if actor:
-        events = events.filter(actor_name=actor)
+    events = audit_selectors.audit_events(target=target, actor=actor)
     page = Paginator(events, PER_PAGE).get_page(request.GET.get("page"))
     for event in page:
         event.change_lines = describe_changes(event.changes)
@@ -88,8 +71,8 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     if htmx and not htmx.history_restore_request:
         response = render(request, TEMPLATE + "#results", context)
     else:
-        context["targets"] = _choices("target", target)
-        context["actors"] = _choices("actor_name", actor)
+        context["targets"] = audit_selectors.audit_choices(field="target", selected=target)
+        context["actors"] = audit_selectors.audit_choices(field="actor_name", selected=actor)
         response = render(request, TEMPLATE, context)
     # The same URL answers with a page or a fragment: caches must keep them apart.
     patch_vary_headers(response, ["HX-Request"])

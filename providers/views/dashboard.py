@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Page, Paginator
-from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -16,9 +15,10 @@ from accounts.views import first_run_redirect
 
 from .. import services
 from ..forms import DefaultModelForm, put_service_errors
-from ..models import Provider, RoutingGroup
+from ..models import RoutingGroup
+from ..selectors import health as health_selectors
 from ..selectors import overview as overview_selectors
-from ..services.health import default_health_warning
+from ..selectors import providers as provider_selectors
 
 TEMPLATE = "providers/overview.html"
 PER_PAGE = 50
@@ -26,9 +26,7 @@ PER_PAGE = 50
 
 def _default_context(form: DefaultModelForm | None = None, selected: str = "") -> dict:
     default = services.default_model_get()
-    providers = list(
-        Provider.objects.filter(enabled=True).only("name", "display_name", "discovered_models")
-    )
+    providers = provider_selectors.default_model_choices()
     if form is None:
         initial = {}
         if selected:
@@ -56,10 +54,7 @@ def overview(request: HttpRequest) -> HttpResponse:
 def _provider_page(*, q: str, page: str | None) -> Page:
     """The overview table's page: providers whose name contains q, a page past the end being
     the last. One COUNT and one slice, however many providers there are."""
-    providers = Provider.objects.all()
-    if q:
-        providers = providers.filter(Q(name__icontains=q) | Q(display_name__icontains=q))
-    return Paginator(providers, PER_PAGE).get_page(page)
+    return Paginator(provider_selectors.provider_search(q=q), PER_PAGE).get_page(page)
 
 
 @role_required("viewer")
@@ -70,7 +65,7 @@ def _overview(request: HttpRequest) -> HttpResponse:
         "page": _provider_page(q=q, page=request.GET.get("page")),
         "q": q,
         # The default's provider is never taken out of routing for its health: flagged here.
-        "health_warning": default_health_warning(),
+        "health_warning": health_selectors.default_health_warning(),
         # ?provider= after "Refresh models" without JavaScript: its suggestions are shown.
         **_default_context(selected=request.GET.get("provider", "")),
     }

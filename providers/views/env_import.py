@@ -13,10 +13,9 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 
 from accounts.roles import role_required
 
-from .. import kinds
+from .. import kinds, services
 from ..forms_import import EnvImportForm
 from ..importexport.env_default import DEFAULT_MODEL, PREFERRED_PROVIDER
-from ..importexport.env_import import import_env
 from . import upload_preview
 
 TEMPLATE = "providers/env_import.html"
@@ -68,7 +67,7 @@ def env_import(request: HttpRequest) -> HttpResponse:
     if request.method != "POST" or not form.is_valid():
         return _render(request, form=form)
     text = form.cleaned_data["content"]
-    report = import_env(text=text, dry_run=True, actor=request.user)
+    report = services.import_env(text=text, dry_run=True, actor=request.user)
     return _render(request, report, text)
 
 
@@ -79,7 +78,9 @@ def _apply(request: HttpRequest) -> HttpResponse:
         messages.error(request, PREVIEW_EXPIRED)
         return redirect("env_import")
     text = kept["text"]
-    report = import_env(text=text, dry_run=False, actor=request.user, expected=kept["digest"])
+    report = services.import_env(
+        text=text, dry_run=False, actor=request.user, expected=kept["digest"]
+    )
     if report.stale:
         messages.error(request, PREVIEW_STALE)
         report.dry_run = True  # it was rolled back: what it shows is a new preview

@@ -3,11 +3,8 @@ settings, and "Test group", which sends one real request through the router."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -27,91 +24,25 @@ from ..forms_groups import (
     deployment_initial,
     with_blank_row,
 )
-from ..models import DefaultModel, Deployment, GroupFallback, KeyState, Provider, RoutingGroup
-from ..routing import live
+from ..models import Provider, RoutingGroup
+from ..selectors import groups as group_selectors
+from ..selectors import providers as provider_selectors
 
 LIST_TEMPLATE = "providers/groups.html"
 FORM_TEMPLATE = "providers/group_form.html"
 ROUTER_TEMPLATE = "providers/group_router.html"
 
-# The smallest request that still goes through the router: one token of answer.
-PROVIDER_DISABLED = "provider disabled"
-KEY_UNDECRYPTABLE = "API key cannot be decrypted"
-DRAINED = "taken out (unhealthy)"
 GROUP_SAVED = "Saved group {name}."
 GROUP_ADDED = "Added group {name}. Test it with “Test group”."
 GROUP_REMOVED = "Removed group {name}."
 ROUTER_SAVED = "Saved the router settings."
 
 
-@dataclass(frozen=True)
-class DeploymentRow:
-    deployment: Deployment
-    # Why the router leaves this deployment out, or "" when it serves calls.
-    problem: str
-
-    @property
-    def scope(self) -> str:
-        # Id prefix of the health badge: one provider may appear in several groups.
-        return f"deployment{self.deployment.pk}"
-
-
-@dataclass(frozen=True)
-class GroupRow:
-    group: RoutingGroup
-    deployments: list[DeploymentRow]
-    fallbacks: list[str]
-    is_default: bool
-
-    @property
-    def broken(self) -> bool:
-        return not any(not d.problem for d in self.deployments)
-
-
-def _problem(provider: Provider) -> str:
-    # The same rule as the router's snapshot (live._build); spelt out here so the page can
-    # say why, and is right at once after a save in another process.
-    if not provider.enabled:
-        return PROVIDER_DISABLED
-    if provider.key_state == KeyState.UNDECRYPTABLE:
-        return KEY_UNDECRYPTABLE
-    return ""
-
-
-def _deployment_rows(deployments: list[Deployment], protected: int | None) -> list[DeploymentRow]:
-    problems = {d.pk: _problem(d.provider) for d in deployments}
-    usable = [d for d in deployments if not problems[d.pk]]
-    # Health as the router applies it (live.drain_group), among the deployments it would use.
-    draining = live.draining_providers(d.provider for d in usable)
-    kept = {d.pk for d in live.drain_group(usable, draining, protected)}
-    return [
-        DeploymentRow(d, problems[d.pk] or ("" if d.pk in kept else DRAINED)) for d in deployments
-    ]
-
-
-def _group_rows() -> list[GroupRow]:
-    groups = RoutingGroup.objects.prefetch_related(
-        Prefetch("deployments", queryset=Deployment.objects.select_related("provider")),
-        Prefetch("fallback_links", queryset=GroupFallback.objects.select_related("fallback")),
-    )
-    default = DefaultModel.objects.filter(id=1).values_list("group_id", "provider_id").first()
-    default_group, default_provider = default or (None, None)
-    return [
-        GroupRow(
-            group=group,
-            deployments=_deployment_rows(list(group.deployments.all()), default_provider),
-            fallbacks=[link.fallback.name for link in group.fallback_links.all()],
-            is_default=group.pk == default_group,
-        )
-        for group in groups
-    ]
-
-
 @role_required("viewer")
 def group_list(request: HttpRequest) -> HttpResponse:
     context = {
         "nav": "groups",
-        "rows": _group_rows(),
+        "rows": group_selectors.group_rows(),
         "router": services.router_settings_get(),
     }
     return render(request, LIST_TEMPLATE, context)
@@ -157,9 +88,7 @@ def _save(request: HttpRequest, group: RoutingGroup | None, form, formset) -> Ro
 
 
 def _editor(request: HttpRequest, group: RoutingGroup | None) -> HttpResponse:
-    providers = list(
-        Provider.objects.only("id", "name", "display_name", "enabled", "discovered_models")
-    )
+    providers = provider_selectors.deployment_choices()
     form, formset = _editor_forms(request, group, providers)
     context = {
         "form": form,

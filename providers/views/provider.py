@@ -22,10 +22,10 @@ from accounts.throttle import grant_batch, limit_tests
 
 from .. import services
 from ..forms import ProviderForm
-from ..models import AuditEvent, DefaultModel, ProbeResult, Provider
-from ..routing import live
-from ..services import health
-from ..services.connection import TEST_ALL_CONCURRENCY
+from ..models import ProbeResult, Provider
+from ..selectors import audit as audit_selectors
+from ..selectors import health as health_selectors
+from ..selectors import providers as provider_selectors
 from .dashboard import _back, _default_context, _provider_page
 
 FORM_TEMPLATE = "providers/provider_form.html"
@@ -40,11 +40,11 @@ TEST_BUSY = (
 # "Test all" rows each send their own request; without a bound of its own the server would
 # run them all at once (over HTTP/2 the browser sends every one). Per process, as many as
 # the no-JavaScript "Test all" runs at a time.
-TEST_ALL_SLOTS = threading.BoundedSemaphore(TEST_ALL_CONCURRENCY)
+TEST_ALL_SLOTS = threading.BoundedSemaphore(services.TEST_ALL_CONCURRENCY)
 
 # The health chart's geometry, in SVG user units: one slot per kept test, newest on the right.
 CHART_WIDTH, CHART_PLOT, CHART_HEIGHT = 600, 100, 122
-CHART_SLOT = CHART_WIDTH / health.HISTORY_LENGTH
+CHART_SLOT = CHART_WIDTH / services.HISTORY_LENGTH
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def _history_chart(probes: list[ProbeResult]) -> HistoryChart | None:
         return None
     latencies = [p.latency_ms for p in probes if p.ok and p.latency_ms is not None]
     peak = max(latencies, default=0.0) or 1.0
-    offset = health.HISTORY_LENGTH - len(probes)
+    offset = services.HISTORY_LENGTH - len(probes)
     bars = []
     for i, probe in enumerate(probes):
         if probe.ok and probe.latency_ms is not None:
@@ -94,33 +94,14 @@ def _history_chart(probes: list[ProbeResult]) -> HistoryChart | None:
     )
 
 
-def _routing_state(provider: Provider) -> dict:
-    """While unhealthy with its switch on: the groups it was taken out of, and those that
-    kept it (it holds the default, or it is all the group has left); read from the same
-    snapshot the router is built from."""
-    if not (provider.enabled and provider.unhealthy_since and provider.drain_when_unhealthy):
-        return {}
-    member = set(provider.deployments.values_list("group__name", flat=True))
-    serving = {
-        name
-        for name, group in live.snapshot().groups.items()
-        if any(d.provider.name == provider.name for d in group.deployments)
-    }
-    return {
-        "drained_from": sorted(member - serving),
-        "kept_in": sorted(member & serving),
-        "holds_default": DefaultModel.objects.filter(id=1, provider=provider).exists(),
-    }
-
-
 def _health_context(provider: Provider) -> dict:
-    history = health.history(provider=provider)
+    history = health_selectors.history(provider=provider)
     return {
         "provider": provider,
         "history": history,
         "chart": _history_chart(history),
-        "threshold": health.failure_threshold(),
-        **_routing_state(provider),
+        "threshold": services.failure_threshold(),
+        **health_selectors.routing_state(provider=provider),
     }
 
 
@@ -230,7 +211,7 @@ def provider_edit(request: HttpRequest, name: str) -> HttpResponse:
 @role_required("editor")
 def kind_fields(request: HttpRequest) -> HttpResponse:
     """htmx: the kind-dependent fields for the kind just chosen, keeping what was typed."""
-    instance = Provider.objects.filter(name=request.GET.get("editing", "")).first()
+    instance = provider_selectors.provider_get(name=request.GET.get("editing", ""))
     data = request.GET.dict()
     data.pop("api_key", None)  # never echo a key back, not even the one being typed
     # Unbound, with what was typed: nothing is refused before the person has finished.
@@ -245,10 +226,9 @@ def provider_detail(request: HttpRequest, name: str) -> HttpResponse:
         return render(request, DETAIL_TEMPLATE + "#health", _health_context(provider))
     if request.htmx and request.htmx.target == "models-found":
         return render(request, DETAIL_TEMPLATE + "#models_found", {"provider": provider})
-    events = AuditEvent.objects.filter(target=provider.name)[:10]
     context = {
         **_health_context(provider),
-        "events": events,
+        "events": audit_selectors.recent_events(target=provider.name),
         "nav": "overview",
         **_default_context(selected=provider.name if provider.enabled else ""),
     }
@@ -261,7 +241,7 @@ def provider_drain(request: HttpRequest, name: str) -> HttpResponse:
     """Switch "take out of routing groups while unhealthy"."""
     provider = get_object_or_404(Provider, name=name)
     drain = request.POST.get("drain_when_unhealthy") == "on"
-    health.provider_drain_set(provider=provider, drain_when_unhealthy=drain, actor=request.user)
+    services.provider_drain_set(provider=provider, drain_when_unhealthy=drain, actor=request.user)
     messages.success(request, (DRAIN_ON if drain else DRAIN_OFF).format(name=provider.name))
     if request.htmx:
         return render(request, DETAIL_TEMPLATE + "#health", _health_context(provider))
@@ -299,7 +279,7 @@ def provider_test(request: HttpRequest, name: str) -> HttpResponse:
     # From "Test all", the result is marked so that the progress count can find it.
     batch = request.POST.get("scope") == "all"
     if batch and not TEST_ALL_SLOTS.acquire(timeout=provider.test_timeout):
-        busy = TEST_BUSY.format(limit=TEST_ALL_CONCURRENCY)
+        busy = TEST_BUSY.format(limit=services.TEST_ALL_CONCURRENCY)
         # Nothing was tested: the row's retry must not cost the person a test.
         grant_batch(request, [provider.name])
         if not request.htmx:
@@ -352,7 +332,7 @@ def model_options(request: HttpRequest) -> HttpResponse:
 @role_required("viewer")
 @limit_tests
 def test_all(request: HttpRequest) -> HttpResponse:
-    providers = list(Provider.objects.filter(enabled=True))
+    providers = provider_selectors.providers_enabled()
     # The table page the form was on (it sends its page and filter), to come back to.
     shown = {key: value for key in ("page", "q") if (value := request.POST.get(key, "").strip())}
     if request.htmx:

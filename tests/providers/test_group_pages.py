@@ -8,10 +8,10 @@ from django.urls import reverse
 from providers import services
 from providers.models import AuditEvent, Provider, RouterSettings, RoutingGroup
 from providers.routing import live
+from providers.selectors import groups as group_selectors
 from providers.services import DeploymentSpec as D
 from providers.services import groups as group_services
 from providers.services import health
-from providers.views import groups as views_groups
 from tests.conftest import SECRET
 
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -410,7 +410,7 @@ def _taken_out(html: str, group: str) -> dict[str, bool]:
     rows = {}
     for row in re.findall(r"<tr>(.*?)</tr>", card.split("<tbody>")[1], re.S):
         provider, model = re.search(r">([^<]+)</a>/<code>([^<]+)</code>", row).groups()
-        rows[f"{provider}/{model}"] = views_groups.DRAINED in _text(row)
+        rows[f"{provider}/{model}"] = group_selectors.DRAINED in _text(row)
     return rows
 
 

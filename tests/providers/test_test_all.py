@@ -154,7 +154,7 @@ def test_a_test_all_row_over_the_servers_bound_answers_busy(
 
     busy = client.post(url, {"scope": "all"}, **HX).content.decode()
     assert _ids(busy) == ["test-a"] and 'data-test-batch="busy"' in busy
-    assert provider_views.TEST_BUSY.format(limit=provider_views.TEST_ALL_CONCURRENCY) in busy
+    assert provider_views.TEST_BUSY.format(limit=TEST_ALL_CONCURRENCY) in busy
     assert slots.waited == 7  # up to the provider's own timeout, then this answer
     assert upstream.requests == [] and not Provider.objects.get(name="a").probes.exists()
     # A single "Test connection" is not held back by "Test all".

@@ -20,7 +20,7 @@ from accounts.roles import ROLES
 from accounts.services import user_create
 from providers import kinds, services
 from providers.models import KeyState, Provider, RoutingGroup
-from providers.services.providers import parse_model_names
+from providers.services import parse_model_names
 from routing_admin.run_once import ALREADY_RUNNING, exclusively
 
 NO_SUCH_PROVIDER = (
@@ -529,7 +529,7 @@ class Command(BaseCommand):
         self.stdout.write(f"{provider.name}: ok, {result.latency_ms:.0f} ms, {result.message}")
 
     def _health_check(self, options: dict, actor: str) -> None:
-        from providers.services.health import HEALTH_CHECK_ACTOR
+        from providers.services import HEALTH_CHECK_ACTOR
 
         self._test_enabled(options, HEALTH_CHECK_ACTOR, progress=False)
 

@@ -8,6 +8,7 @@ import pytest
 from providers import services
 from providers.models import AuditEvent, ProbeResult, Provider
 from providers.routing import live
+from providers.selectors import health as health_selectors
 from providers.services import DeploymentSpec as D
 from providers.services import connection, health
 
@@ -90,7 +91,7 @@ def test_history_keeps_the_last_fifty_per_provider(make_provider):
         result = connection.ConnectionResult(ok=True, message=f"run {i}", latency_ms=float(i))
         health.probe_record(provider=a, result=result)
     health.probe_record(provider=b, result=connection.ConnectionResult(ok=False, message="x"))
-    kept = health.history(provider=a)
+    kept = health_selectors.history(provider=a)
     assert len(kept) == health.HISTORY_LENGTH
     assert kept[0].message == "run 5" and kept[-1].message == "run 54"
     assert ProbeResult.objects.filter(provider=b).count() == 1
@@ -200,12 +201,12 @@ def test_the_default_provider_is_flagged_never_taken_out(servers, settings):
     services.group_save(name="fast", deployments=[D("pa", "m"), D("pb", "m")])
     services.default_model_set(provider=pa, model="m", actor="tester")
     health.provider_drain_set(provider=pa, drain_when_unhealthy=True)
-    assert health.default_health_warning() == ""
+    assert health_selectors.default_health_warning() == ""
 
     _fail(pa, a)
     assert _serving("fast") == ["pa/m", "pb/m"]
     assert live.snapshot().resolve(None).provider.name == "pa"
-    warning = health.default_health_warning()
+    warning = health_selectors.default_health_warning()
     assert warning.startswith("The default model's provider pa is unhealthy")
 
 
@@ -215,9 +216,9 @@ def test_a_default_group_with_only_unhealthy_providers_is_flagged(servers, setti
     group = services.group_save(name="fast", deployments=[D("pa", "m"), D("pb", "m")])
     services.default_model_set(group=group)
     _fail(pa, a)
-    assert health.default_health_warning() == ""
+    assert health_selectors.default_health_warning() == ""
     _fail(pb, b)
-    assert "default routing group fast" in health.default_health_warning()
+    assert "default routing group fast" in health_selectors.default_health_warning()
 
 
 def test_the_switch_is_audited_and_reaches_the_router(servers, settings):
