@@ -42,6 +42,8 @@ class Team(models.Model):
     # Routing groups, PROVIDER/MODEL entries and `default`; empty allows every model. A token
     # of the team may be limited further, never wider (gateway.services).
     allowed_models = models.JSONField(default=list, blank=True)
+    # Requests per minute for all the team's tokens together (limits.counters); None: none.
+    rpm = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -174,11 +174,13 @@ class RoutingOIDCBackend(OIDCAuthenticationBackend):
 
     def get_or_create_user(self, access_token, id_token, payload):
         claims = self.get_userinfo(access_token, id_token, payload)
-        user, role = sso.sso_user_sync(cfg=self.cfg, claims=claims)
-        if role is None:
-            # The role is already gone (committed); now the sign-in is refused.
+        user, role, teams = sso.sso_user_sync(cfg=self.cfg, claims=claims)
+        # The one rule of who gets in: the IdP gives a role or a team (one that exists).
+        # Memberships added by hand stay, but alone they do not let an SSO account in.
+        if role is None and not teams:
+            # The role and the IdP's teams are already gone (committed); now it is refused.
             raise Refused(sso.NO_MAPPED_GROUP.format(name=self.cfg.name), sub=claims["sub"])
-        self.request.oidc_role = role
+        self.request.oidc_role, self.request.oidc_teams = role, teams
         return user
 
 
@@ -276,6 +278,10 @@ class CallbackView(OIDCAuthenticationCallbackView):
             expires = min(expires, timezone.now() + timedelta(seconds=cfg.max_session_seconds))
         self.request.session.set_expiry(expires)
         sso.audit_sign_in(
-            cfg=cfg, user=self.user, role=self.request.oidc_role, expires=expires.isoformat()
+            cfg=cfg,
+            user=self.user,
+            role=self.request.oidc_role,
+            teams=self.request.oidc_teams,
+            expires=expires.isoformat(),
         )
         return response

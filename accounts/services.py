@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 
+from gateway.services import RPM_BAD, valid_rpm, validate_allowed_models
 from providers.routing import live
 from providers.services import audit
 
@@ -137,14 +138,16 @@ NOT_A_MEMBER = "{username} is not a member of team {team}."
 NO_SUCH_USER = "No user named {username!r}. Create the user first (routing user add)."
 
 
+# team_update's "leave it as it is", for fields where None means something (no limit).
+KEEP = object()
+
+
 def team_target(team: Team | str) -> str:
     return f"team:{team}"
 
 
 def _allowed(entries: list[str] | None) -> list[str]:
     # The rule tokens follow (groups, PROVIDER/MODEL, default): one validator for both.
-    from gateway.services import validate_allowed_models
-
     return validate_allowed_models(entries or [])
 
 
@@ -187,10 +190,12 @@ def team_update(
     team: Team,
     display_name: str | None = None,
     allowed_models: list[str] | None = None,
+    rpm: int | None | object = KEEP,
     actor: audit.Actor,
 ) -> Team:
-    """Change what was given. Narrowing the models narrows every token of the team at once
-    (the gateway checks the team's list as well as the token's)."""
+    """Change what was given (`rpm=None` lifts the team's limit; leave it out to keep it).
+    Narrowing the models narrows every token of the team at once (the gateway checks the
+    team's list as well as the token's)."""
     live.lock_config()
     locked = Team.objects.select_for_update().get(pk=team.pk)
     changes: dict[str, list] = {}
@@ -205,6 +210,11 @@ def team_update(
         if allowed != locked.allowed_models:
             changes["allowed_models"] = [locked.allowed_models, allowed]
             locked.allowed_models = allowed
+    if rpm is not KEEP and rpm != locked.rpm:
+        if not valid_rpm(rpm):
+            raise ValidationError({"rpm": [RPM_BAD]})
+        changes["rpm"] = [locked.rpm, rpm]
+        locked.rpm = rpm
     if not changes:
         return locked
     locked.full_clean()
@@ -253,17 +263,18 @@ def team_member_set(
     membership, created = TeamMembership.objects.select_for_update().get_or_create(
         team=team, user=user, defaults={"role": role, "from_sso": from_sso}
     )
-    old = None if created else membership.role
-    if not created and (membership.role, membership.from_sso) != (role, from_sso):
+    old, old_sso = (None, None) if created else (membership.role, membership.from_sso)
+    if not created and (old, old_sso) != (role, from_sso):
         membership.role, membership.from_sso = role, from_sso
         membership.save(update_fields=["role", "from_sso"])
+    changes: dict = {"user": user.get_username()}
     if old != role:
-        audit.record(
-            actor=actor,
-            action="team.member",
-            target=team_target(team),
-            changes={"user": user.get_username(), "role": [old, role]},
-        )
+        changes["role"] = [old, role]
+    # Whether the IdP owns the membership (and so may take it away) is a change too.
+    if bool(old_sso) != from_sso:
+        changes["from_sso"] = [old_sso, from_sso]
+    if len(changes) > 1:
+        audit.record(actor=actor, action="team.member", target=team_target(team), changes=changes)
     return membership
 
 

@@ -20,12 +20,15 @@ import httpx
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser, Group
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import transaction
 
 from providers.addresses import allowed_private_hosts
 from providers.services import audit
+from providers.validators import validate_team_name
 
+from . import services
+from .models import Team, TeamRole
 from .roles import ROLES
 
 LOCAL_LOGIN_MODES = ("off", "admins", "on")
@@ -59,13 +62,17 @@ CLIENT_SECRET_MISSING = (
 SCOPES_BAD = "ROUTING_OIDC_SCOPES must be space-separated scopes that include openid."
 GROUPS_CLAIM_BAD = "ROUTING_OIDC_GROUPS_CLAIM must be a claim name, e.g. groups or roles."
 ROLE_MAP_MISSING = (
-    "ROUTING_OIDC_ROLE_MAP is not set, so nobody could sign in: map IdP groups to roles, e.g. "
-    "platform-admins=admin,llm-editors=editor,staff=viewer."
+    "ROUTING_OIDC_ROLE_MAP is not set (nor ROUTING_OIDC_TEAM_MAP), so nobody could sign in: "
+    "map IdP groups to roles, e.g. platform-admins=admin,llm-editors=editor,staff=viewer."
 )
 ROLE_MAP_BAD = (
     "ROUTING_OIDC_ROLE_MAP entry {entry!r} is not GROUP=ROLE with ROLE one of: "
     + ", ".join(ROLES)
     + "."
+)
+TEAM_MAP_BAD = (
+    "ROUTING_OIDC_TEAM_MAP entry {entry!r} is not GROUP=TEAM:ROLE with TEAM a team's name "
+    "(lower-case letters, digits, - and _) and ROLE member or admin, e.g. llm-search=search:member."
 )
 MAX_SESSION_BAD = "ROUTING_OIDC_MAX_SESSION_SECONDS must be a whole number of seconds, at least 60."
 SSO_WITHOUT_ISSUER = (
@@ -80,8 +87,8 @@ LOCAL_LOGIN_OFF_WITHOUT_SSO = (
 
 # Why a sign-in is refused (the 403 page and the audit log).
 NO_MAPPED_GROUP = (
-    "Your account at {name} is in no group that Routing Admin maps to a role, so it gives you "
-    "no access. Ask an admin to add you to one of the groups it maps."
+    "Your account at {name} is in no group that Routing Admin maps to a role or a team, so it "
+    "gives you no access. Ask an admin to add you to one of the groups it maps."
 )
 DISCOVERY_FAILED = "The identity provider's configuration could not be read from {url} ({reason})."
 ISSUER_MISMATCH = (
@@ -106,6 +113,9 @@ class SsoConfig:
     scopes: str
     groups_claim: str
     role_map: dict[str, str]
+    # (IdP group, team name, team role): a group may give several teams, a team may come
+    # from several groups (the higher role wins).
+    team_map: tuple[tuple[str, str, str], ...]
     name: str
     max_session_seconds: int | None
 
@@ -157,6 +167,26 @@ def parse_role_map(text: str) -> dict[str, str]:
     return mapping
 
 
+def parse_team_map(text: str) -> tuple[tuple[str, str, str], ...]:
+    """ "llm-search=search:member,search-leads=search:admin" to ((group, team, role), ...).
+    As in the role map, the group is what comes before the last "="."""
+    entries: list[tuple[str, str, str]] = []
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        group, sep, value = entry.rpartition("=")
+        team, colon, role = value.partition(":")
+        group, team, role = group.strip(), team.strip(), role.strip()
+        if not sep or not colon or not group or role not in TeamRole.values:
+            raise ConfigError(TEAM_MAP_BAD.format(entry=entry))
+        try:
+            validate_team_name(team)
+        except ValidationError:
+            raise ConfigError(TEAM_MAP_BAD.format(entry=entry)) from None
+        entries.append((group, team, role))
+    return tuple(entries)
+
+
 def config() -> SsoConfig | None:
     """The SSO configuration, or None while ROUTING_OIDC_ISSUER is unset (SSO off).
     Raises ConfigError on a bad value."""
@@ -176,10 +206,10 @@ def config() -> SsoConfig | None:
     claim = settings.ROUTING_OIDC_GROUPS_CLAIM or DEFAULT_GROUPS_CLAIM
     if any(c.isspace() for c in claim):
         raise ConfigError(GROUPS_CLAIM_BAD)
-    if not settings.ROUTING_OIDC_ROLE_MAP:
-        raise ConfigError(ROLE_MAP_MISSING)
-    role_map = parse_role_map(settings.ROUTING_OIDC_ROLE_MAP)
-    if not role_map:
+    role_map = parse_role_map(settings.ROUTING_OIDC_ROLE_MAP or "")
+    team_map = parse_team_map(getattr(settings, "ROUTING_OIDC_TEAM_MAP", "") or "")
+    # Teams alone are enough: global admins may keep local passwords (ROUTING_LOCAL_LOGIN).
+    if not role_map and not team_map:
         raise ConfigError(ROLE_MAP_MISSING)
     raw_max = settings.ROUTING_OIDC_MAX_SESSION_SECONDS
     max_session = None
@@ -197,6 +227,7 @@ def config() -> SsoConfig | None:
         scopes=scopes,
         groups_claim=claim,
         role_map=role_map,
+        team_map=team_map,
         name=settings.ROUTING_OIDC_NAME or DEFAULT_NAME,
         max_session_seconds=max_session,
     )
@@ -262,15 +293,29 @@ def username_for(issuer: str, sub: str) -> str:
     return USERNAME_PREFIX + digest
 
 
-def mapped_role(cfg: SsoConfig, claims: dict) -> str | None:
-    """The highest role any of the person's IdP groups maps to."""
+def _groups(cfg: SsoConfig, claims: dict) -> set[str]:
     groups = claims.get(cfg.groups_claim) or []
     if isinstance(groups, str):
         groups = [groups]
     elif not isinstance(groups, list | tuple):
         groups = []  # e.g. Entra ID's group overage: a reference, not the groups
-    roles = {cfg.role_map[g] for g in groups if isinstance(g, str) and g in cfg.role_map}
+    return {g for g in groups if isinstance(g, str)}
+
+
+def mapped_role(cfg: SsoConfig, claims: dict) -> str | None:
+    """The highest role any of the person's IdP groups maps to."""
+    roles = {cfg.role_map[g] for g in _groups(cfg, claims) if g in cfg.role_map}
     return next((role for role in reversed(ROLES) if role in roles), None)
+
+
+def mapped_teams(cfg: SsoConfig, claims: dict) -> dict[str, str]:
+    """{team name: team role} the person's IdP groups map to; admin beats member."""
+    groups = _groups(cfg, claims)
+    teams: dict[str, str] = {}
+    for group, team, role in cfg.team_map:
+        if group in groups and teams.get(team) != TeamRole.ADMIN:
+            teams[team] = role
+    return teams
 
 
 def _idp_actor(cfg: SsoConfig) -> str:
@@ -278,9 +323,13 @@ def _idp_actor(cfg: SsoConfig) -> str:
 
 
 @transaction.atomic
-def sso_user_sync(*, cfg: SsoConfig, claims: dict) -> tuple[AbstractUser, str | None]:
-    """Find the account of (issuer, sub), create it on a first sign-in, and set its role to
-    exactly what the IdP groups map to (none: no role). Every change is audited."""
+def sso_user_sync(
+    *, cfg: SsoConfig, claims: dict
+) -> tuple[AbstractUser, str | None, dict[str, str]]:
+    """Find the account of (issuer, sub), create it on a first sign-in, and set its role and
+    its IdP-given team memberships to exactly what the IdP groups map to. Returns the user,
+    the role (or None) and {team: team role} of the mapped teams that exist. Every change
+    is audited."""
     User = get_user_model()
     sub = claims["sub"]
     username = username_for(cfg.issuer, sub)
@@ -318,15 +367,49 @@ def sso_user_sync(*, cfg: SsoConfig, claims: dict) -> tuple[AbstractUser, str | 
             target=username,
             changes={"role": [old, role]},
         )
-    return user, role
+    teams = _sync_teams(cfg=cfg, user=user, wanted=mapped_teams(cfg, claims))
+    return user, role, teams
 
 
-def audit_sign_in(*, cfg: SsoConfig, user: AbstractUser, role: str, expires: str) -> None:
+def _sync_teams(*, cfg: SsoConfig, user: AbstractUser, wanted: dict[str, str]) -> dict[str, str]:
+    """Memberships the IdP gave are re-applied exactly: added, role changed, removed. One an
+    admin added by hand is left alone unless a mapped group names its team, which makes it
+    the IdP's (with the mapped role), so that the IdP can later take it away."""
+    actor = _idp_actor(cfg)
+    found = {team.name: team for team in Team.objects.filter(name__in=wanted)}
+    applied: dict[str, str] = {}
+    for name, role in wanted.items():
+        team = found.get(name)
+        if team is None:
+            # Teams are made here, not by the IdP: a typo in the map must not create one.
+            audit.record(
+                actor=actor,
+                action="sso.team_unknown",
+                target=services.team_target(name),
+                changes={"user": user.get_username(), "team_role": role},
+            )
+            continue
+        services.team_member_set(team=team, user=user, role=role, actor=actor, from_sso=True)
+        applied[name] = role
+    gone = user.team_memberships.filter(from_sso=True).exclude(team__name__in=applied)
+    for membership in gone.select_related("team"):
+        services.team_member_remove(team=membership.team, user=user, actor=actor)
+    user.__dict__.pop("_routing_teams", None)
+    return applied
+
+
+def audit_sign_in(
+    *, cfg: SsoConfig, user: AbstractUser, role: str | None, teams: dict[str, str], expires: str
+) -> None:
     audit.record(
         actor=user,
         action="sso.sign_in",
         target=user.get_username(),
-        changes={"role": [None, role], "session_expires": [None, expires]},
+        changes={
+            "role": [None, role],
+            "teams": [None, teams],
+            "session_expires": [None, expires],
+        },
     )
 
 

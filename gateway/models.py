@@ -47,6 +47,9 @@ class AccessToken(models.Model):
         on_delete=models.PROTECT,
         related_name="tokens",
     )
+    # Requests per minute, counted across every worker and machine (limits.counters); None:
+    # no limit of its own (its team's still applies).
+    rpm = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

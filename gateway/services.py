@@ -31,6 +31,7 @@ UNKNOWN_ALLOWED_PROVIDER = (
     "Allowed model {entry!r} names no provider {provider!r}: write the name of an existing "
     "provider before the slash."
 )
+RPM_BAD = "Requests per minute must be a whole number of at least 1 (or none, for no limit)."
 WIDER_THAN_TEAM = (
     "Allowed model {entry!r} is not among team {team}'s models ({models}): a team's token "
     "can be limited further than its team, never wider."
@@ -39,6 +40,11 @@ UNLISTED_ALLOWED_MODEL = (
     "Allowed model {entry!r}: {provider} did not list {model!r} at its last connection test. "
     "Check the spelling, or test its connection again if the model is new."
 )
+
+
+def valid_rpm(rpm: int | None) -> bool:
+    """The rule for a requests-per-minute limit, tokens' and teams' alike."""
+    return rpm is None or (isinstance(rpm, int) and not isinstance(rpm, bool) and rpm >= 1)
 
 
 def hash_token(raw: str) -> str:
@@ -94,6 +100,7 @@ def token_create(
     expires_at: datetime | None = None,
     allowed_models: list[str] | None = None,
     team: Team | None = None,
+    rpm: int | None = None,
     actor: audit.Actor = None,
 ) -> tuple[AccessToken, str]:
     """Returns the row and the plaintext token, which is never stored or shown again.
@@ -117,6 +124,8 @@ def token_create(
             errors.setdefault("allowed_models", []).extend(wider)
     if expires_at is not None and expires_at <= timezone.now():
         errors["expires_at"] = [EXPIRY_IN_PAST]
+    if not valid_rpm(rpm):
+        errors["rpm"] = [RPM_BAD]
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = AccessToken(
         name=name.strip(),
@@ -125,6 +134,7 @@ def token_create(
         allowed_models=allowed,
         expires_at=expires_at,
         team=team,
+        rpm=rpm,
         created_by=audit.actor_user(actor),
     )
     # Every mistake at once: the name's too, not only the first field found wrong.
@@ -145,6 +155,7 @@ def token_create(
             "allowed_models": allowed,
             "expires_at": expires_at.isoformat() if expires_at else None,
             "team": team.name if team else None,
+            "rpm": rpm,
         },
     )
     live.bump_version()
@@ -160,5 +171,26 @@ def token_revoke(*, token: AccessToken, actor: audit.Actor = None) -> AccessToke
     token.revoked_at = timezone.now()
     token.save(update_fields=["revoked_at"])
     audit.record(actor=actor, action="token.revoke", target=f"token:{token.name}", changes={})
+    live.bump_version()
+    return token
+
+
+@transaction.atomic
+def token_limits_set(*, token: AccessToken, rpm: int | None, actor: audit.Actor) -> AccessToken:
+    """Set (or, with None, lift) the token's requests per minute; live on the next call."""
+    if not valid_rpm(rpm):
+        raise ValidationError({"rpm": [RPM_BAD]})
+    live.lock_config()
+    token = AccessToken.objects.select_for_update().get(pk=token.pk)
+    if token.rpm == rpm:
+        return token
+    old, token.rpm = token.rpm, rpm
+    token.save(update_fields=["rpm"])
+    audit.record(
+        actor=actor,
+        action="token.limits",
+        target=f"token:{token.name}",
+        changes={"rpm": [old, rpm]},
+    )
     live.bump_version()
     return token

@@ -146,6 +146,8 @@ ROUTING_OIDC_CLIENT_SECRET = _env("ROUTING_OIDC_CLIENT_SECRET")
 ROUTING_OIDC_SCOPES = _env("ROUTING_OIDC_SCOPES")
 ROUTING_OIDC_GROUPS_CLAIM = _env("ROUTING_OIDC_GROUPS_CLAIM")
 ROUTING_OIDC_ROLE_MAP = _env("ROUTING_OIDC_ROLE_MAP")
+# IdP groups to team memberships: "idp-group=team:member|admin,...", re-applied at each sign-in.
+ROUTING_OIDC_TEAM_MAP = _env("ROUTING_OIDC_TEAM_MAP")
 ROUTING_OIDC_NAME = _env("ROUTING_OIDC_NAME")
 ROUTING_OIDC_MAX_SESSION_SECONDS = _env("ROUTING_OIDC_MAX_SESSION_SECONDS")
 # Local passwords: on (everyone), admins (superusers and admins only: break-glass), off.
@@ -176,6 +178,14 @@ ROUTING_REQUEST_LOG_INTERVAL_SECONDS = _env_number(
 # Records a process keeps queued for the writer at most (while the database is slow or
 # away); further records are dropped and counted on /healthz (request_log.dropped).
 ROUTING_REQUEST_LOG_MAX_PENDING = max(1, _env_number("ROUTING_REQUEST_LOG_MAX_PENDING", "100000"))
+
+# Where limits are counted across machines (redis://host:6379/0). Unset: in the database,
+# exact on one machine with any number of workers (and across machines on PostgreSQL).
+ROUTING_REDIS_URL = _env("ROUTING_REDIS_URL")
+# While Redis does not answer: "open" lets limited calls through uncounted, "closed" refuses
+# them (429 limits_unavailable). /healthz says degraded either way. The system check
+# routing.E030 refuses any other value.
+ROUTING_LIMITS_ON_REDIS_FAILURE = _env("ROUTING_LIMITS_ON_REDIS_FAILURE", "open").lower()
 
 # Browsers: web pages on these origins (e.g. https://app.example.com) may call the gateway
 # (/v1/) with a token; the dashboard is never shared. None by default. django-cors-headers.
@@ -226,6 +236,7 @@ INSTALLED_APPS = [
     "gateway",
     "usage",
     "accounts",
+    "limits",
 ]
 
 MIDDLEWARE = [

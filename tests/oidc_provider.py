@@ -23,6 +23,8 @@ OP_DIR = Path(__file__).resolve().parent / "oidc"
 CLIENT_ID = "routing-admin"
 CLIENT_SECRET = "test-client-secret-Zq8X2w"  # the OP's own, for this test client only
 ROLE_MAP = "platform-admins=admin,llm-editors=editor,staff=viewer"
+# Groups to teams; "ghost" is a team nobody created (skipped at sign-in, and audited).
+TEAM_MAP = "team-red=red:member,red-leads=red:admin,team-blue=blue:member,team-ghost=ghost:admin"
 NODE_MISSING = "node is not installed: the single sign-on tests drive oidc-provider under Node"
 NOT_INSTALLED = (
     "tests/oidc/node_modules is missing: run `npm ci --prefix tests/oidc` (bin/test does)"
@@ -101,6 +103,7 @@ def configure(settings, provider: Provider) -> None:
     settings.ROUTING_OIDC_SCOPES = "openid email profile groups"
     settings.ROUTING_OIDC_GROUPS_CLAIM = "groups"
     settings.ROUTING_OIDC_ROLE_MAP = ROLE_MAP
+    settings.ROUTING_OIDC_TEAM_MAP = TEAM_MAP
     settings.ROUTING_OIDC_NAME = "Test IdP"
     settings.ROUTING_OIDC_MAX_SESSION_SECONDS = ""
     sso_module.forget_discovery()

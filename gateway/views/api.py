@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import math
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from limits import counters
 from providers import services
 from providers.models import Provider
 from providers.routing import live
@@ -36,6 +38,14 @@ MISSING_TOKEN = (
 INVALID_TOKEN = "Invalid or revoked token."
 EXPIRED_TOKEN = "This token has expired; ask an editor for a new one."
 MODEL_NOT_ALLOWED = "Token {token!r} may not use model {model!r}."
+OVER_RPM = (
+    "Rate limit reached: {scope} {name!r} may make {rpm} requests per minute. Try again in "
+    "{seconds} s."
+)
+LIMITS_UNAVAILABLE = (
+    "Limits cannot be counted right now (Redis does not answer), and this gateway refuses "
+    "limited calls until it does. Try again shortly."
+)
 BAD_JSON = "The request body must be a JSON object."
 BAD_MESSAGES = "'messages' must be a non-empty list of chat messages."
 INTERNAL_ERROR = "Internal server error; it has been logged."
@@ -201,14 +211,25 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         return _error(400, "'model' must be a string.", "invalid_request_error", "invalid_model")
     if not token.allows(model):
         message = MODEL_NOT_ALLOWED.format(token=token.name, model=model)
-        reset = request_log.current_token.set(token.name)
-        services.log_refused(requested=model, status=403, message=message)
-        request_log.current_token.reset(reset)
+        _log_refused(token, model, 403, message)
         return _error(403, message, "permission_error", "model_not_allowed")
     try:
         params = chat_params(body)
     except RefusedParameter as exc:
         return _error(400, str(exc), "invalid_request_error", "invalid_parameter", exc.param)
+    verdict = await counters.take(_limits(token))
+    if verdict is not None and not verdict.allowed:
+        message, refusal = _over_limit(verdict)
+        _log_refused(token, model, 429, message)
+        return refusal
+    response = await _complete(snap, token, model, messages, params)
+    _rate_headers(response, verdict)
+    return response
+
+
+async def _complete(
+    snap: live.Snapshot, token: live.TokenEntry, model: str, messages: list, params: dict
+) -> HttpResponse:
     # A context variable: it follows this request into the service layer and its stream.
     # Reset afterwards: a caller that shares this context (a test client, a sync adapter)
     # must not log its own later calls under this token.
@@ -228,6 +249,46 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         streaming["Cache-Control"] = "no-cache"
         return streaming
     return JsonResponse(_dump(response))
+
+
+def _log_refused(token: live.TokenEntry, model: str, status: int, message: str) -> None:
+    reset = request_log.current_token.set(token.name)
+    services.log_refused(requested=model, status=status, message=message)
+    request_log.current_token.reset(reset)
+
+
+def _limits(token: live.TokenEntry) -> list[counters.Limit]:
+    limits = []
+    if token.rpm:
+        limits.append(counters.Limit("token", token.name, token.rpm))
+    if token.team and token.team_rpm:
+        limits.append(counters.Limit("team", token.team, token.team_rpm))
+    return limits
+
+
+def _over_limit(verdict: counters.Verdict) -> tuple[str, JsonResponse]:
+    """The refusal's message (for the request log too) and OpenAI's 429."""
+    if verdict.limit is None:  # Redis down, and the failure mode is "closed"
+        response = _error(429, LIMITS_UNAVAILABLE, "requests", "limits_unavailable")
+        response["Retry-After"] = counters.retry_after(counters.REDIS_RETRY_AFTER_SECONDS)
+        return LIMITS_UNAVAILABLE, response
+    limit = verdict.limit
+    message = OVER_RPM.format(
+        scope=limit.scope, name=limit.name, rpm=limit.rpm, seconds=math.ceil(verdict.reset_seconds)
+    )
+    response = _error(429, message, "requests", "rate_limit_exceeded")
+    response["Retry-After"] = counters.retry_after(verdict.reset_seconds)
+    _rate_headers(response, verdict)
+    return message, response
+
+
+def _rate_headers(response: HttpResponse, verdict: counters.Verdict | None) -> None:
+    """OpenAI's x-ratelimit-*-requests headers, for the tightest limit the call counted on."""
+    if verdict is None or verdict.limit is None:
+        return
+    response["x-ratelimit-limit-requests"] = str(verdict.limit.rpm)
+    response["x-ratelimit-remaining-requests"] = str(verdict.remaining)
+    response["x-ratelimit-reset-requests"] = counters.reset_header(verdict.reset_seconds)
 
 
 def _model_objects(snap: live.Snapshot, token: live.TokenEntry) -> dict[str, dict]:
@@ -330,10 +391,14 @@ async def healthz(request: HttpRequest) -> HttpResponse:
     if request.method not in ("GET", "HEAD"):
         return _not_allowed(request, "GET, HEAD")
     ok = await sync_to_async(_database_answers)()
+    limits = await counters.status()
+    # Degraded: serving, but limits are not counted as configured (Redis is away).
+    status = "unavailable" if not ok else "degraded" if limits["state"] != "ok" else "ok"
     return JsonResponse(
         {
-            "status": "ok" if ok else "unavailable",
+            "status": status,
             "database": "ok" if ok else "unavailable",
+            "limits": limits,
             "litellm": "loaded" if is_loaded() else "not loaded",
             # This process's request-log queue: records waiting, batches that failed.
             "request_log": request_log.status(),

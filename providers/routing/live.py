@@ -195,6 +195,8 @@ def _build(version: int) -> Snapshot:
             t.expires_at,
             t.team.name if t.team else "",
             tuple(t.team.allowed_models or ()) if t.team else (),
+            t.rpm,
+            t.team.rpm if t.team else None,
         )
         for t in AccessToken.objects.filter(revoked_at__isnull=True).select_related("team")
     }

@@ -157,6 +157,9 @@ class TokenEntry:
     team: str = ""
     # The team's own list: a team's token is limited further by its own, never wider.
     team_allowed: tuple[str, ...] = ()
+    # Requests per minute of the token and of its team (None: no limit).
+    rpm: int | None = None
+    team_rpm: int | None = None
 
     def allows(self, model: str) -> bool:
         return (not self.allowed_models or model in self.allowed_models) and (

@@ -20,6 +20,7 @@ GOOD = {
     "ROUTING_OIDC_CLIENT_ID": "routing-admin",
     "ROUTING_OIDC_CLIENT_SECRET": "the-client-secret-4Kq",
     "ROUTING_OIDC_ROLE_MAP": "platform-admins=admin,llm-editors=editor,staff=viewer",
+    "ROUTING_OIDC_TEAM_MAP": "",
 }
 
 
@@ -51,6 +52,22 @@ def test_good_settings_pass(settings):
         (
             {"ROUTING_OIDC_ROLE_MAP": "staff=viewer,ops=root"},
             sso.ROLE_MAP_BAD.format(entry="ops=root"),
+        ),
+        (
+            {"ROUTING_OIDC_TEAM_MAP": "team-red=red:owner"},
+            sso.TEAM_MAP_BAD.format(entry="team-red=red:owner"),
+        ),
+        (
+            {"ROUTING_OIDC_TEAM_MAP": "team-red=red"},
+            sso.TEAM_MAP_BAD.format(entry="team-red=red"),
+        ),
+        (
+            {"ROUTING_OIDC_TEAM_MAP": "team-red=Red Team:member"},
+            sso.TEAM_MAP_BAD.format(entry="team-red=Red Team:member"),
+        ),
+        (
+            {"ROUTING_OIDC_TEAM_MAP": "red:admin"},
+            sso.TEAM_MAP_BAD.format(entry="red:admin"),
         ),
         ({"ROUTING_OIDC_MAX_SESSION_SECONDS": "ten"}, sso.MAX_SESSION_BAD),
         ({"ROUTING_OIDC_MAX_SESSION_SECONDS": "5"}, sso.MAX_SESSION_BAD),
@@ -135,3 +152,44 @@ def test_a_group_name_may_contain_an_equals_sign():
         "cn=admins": "admin",
         "/staff": "viewer",
     }
+
+
+def test_the_team_map_is_group_team_and_team_role():
+    # A group may give several teams; a team may come from several groups.
+    assert sso.parse_team_map(
+        "cn=red=red:member, red-leads = red : admin,red-leads=blue:member"
+    ) == (
+        ("cn=red", "red", "member"),
+        ("red-leads", "red", "admin"),
+        ("red-leads", "blue", "member"),
+    )
+
+
+def test_a_team_map_alone_is_enough(settings):
+    assert (
+        _sso_errors(settings, ROUTING_OIDC_ROLE_MAP="", ROUTING_OIDC_TEAM_MAP="t=red:member") == []
+    )
+    assert sso.config().role_map == {}
+
+
+def test_the_team_map_without_an_issuer_is_reported(settings):
+    errors = _sso_errors(settings, ROUTING_OIDC_ISSUER="", ROUTING_OIDC_TEAM_MAP="t=red:member")
+    assert sso.SSO_WITHOUT_ISSUER.format(name="ROUTING_OIDC_TEAM_MAP") in errors
+
+
+def test_the_higher_team_role_wins():
+    cfg = sso.SsoConfig(
+        issuer="https://sso.example.com",
+        client_id="c",
+        client_secret="s",
+        scopes="openid",
+        groups_claim="groups",
+        role_map={},
+        team_map=sso.parse_team_map("leads=red:admin,staff=red:member,staff=blue:member"),
+        name="SSO",
+        max_session_seconds=None,
+    )
+    claims = {"groups": ["staff", "leads", "unrelated"]}
+    assert sso.mapped_teams(cfg, claims) == {"red": "admin", "blue": "member"}
+    assert sso.mapped_teams(cfg, {"groups": "staff"}) == {"red": "member", "blue": "member"}
+    assert sso.mapped_teams(cfg, {"groups": {"src1": "overage"}}) == {}

@@ -251,9 +251,7 @@ def test_a_deactivated_account_is_refused(idp, live_server):
     idp.accounts({"alice": ["staff"]})
     with httpx.Client(base_url=live_server.url) as first:
         assert sign_in(first, "alice").status_code == 200
-        User.objects.filter(username=sso.username_for(idp.issuer, "alice")).update(
-            is_active=False
-        )
+        User.objects.filter(username=sso.username_for(idp.issuer, "alice")).update(is_active=False)
         # The running session ends too.
         assert first.get("/").headers["location"].startswith("/login/")
     with httpx.Client(base_url=live_server.url) as second:

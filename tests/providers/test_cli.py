@@ -277,7 +277,12 @@ def test_every_subcommand_has_its_handler_in_the_table():
     found = set()
     for command, sub in _choices(parser).items():
         actions = _choices(sub)
-        found |= {(command, action) for action in actions} if actions else {(command, None)}
+        if not actions:
+            found.add((command, None))
+        for action, action_parser in actions.items():
+            # A third level (`team member add`) is keyed "member add".
+            deeper = _choices(action_parser)
+            found |= {(command, f"{action} {d}") for d in deeper} if deeper else {(command, action)}
     assert found == set(Command.HANDLERS)
 
 

@@ -9,6 +9,7 @@ import argparse
 import getpass
 import os
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,12 @@ from accounts.services import user_create
 from providers import kinds, services
 from providers.models import KeyState, Provider, RoutingGroup
 from providers.services.providers import parse_model_names
+from routing_admin.run_once import ALREADY_RUNNING, exclusively
 
 NO_SUCH_PROVIDER = (
     "No provider named {name!r}. `python manage.py routing provider list` shows them."
 )
+RPM_ARGUMENT = "--rpm takes a whole number of requests per minute (at least 1), or none."
 NO_SUCH_TEAM = "No team named {name!r}. `python manage.py routing team list` shows them."
 NO_SUCH_GROUP = (
     "No routing group named {name!r}. To use one provider's model, give both: "
@@ -62,6 +65,29 @@ def _provider(name: str) -> Provider:
     if provider is None:
         raise CommandError(NO_SUCH_PROVIDER.format(name=name))
     return provider
+
+
+def _rpm(value: str) -> int | None:
+    if value.strip().lower() in ("none", "off"):
+        return None
+    try:
+        rpm = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(RPM_ARGUMENT) from None
+    if rpm < 1:
+        raise argparse.ArgumentTypeError(RPM_ARGUMENT)
+    return rpm
+
+
+def _rpm_argument(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
+    parser.add_argument(
+        "--rpm",
+        type=_rpm,
+        default=None,
+        required=required,
+        metavar="N",
+        help="Requests per minute, across every worker and machine; none lifts the limit.",
+    )
 
 
 def _team(name: str):
@@ -284,7 +310,11 @@ class Command(BaseCommand):
             metavar="TEAM",
             help="The team that owns the token; it may call only what the team may.",
         )
+        _rpm_argument(create)
         token_commands.add_parser("list", help="List tokens (never their value).")
+        token_limits = token_commands.add_parser("limits", help="Set or lift a token's limits.")
+        token_limits.add_argument("name")
+        _rpm_argument(token_limits, required=True)
         token_commands.add_parser("revoke", help="Revoke a token.").add_argument("name")
 
         prune = commands.add_parser("prune-requests", help="Delete old request-log records.")
@@ -335,6 +365,11 @@ class Command(BaseCommand):
             "(repeatable; none: every model).",
         )
         team_commands.add_parser("list", help="List teams.")
+        team_limits = team_commands.add_parser(
+            "limits", help="Set or lift a team's limits (all its tokens together)."
+        )
+        team_limits.add_argument("name")
+        _rpm_argument(team_limits, required=True)
         team_commands.add_parser(
             "remove", help="Remove a team (it must own no live token)."
         ).add_argument("name")
@@ -376,10 +411,15 @@ class Command(BaseCommand):
             action = f"{action} {options['member_action']}"
         handler = self.HANDLERS[options["command"], action]
         actor = f"cli:{getpass.getuser()}"
-        try:
-            handler(self, options, actor)
-        except ValidationError as exc:
-            raise CommandError(_one_line(exc)) from None
+        with ExitStack() as stack:
+            run_once = options["command"] in self.RUN_ONCE
+            if run_once and not stack.enter_context(exclusively(options["command"])):
+                self.stdout.write(ALREADY_RUNNING.format(name=options["command"]))
+                return
+            try:
+                handler(self, options, actor)
+            except ValidationError as exc:
+                raise CommandError(_one_line(exc)) from None
 
     # --- provider ---------------------------------------------------------------------
     def _provider_add(self, options: dict, actor: str) -> None:
@@ -662,6 +702,7 @@ class Command(BaseCommand):
             expires_at=expires_at,
             allowed_models=options["allow"],
             team=_team(options["team"]) if options["team"] else None,
+            rpm=options["rpm"],
             actor=actor,
         )
         self.stderr.write(f"Created token {token.name}. Copy it now: it is not shown again.")
@@ -673,7 +714,7 @@ class Command(BaseCommand):
         from gateway.models import AccessToken
 
         now = timezone.now()
-        rows = [("NAME", "TEAM", "PREFIX", "STATE", "EXPIRES", "LAST USED", "ALLOWED")]
+        rows = [("NAME", "TEAM", "PREFIX", "STATE", "EXPIRES", "LAST USED", "RPM", "ALLOWED")]
         for t in AccessToken.objects.select_related("team"):
             rows.append(
                 (
@@ -683,6 +724,7 @@ class Command(BaseCommand):
                     t.state(now),
                     f"{t.expires_at:%Y-%m-%d %H:%M}" if t.expires_at else "never",
                     f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never",
+                    str(t.rpm) if t.rpm else "-",
                     ", ".join(t.allowed_models) or ("the team's" if t.team else "all"),
                 )
             )
@@ -691,6 +733,17 @@ class Command(BaseCommand):
             return
         for line in _table(rows):
             self.stdout.write(line)
+
+    def _token_limits(self, options: dict, actor: str) -> None:
+        from gateway.models import AccessToken
+        from gateway.services import token_limits_set
+
+        token = AccessToken.objects.filter(name=options["name"]).first()
+        if token is None:
+            raise CommandError(f"No token named {options['name']!r}.")
+        token = token_limits_set(token=token, rpm=options["rpm"], actor=actor)
+        shown = f"{token.rpm} requests per minute" if token.rpm else "no limit of its own"
+        self.stdout.write(f"Token {token.name}: {shown}.")
 
     def _token_revoke(self, options: dict, actor: str) -> None:
         from gateway.models import AccessToken
@@ -723,17 +776,24 @@ class Command(BaseCommand):
             members=Count("memberships", distinct=True),
             live_tokens=Count("tokens", filter=Q(tokens__revoked_at__isnull=True), distinct=True),
         )
-        rows = [("NAME", "DISPLAY NAME", "MEMBERS", "LIVE TOKENS", "MODELS")]
+        rows = [("NAME", "DISPLAY NAME", "MEMBERS", "LIVE TOKENS", "RPM", "MODELS")]
         for t in teams:
             models = ", ".join(t.allowed_models) or "all"
-            rows.append(
-                (t.name, _cell(t.display_name) or "-", str(t.members), str(t.live_tokens), models)
-            )
+            rpm = str(t.rpm) if t.rpm else "-"
+            name = _cell(t.display_name) or "-"
+            rows.append((t.name, name, str(t.members), str(t.live_tokens), rpm, models))
         if len(rows) == 1:
             self.stdout.write("No teams yet. Add one with `routing team add NAME`.")
             return
         for line in _table(rows):
             self.stdout.write(line)
+
+    def _team_limits(self, options: dict, actor: str) -> None:
+        from accounts.services import team_update
+
+        team = team_update(team=_team(options["name"]), rpm=options["rpm"], actor=actor)
+        shown = f"{team.rpm} requests per minute" if team.rpm else "no limit"
+        self.stdout.write(f"Team {team.name}: {shown}, all its tokens together.")
 
     def _team_remove(self, options: dict, actor: str) -> None:
         from accounts.services import team_remove
@@ -779,6 +839,9 @@ class Command(BaseCommand):
             f"Deleted {deleted} request-log record(s) older than {cutoff:%Y-%m-%d %H:%M} UTC."
         )
 
+    # Scheduled work that every machine's cron may start: one run at a time across them all.
+    RUN_ONCE = frozenset({"health-check", "prune-requests"})
+
     # Every (command, action) and the method that runs it, in one place a reader can grep.
     HANDLERS = {
         ("provider", "add"): _provider_add,
@@ -794,6 +857,7 @@ class Command(BaseCommand):
         ("token", "create"): _token_create,
         ("token", "list"): _token_list,
         ("token", "revoke"): _token_revoke,
+        ("token", "limits"): _token_limits,
         ("prune-requests", None): _prune_requests,
         ("export", None): _export,
         ("import-litellm", None): _import_litellm,
@@ -801,6 +865,7 @@ class Command(BaseCommand):
         ("team", "add"): _team_add,
         ("team", "list"): _team_list,
         ("team", "remove"): _team_remove,
+        ("team", "limits"): _team_limits,
         ("team", "member add"): _team_member_add,
         ("team", "member remove"): _team_member_remove,
         ("team", "member list"): _team_member_list,
