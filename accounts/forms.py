@@ -105,6 +105,13 @@ TEAM_MODELS_HELP = (
 
 
 class TeamEditForm(PlainLabelsForm):
+    # Its own ids: the team's page also holds the token form, with its "Allowed models".
+    AUTO_ID = "id_team_%s"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", self.AUTO_ID)
+        super().__init__(*args, **kwargs)
+
     display_name = forms.CharField(
         label="Display name",
         required=False,
@@ -119,6 +126,8 @@ class TeamEditForm(PlainLabelsForm):
 
 
 class TeamCreateForm(TeamEditForm):
+    AUTO_ID = "id_%s"
+
     name = forms.CharField(
         label="Name",
         max_length=63,

@@ -36,7 +36,9 @@ def create_from_form(
         return None
 
 
-def shown_once(request: HttpRequest, template: str, context: dict, token, plaintext: str):
+def shown_once(
+    request: HttpRequest, template: str, context: dict, token: AccessToken, plaintext: str
+) -> HttpResponse:
     """The one answer that shows a new token. Rendered here rather than after a redirect, so
     the plaintext is never in the session or a message; and nothing (browser, proxy, back
     button) may keep a copy of this page."""

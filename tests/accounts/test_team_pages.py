@@ -360,6 +360,9 @@ def test_no_tokens_yet_says_so(as_):
 def test_an_admin_saves_the_team(as_):
     client = as_("admin")
     html = client.get(reverse("team_detail", args=["red"])).content.decode()
+    ids = re.findall(r'\bid="([^"]+)"', html)
+    assert len(ids) == len(set(ids)), "two elements share an id"
+    assert '<label for="id_team_allowed_models">Allowed models</label>' in html
     assert 'value="fast, default"' in html and 'value="Red team"' in html
     data = {"display_name": "Reds", "allowed_models": "fast"}
     response = client.post(reverse("team_detail", args=["red"]), data)
@@ -374,7 +377,7 @@ def test_a_bad_model_for_the_team_is_shown_beside_allowed_models(as_):
     data = {"display_name": "Red team", "allowed_models": "fast, acme"}
     response = as_("admin").post(reverse("team_detail", args=["red"]), data)
     assert response.status_code == 200
-    assert "acme" in _field_errors(response.content.decode(), "id_allowed_models")
+    assert "acme" in _field_errors(response.content.decode(), "id_team_allowed_models")
     assert Team.objects.get(name="red").allowed_models == ["fast", "default"]
 
 

@@ -46,6 +46,9 @@ TEAM_POST_DATA = {
 }
 # Pages a person with only a team membership may open (their own team's usage).
 TEAM_ONLY_MAY_GET = {"usage", "team_list", "team_detail"}
+# The overview sends them on to their own team instead: every way of signing in (a password,
+# single sign-on, ?next=/) ends there, and TEAMS.md has them land on their team's page.
+OWN_TEAM = {"member": "red", "team_admin": "red", "other_admin": "blue"}
 
 
 @pytest.fixture
@@ -106,7 +109,12 @@ def test_a_team_membership_alone_reaches_nothing_global(world, person):
             continue
         url = reverse(name, kwargs=kwargs)
         got = client.get(url, QUERIES.get(name, {}))
-        assert got.status_code == 403, f"GET {name} as {person}: {got.status_code}"
+        if name == "overview":
+            own = reverse("team_detail", kwargs={"name": OWN_TEAM[person]})
+            assert (got.status_code, got.get("Location")) == (302, own), f"GET overview as {person}"
+        else:
+            # 405: a POST-only view refuses a GET from anyone (as _refused says).
+            assert got.status_code in (403, 405), f"GET {name} as {person}: {got.status_code}"
         posted = client.post(url, POST_DATA.get(name, {}))
         assert posted.status_code in (403, 405), f"POST {name} as {person}"
         assert _state() == before, f"POST {name} as {person} changed the database"
