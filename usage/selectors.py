@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import models
-from django.db.models import Case, Count, F, Q, QuerySet, Sum, Value, When
+from django.db.models import Case, CharField, Count, F, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import Coalesce, Trunc, TruncDay, TruncHour, TruncMinute
 
 from . import services
@@ -34,6 +34,9 @@ OTHER_PROVIDERS = "other providers"
 # What the database calls the summed series: no provider name can contain a space.
 _OTHER = " other"
 NO_PROVIDER = "no provider"
+# Requests of tokens that belong to no team (global tokens, in-process calls, and tokens of a
+# removed team); no team name can contain a space.
+NO_TEAM = "no team"
 LATENCY_MODELS = 10
 PERCENTILES = (50, 90, 99)
 TOKEN_ROWS = 20
@@ -78,9 +81,21 @@ class Filters:
     provider: str = ""
     model: str = ""
     token: str = ""
+    # A team filters on its tokens' names (team_tokens), revoked ones too: the request log
+    # keeps token names, never teams, and a token's team never changes.
+    team: str = ""
+    team_tokens: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.provider or self.model or self.token)
+        return bool(self.provider or self.model or self.token or self.team)
+
+    @property
+    def by_token(self) -> bool:
+        return bool(self.token or self.team)
+
+    def scope(self) -> Filters:
+        """Only the team: the filter choices are read within it, whatever the other filters."""
+        return Filters(team=self.team, team_tokens=self.team_tokens)
 
 
 @dataclass(frozen=True)
@@ -133,6 +148,20 @@ class TokenUsage:
 
 
 @dataclass(frozen=True)
+class TeamUsage:
+    team: str
+    requests: int
+    errors: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float | None
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
 class Window:
     """What the page shows: a range ending now, and the filters."""
 
@@ -148,6 +177,8 @@ class Window:
             rows = rows.filter(model=self.filters.model)
         if self.filters.token:
             rows = rows.filter(token_name=self.filters.token)
+        if self.filters.team:
+            rows = rows.filter(token_name__in=self.filters.team_tokens)
         return rows
 
     def requests(self) -> QuerySet[RequestLog]:
@@ -163,14 +194,14 @@ class Window:
     # The narrowest roll-up that can answer with these filters (usage/models.py).
 
     def totals(self, *, period: str = "") -> QuerySet:
-        return self.rollups(UsageRollup if self.filters.token else ModelRollup, period=period)
+        return self.rollups(UsageRollup if self.filters.by_token else ModelRollup, period=period)
 
     def token_totals(self) -> QuerySet:
         narrow = not (self.filters.provider or self.filters.model)
         return self.rollups(TokenRollup if narrow else UsageRollup)
 
     def histograms(self) -> QuerySet:
-        return self.rollups(LatencyRollup if self.filters.token else ModelLatencyRollup)
+        return self.rollups(LatencyRollup if self.filters.by_token else ModelLatencyRollup)
 
 
 def window(rng: Range, *, until: datetime, filters: Filters) -> Window:
@@ -181,12 +212,13 @@ def window(rng: Range, *, until: datetime, filters: Filters) -> Window:
 
 
 def filter_choices(w: Window) -> dict[str, list[str]]:
-    """Distinct providers, models and token names seen in the range (whatever the filters).
+    """Distinct providers, models and token names seen in the range (whatever the filters,
+    but within the team filtered on: a team's member sees nothing of other teams' tokens).
 
     From the log (the last hour): one grouped query, so the range is read once through the
     `at` index. From the roll-ups: the (provider, model) pairs and the token names, each
     from its own narrow table. Limited all the same."""
-    unfiltered = replace(w, filters=Filters())
+    unfiltered = replace(w, filters=w.filters.scope())
     if w.rng.rollup:
         pairs = unfiltered.totals().values_list("provider", "model").distinct()
         tokens = unfiltered.token_totals().values_list("token_name", flat=True).distinct()
@@ -403,6 +435,62 @@ def usage_by_token(w: Window) -> list[TokenUsage]:
         )
         for row in grouped
     ]
+
+
+def team_tokens(*, teams: list[str] | None = None) -> dict[str, tuple[str, ...]]:
+    """{team name: its tokens' names, revoked ones too}, the teams by name (all of them, or
+    those named): one query, however many teams and tokens."""
+    from accounts.models import Team
+
+    rows = Team.objects.order_by("name", "tokens__name")
+    if teams is not None:
+        rows = rows.filter(name__in=teams)
+    found: dict[str, list[str]] = {}
+    for team, token in rows.values_list("name", "tokens__name"):
+        names = found.setdefault(team, [])
+        if token is not None:
+            names.append(token)
+    return {team: tuple(names) for team, names in found.items()}
+
+
+def usage_by_team(w: Window, *, teams: dict[str, tuple[str, ...]]) -> list[TeamUsage]:
+    """Requests, errors, tokens and cost per team (the busiest first; NO_TEAM for tokens of
+    none), from the per-token totals mapped to teams by the database: one grouped query that
+    answers at most one row per team, however many tokens there are."""
+    label = Case(
+        *(When(token_name__in=names, then=Value(team)) for team, names in teams.items() if names),
+        default=Value(NO_TEAM),
+        output_field=CharField(),
+    )
+    if w.rng.rollup:
+        rows = w.token_totals()
+        sums = {
+            "n": Sum("requests"),
+            "failed": Sum("errors"),
+            "prompt": Sum("prompt_tokens"),
+            "completion": Sum("completion_tokens"),
+        }
+    else:
+        rows = w.requests()
+        sums = {
+            "n": Count("id"),
+            "failed": Count("id", filter=Q(ok=False)),
+            "prompt": Sum(Coalesce("prompt_tokens", 0)),
+            "completion": Sum(Coalesce("completion_tokens", 0)),
+        }
+    grouped = rows.annotate(team=label).values("team").annotate(**sums, spent=Sum("cost"))
+    found = [
+        TeamUsage(
+            team=row["team"],
+            requests=row["n"],
+            errors=row["failed"] or 0,
+            prompt_tokens=row["prompt"] or 0,
+            completion_tokens=row["completion"] or 0,
+            cost=row["spent"],
+        )
+        for row in grouped
+    ]
+    return sorted(found, key=lambda u: (-u.requests, u.team == NO_TEAM, u.team))
 
 
 def recent_requests(w: Window, *, page: int) -> tuple[list[RequestLog], bool]:

@@ -3,7 +3,7 @@ server-drawn SVG charts (no JavaScript) over aggregates, and a page of recent re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
-from accounts.roles import role_required
+from accounts.roles import has_role, require_team, team_or_role_required, team_roles
 
 from . import selectors
 
@@ -166,6 +166,25 @@ def _token_chart(usages: list[selectors.TokenUsage]) -> HChart:
     )
 
 
+def _team_chart(usages: list[selectors.TeamUsage]) -> HChart:
+    return _hchart(
+        [
+            (
+                u.team,
+                [
+                    (
+                        u.requests,
+                        REQUESTS_COLOUR,
+                        f"{u.requests:,} requests, {u.errors:,} errors · {u.tokens:,} tokens"
+                        f" · {money(u.cost)}",
+                    )
+                ],
+            )
+            for u in usages
+        ]
+    )
+
+
 def _page_number(value: str | None) -> int:
     try:
         return min(max(int(value or 1), 1), selectors.MAX_PAGE)
@@ -181,10 +200,15 @@ def _choices(values: list[str], selected: str) -> list[str]:
 
 
 def _charts(
-    w: selectors.Window, totals: selectors.Totals, series: list[selectors.ProviderSeries]
+    w: selectors.Window,
+    totals: selectors.Totals,
+    series: list[selectors.ProviderSeries],
+    teams: dict[str, tuple[str, ...]],
 ) -> dict:
     latencies = selectors.latency_by_model(w, requests=totals.requests)
     usages = selectors.usage_by_token(w)
+    # No teams, nothing to tell apart: the query runs only once there is one.
+    team_usages = selectors.usage_by_team(w, teams=teams) if teams else []
     # The table fallback reads across providers: one line per bucket.
     table = [
         (bucket.start, [(s.buckets[i].requests, s.buckets[i].errors) for s in series])
@@ -197,18 +221,42 @@ def _charts(
         "latency_chart": _latency_chart(latencies),
         "usages": usages,
         "token_chart": _token_chart(usages),
+        "team_usages": team_usages,
+        "team_chart": _team_chart(team_usages),
     }
 
 
+def _team_scope(request: HttpRequest) -> tuple[str, dict[str, tuple[str, ...]], bool]:
+    """The team filtered on, the teams the person may choose (with their tokens' names),
+    and whether they see the whole gateway (a global viewer or above).
+
+    Someone with only team memberships sees their own teams only, and always one of them:
+    their first when they name none; another team's name is a 403."""
+    team = request.GET.get("team", "")
+    if has_role(request.user, "viewer"):
+        return team, selectors.team_tokens(), True
+    mine = list(team_roles(request.user))
+    team = team or mine[0]
+    require_team(request.user, team)
+    return team, selectors.team_tokens(teams=mine), False
+
+
 @require_GET
-@role_required("viewer")
+@team_or_role_required
 def usage(request: HttpRequest) -> HttpResponse:
     rng = selectors.RANGES.get(request.GET.get("range", ""))
     rng = rng or selectors.RANGES[selectors.DEFAULT_RANGE]
+    team, teams, everyone = _team_scope(request)
+    token = request.GET.get("token", "")
+    if team and token not in teams.get(team, ()):
+        # Another team's token matches nothing here; it is not echoed back as a choice.
+        token = ""
     filters = selectors.Filters(
         provider=request.GET.get("provider", ""),
         model=request.GET.get("model", ""),
-        token=request.GET.get("token", ""),
+        token=token,
+        team=team,
+        team_tokens=teams.get(team, ()),
     )
     w = selectors.window(rng, until=timezone.now(), filters=filters)
     page = _page_number(request.GET.get("page"))
@@ -222,6 +270,10 @@ def usage(request: HttpRequest) -> HttpResponse:
         "since": w.since,
         "until": w.until,
         "filters": filters,
+        # A team's member is always within one of their teams: that is no filter to clear.
+        "filtered": bool(filters) if everyone else bool(replace(filters, team="")),
+        "scope_team": "" if everyone else team,
+        "everyone": everyone,
         "totals": totals,
         "error_rate": 100 * totals.errors / totals.requests if totals.requests else 0,
         "total_cost": money(totals.cost),
@@ -230,12 +282,13 @@ def usage(request: HttpRequest) -> HttpResponse:
     }
     # An empty range costs one query; the other charts' queries run only when there is data.
     if totals.requests:
-        context.update(_charts(w, totals, series))
+        context.update(_charts(w, totals, series, teams))
         context["requests"], context["has_next"] = selectors.recent_requests(w, page=page)
     choices = selectors.filter_choices(w)
     context["providers"] = _choices(choices["provider"], filters.provider)
     context["models"] = _choices(choices["model"], filters.model)
     context["tokens"] = _choices(choices["token"], filters.token)
+    context["teams"] = _choices(list(teams), team) if everyone else list(teams)
     htmx = getattr(request, "htmx", None)
     if htmx and not htmx.history_restore_request:
         # The filter form comes along out of band: its choices depend on the range.

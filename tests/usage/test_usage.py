@@ -234,9 +234,9 @@ def test_query_count_does_not_grow_with_rows(viewer, django_assert_max_num_queri
 
 def test_query_count_is_capped_however_many_models(viewer, django_assert_max_num_queries):
     _spread(300, models=15)
-    # Session, user, groups; choices (pairs, tokens); busiest providers; totals and series;
-    # 1 + 10 * 3 latency; tokens; page.
-    with django_assert_max_num_queries(40):
+    # Session, user, groups; teams (none: no by-team query); choices (pairs, tokens); busiest
+    # providers; totals and series; 1 + 10 * 3 latency; tokens; page.
+    with django_assert_max_num_queries(41):
         response = viewer.get(URL)
     assert len(response.context["latencies"]) == selectors.LATENCY_MODELS
     assert len(response.context["series_charts"]) == 3
