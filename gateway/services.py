@@ -36,6 +36,7 @@ WIDER_THAN_TEAM = (
     "Allowed model {entry!r} is not among team {team}'s models ({models}): a team's token "
     "can be limited further than its team, never wider."
 )
+TEAM_GONE = "Team {team} no longer exists; it was removed."
 UNLISTED_ALLOWED_MODEL = (
     "Allowed model {entry!r}: {provider} did not list {model!r} at its last connection test. "
     "Check the spelling, or test its connection again if the model is new."
@@ -113,6 +114,14 @@ def token_create(
         allowed = validate_allowed_models(allowed_models or [])
     except ValidationError as exc:
         errors["allowed_models"] = exc.messages
+    # Under the configuration lock, and the team's list as stored: a team_update that
+    # narrowed it since the caller read the team must not let a wider token in.
+    live.lock_config()
+    if team is not None:
+        given = team.name
+        team = Team.objects.filter(pk=team.pk).first()
+        if team is None:
+            errors["team"] = [TEAM_GONE.format(team=given)]
     if team is not None and team.allowed_models:
         models = ", ".join(team.allowed_models)
         wider = [
@@ -145,7 +154,6 @@ def token_create(
             errors.setdefault(field, []).extend(messages)
     if errors:
         raise ValidationError(errors)
-    live.lock_config()
     token.save()
     audit.record(
         actor=actor,
