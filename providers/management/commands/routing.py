@@ -772,7 +772,9 @@ class Command(BaseCommand):
 
         from accounts.models import Team
 
-        teams = Team.objects.annotate(
+        # By name: Django leaves Meta.ordering out of a GROUP BY query (SQLite happened to
+        # answer by name through the unique index; PostgreSQL did not).
+        teams = Team.objects.order_by("name").annotate(
             members=Count("memberships", distinct=True),
             live_tokens=Count("tokens", filter=Q(tokens__revoked_at__isnull=True), distinct=True),
         )
