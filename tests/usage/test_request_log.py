@@ -96,6 +96,9 @@ def test_a_stream_through_a_group_logs_the_deployment_that_answered(servers):
     assert row.ok
 
 
+# Committed: the async call reads the configuration from a connection of its own, which on
+# PostgreSQL cannot see the test's open transaction (it passed only after another test).
+@pytest.mark.django_db(transaction=True)
 def test_an_async_stream_through_a_group_logs_its_deployment(servers):
     import asyncio
 
@@ -126,6 +129,7 @@ def test_a_stream_the_caller_abandons_is_logged_too(servers):
     assert row.error == "The caller stopped reading the stream before it ended."
 
 
+@pytest.mark.django_db(transaction=True)  # as the async stream above
 def test_an_async_stream_cancelled_midway_is_logged(servers):
     import asyncio
 
