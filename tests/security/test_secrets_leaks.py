@@ -238,7 +238,7 @@ def _seal_crashes(monkeypatch) -> None:
 
 
 def test_env_file_not_in_error_report_when_its_preview_crashes(monkeypatch, caplog, db):
-    monkeypatch.setattr(env_import_view, "import_env", _crash)
+    monkeypatch.setattr(env_import_view.services, "import_env", _crash)
     client = _editor_client()
     assert client.post(reverse("env_import"), {"text": ENV_TEXT}).status_code == 500
     report = _crash_report(caplog)
@@ -258,7 +258,7 @@ def test_env_file_not_in_error_report_when_keeping_the_preview_crashes(monkeypat
 def test_env_file_not_in_error_report_when_the_confirmed_import_crashes(monkeypatch, caplog, db):
     client = _editor_client()
     preview_id = client.post(reverse("env_import"), {"text": ENV_TEXT}).context["preview"]
-    monkeypatch.setattr(env_import_view, "import_env", _crash)
+    monkeypatch.setattr(env_import_view.services, "import_env", _crash)
     assert client.post(reverse("env_import"), {"preview": preview_id}).status_code == 500
     report = _crash_report(caplog)
     assert "the database went away" in report and "_apply" in report
