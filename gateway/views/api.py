@@ -24,7 +24,7 @@ from limits import counters
 from providers import services as provider_services
 from providers.routing import live
 from providers.routing.llm import is_loaded
-from usage import request_log
+from usage import pricing, request_log
 
 from .. import selectors, services
 from ..chat_params import RefusedParameter, chat_params
@@ -38,8 +38,29 @@ INVALID_TOKEN = "Invalid or revoked token."
 EXPIRED_TOKEN = "This token has expired; ask an editor for a new one."
 MODEL_NOT_ALLOWED = "Token {token!r} may not use model {model!r}."
 OVER_RPM = (
-    "Rate limit reached: {scope} {name!r} may make {rpm} requests per minute. Try again in "
+    "Rate limit reached: {scope} {name!r} may make {limit} requests per minute. Try again in "
     "{seconds} s."
+)
+OVER_TPM = (
+    "Rate limit reached: {scope} {name!r} may use {limit} tokens per minute and has used "
+    "{used} in the last minute. Try again in {seconds} s."
+)
+OVER_PARALLEL = (
+    "Rate limit reached: {scope} {name!r} may make {limit} concurrent requests, and {limit} "
+    "are in flight. Try again when one of them ends."
+)
+OVER_BUDGET = (
+    "Budget exceeded: {scope} {name!r} has spent ${spent} of its budget of ${budget} per "
+    "{period}. It resets at {reset:%Y-%m-%d %H:%M} UTC (in {wait})."
+)
+OVER_BUDGET_TOTAL = (
+    "Budget exceeded: {scope} {name!r} has spent ${spent} of its total budget of ${budget}, "
+    "which does not reset; an admin can raise or lift it."
+)
+BUDGET_UNPRICED = (
+    "{scope} {name!r} has a budget, and LiteLLM's price map has no price for {model!r}, so "
+    "what a call costs could not be counted. Use a priced model, or ask an admin to lift the "
+    "budget."
 )
 LIMITS_UNAVAILABLE = (
     "Limits cannot be counted right now (Redis does not answer), and this gateway refuses "
@@ -216,18 +237,33 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         params = chat_params(body)
     except RefusedParameter as exc:
         return _error(400, str(exc), "invalid_request_error", "invalid_parameter", exc.param)
-    verdict = await counters.take(_limits(token))
-    if verdict is not None and not verdict.allowed:
-        message, refusal = _over_limit(verdict)
+    subjects = _subjects(token)
+    unpriced = _unpriced(snap, subjects, model)
+    if unpriced:
+        _log_refused(token, model, 403, unpriced)
+        return _error(403, unpriced, "permission_error", "model_unpriced")
+    ticket = await counters.before(subjects, ledger_keys=_ledger_keys(token))
+    if ticket is not None and not ticket.allowed:
+        message, refusal = _over_limit(ticket)
         _log_refused(token, model, 429, message)
         return refusal
-    response = await _complete(snap, token, model, messages, params)
-    _rate_headers(response, verdict)
+    response = await _complete(snap, token, model, messages, params, ticket)
+    if ticket is not None and not isinstance(response, StreamingHttpResponse):
+        # Refused before any provider was asked (unknown model, nothing to serve it): its
+        # slot is freed here. A call settles once: after an answer, this does nothing.
+        await ticket.settle(None)
+    for name, value in counters.rate_headers(ticket).items():
+        response[name] = value
     return response
 
 
 async def _complete(
-    snap: live.Snapshot, token: live.TokenEntry, model: str, messages: list, params: dict
+    snap: live.Snapshot,
+    token: live.TokenEntry,
+    model: str,
+    messages: list,
+    params: dict,
+    ticket: counters.Ticket | None,
 ) -> HttpResponse:
     # A context variable: it follows this request into the service layer and its stream.
     # Reset afterwards: a caller that shares this context (a test client, a sync adapter)
@@ -235,7 +271,11 @@ async def _complete(
     reset = request_log.current_token.set(token.name)
     try:
         response = await provider_services.acompletion(
-            messages, model=model, snapshot=snap, **params
+            messages,
+            model=model,
+            snapshot=snap,
+            on_spent=ticket.settle if ticket is not None else None,
+            **params,
         )
     except provider_services.UnknownModel as exc:
         return _error(404, str(exc), "invalid_request_error", "model_not_found")
@@ -243,6 +283,10 @@ async def _complete(
         return _error(503, str(exc), "service_unavailable", "no_deployment")
     except provider_services.ProviderError as exc:
         return _upstream_error(exc)
+    except BaseException:
+        if ticket is not None:
+            await ticket.settle(None)
+        raise
     finally:
         request_log.current_token.reset(reset)
     if params.get("stream"):
@@ -258,38 +302,100 @@ def _log_refused(token: live.TokenEntry, model: str, status: int, message: str) 
     request_log.current_token.reset(reset)
 
 
-def _limits(token: live.TokenEntry) -> list[counters.Limit]:
-    limits = []
-    if token.limits.rpm:
-        limits.append(counters.Limit("token", token.name, token.limits.rpm))
-    if token.team and token.team_limits.rpm:
-        limits.append(counters.Limit("team", token.team, token.team_limits.rpm))
-    return limits
+def _subjects(token: live.TokenEntry) -> list[counters.Subject]:
+    subjects = [counters.Subject("token", token.name, token.limits)]
+    if token.team:
+        subjects.append(counters.Subject("team", token.team, token.team_limits))
+    return [s for s in subjects if s.limits]
 
 
-def _over_limit(verdict: counters.Verdict) -> tuple[str, JsonResponse]:
+def _ledger_keys(token: live.TokenEntry) -> tuple[str, ...]:
+    keys = [counters.Subject("token", token.name, token.limits).key]
+    if token.team:
+        keys.append(counters.Subject("team", token.team, token.team_limits).key)
+    return tuple(keys)
+
+
+def _unpriced(snap: live.Snapshot, subjects: list[counters.Subject], model: str) -> str:
+    """Why a budgeted call may not go to this model (no price to count it by), or ""."""
+    budgeted = next((s for s in subjects if s.limits.budget), None)
+    if budgeted is None:
+        return ""
+    try:
+        target = snap.resolve(model)
+    except (live.UnknownModel, live.Unavailable):
+        return ""  # answered, and logged, by the call itself
+    for litellm_model in provider_services.litellm_models(target):
+        if not pricing.priced(litellm_model):
+            return BUDGET_UNPRICED.format(
+                scope=budgeted.scope.capitalize(), name=budgeted.name, model=litellm_model
+            )
+    return ""
+
+
+def _usd(nanousd: int) -> str:
+    return f"{nanousd / 1e9:,.6f}".rstrip("0").rstrip(".") if nanousd else "0"
+
+
+def _duration(seconds: float) -> str:
+    minutes = math.ceil(seconds / 60)
+    if seconds < 60:
+        return f"{math.ceil(seconds)} s"
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{math.ceil(hours / 24)} days"
+
+
+def _refusal_message(reading: counters.Reading) -> str:
+    subject = reading.subject
+    named = {"scope": subject.scope, "name": subject.name, "limit": reading.limit}
+    seconds = math.ceil(reading.reset_seconds) if math.isfinite(reading.reset_seconds) else 0
+    if reading.kind == "rpm":
+        return OVER_RPM.format(**named, seconds=seconds)
+    if reading.kind == "tpm":
+        return OVER_TPM.format(**named, used=reading.used, seconds=seconds)
+    if reading.kind == "max_parallel":
+        return OVER_PARALLEL.format(**named)
+    budget = subject.limits.budget
+    spent, limit = _usd(reading.used), _usd(reading.limit)
+    if not math.isfinite(reading.reset_seconds):
+        return OVER_BUDGET_TOTAL.format(**named, spent=spent, budget=limit)
+    return OVER_BUDGET.format(
+        **named, spent=spent, budget=limit, period=budget.period,
+        reset=counters.period_end(reading), wait=_duration(reading.reset_seconds),
+    )  # fmt: skip
+
+
+# The error's type per limit: OpenAI's for rate limits, and for a spent quota.
+REFUSAL_TYPES = {
+    "rpm": "requests",
+    "tpm": "tokens",
+    "max_parallel": "requests",
+    "budget": "insufficient_quota",
+}
+
+
+def _over_limit(ticket: counters.Ticket) -> tuple[str, JsonResponse]:
     """The refusal's message (for the request log too) and OpenAI's 429."""
-    if verdict.limit is None:  # Redis down, and the failure mode is "closed"
+    if ticket.refused is None:  # Redis down, and the failure mode is "closed"
         response = _error(429, LIMITS_UNAVAILABLE, "requests", "limits_unavailable")
         response["Retry-After"] = counters.retry_after(counters.REDIS_RETRY_AFTER_SECONDS)
         return LIMITS_UNAVAILABLE, response
-    limit = verdict.limit
-    message = OVER_RPM.format(
-        scope=limit.scope, name=limit.name, rpm=limit.rpm, seconds=math.ceil(verdict.reset_seconds)
-    )
-    response = _error(429, message, "requests", "rate_limit_exceeded")
-    response["Retry-After"] = counters.retry_after(verdict.reset_seconds)
-    _rate_headers(response, verdict)
+    reading = ticket.refused
+    message = _refusal_message(reading)
+    code = "budget_exceeded" if reading.kind == "budget" else "rate_limit_exceeded"
+    response = _error(429, message, REFUSAL_TYPES[reading.kind], code)
+    if reading.kind == "budget":
+        # Retrying within the SDK's minute cannot help: a budget frees when its period turns.
+        response["x-should-retry"] = "false"
+    if math.isfinite(reading.reset_seconds):
+        response["Retry-After"] = counters.retry_after(reading.reset_seconds)
+    for name, value in counters.rate_headers(ticket).items():
+        response[name] = value
     return message, response
-
-
-def _rate_headers(response: HttpResponse, verdict: counters.Verdict | None) -> None:
-    """OpenAI's x-ratelimit-*-requests headers, for the tightest limit the call counted on."""
-    if verdict is None or verdict.limit is None:
-        return
-    response["x-ratelimit-limit-requests"] = str(verdict.limit.rpm)
-    response["x-ratelimit-remaining-requests"] = str(verdict.remaining)
-    response["x-ratelimit-reset-requests"] = counters.reset_header(verdict.reset_seconds)
 
 
 def _model_objects(snap: live.Snapshot, token: live.TokenEntry) -> dict[str, dict]:

@@ -18,6 +18,7 @@ from accounts import services as account_services
 from gateway.services import token_create, token_limits_set
 from limits import counters
 from limits.models import LimitHit
+from limits.rules import Limits
 from providers import services
 from tests.gateway.test_gateway import gateway  # noqa: F401 - the uvicorn fixture
 from usage import request_log
@@ -34,7 +35,7 @@ def backend(request, settings):
     if request.param == "redis":
         r = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
         r.ping()  # bin/test starts Redis where it is missing: a failure here is real
-        for key in r.scan_iter("routing-admin:rpm:*"):
+        for key in r.scan_iter("routing-admin:*"):
             r.delete(key)
         settings.ROUTING_REDIS_URL = REDIS_URL
     else:
@@ -120,11 +121,11 @@ def test_a_limit_set_later_applies_at_the_next_call(gateway, world, backend):  #
 def test_concurrent_callers_get_exactly_the_limit(backend):
     """Many callers at once on one limit: exactly `rpm` pass, in the database (threads, each
     its own connection) as in Redis (one event loop, many calls in flight)."""
-    limit = [counters.Limit("token", "burst", 25)]
+    limit = [counters.Subject("token", "burst", Limits(rpm=25))]
     if backend == "redis":
 
         async def burst() -> list:
-            return await asyncio.gather(*(counters.take(limit) for _ in range(60)))
+            return await asyncio.gather(*(counters.before(limit) for _ in range(60)))
 
         verdicts = asyncio.run(burst())
     else:
@@ -132,7 +133,7 @@ def test_concurrent_callers_get_exactly_the_limit(backend):
 
         def caller() -> None:
             for _ in range(15):
-                verdict = asyncio.run(counters.take(limit))
+                verdict = asyncio.run(counters.before(limit))
                 with lock:
                     verdicts.append(verdict)
 
@@ -144,7 +145,7 @@ def test_concurrent_callers_get_exactly_the_limit(backend):
     assert sum(v.allowed for v in verdicts) == 25
     assert len(verdicts) == 60
     refused = [v for v in verdicts if not v.allowed]
-    assert all(0 < v.reset_seconds <= counters.WINDOW_SECONDS for v in refused)
+    assert all(0 < v.refused.reset_seconds <= counters.WINDOW_SECONDS for v in refused)
 
 
 def _closed_port() -> int:
@@ -185,7 +186,7 @@ def test_counting_resumes_when_redis_answers_again(gateway, world, settings):  #
     assert httpx.get(gateway + "/healthz").json()["status"] == "degraded"
     # Redis is back (here: the real one), after the pause: /healthz tries it and says so.
     r = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
-    for key in r.scan_iter("routing-admin:rpm:*"):
+    for key in r.scan_iter("routing-admin:*"):
         r.delete(key)
     settings.ROUTING_REDIS_URL = REDIS_URL
     counters._mark_up()
