@@ -21,6 +21,7 @@ LEASE_SECONDS = 30.0
 RENEW_SECONDS = 10.0
 
 _lock = threading.Lock()
+_round = threading.Lock()
 _wake = threading.Event()
 # lease id -> (where: the Redis URL, "" for the database; the slot keys it holds)
 _held: dict[str, tuple[str, tuple[str, ...]]] = {}
@@ -69,7 +70,13 @@ def _by_place(items) -> dict[str, list[tuple[str, str]]]:
 
 
 def keep_round() -> None:
-    """Renew what is held and release what was abandoned (the keeper calls this)."""
+    """Renew what is held and release what was abandoned (the keeper calls this). One round
+    at a time: when it returns, whatever was abandoned before the call is released."""
+    with _round:
+        _keep_round()
+
+
+def _keep_round() -> None:
     from . import db_backend, redis_backend
 
     with _lock:

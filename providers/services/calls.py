@@ -429,9 +429,13 @@ class _GuardedStream:
             self._finish(spent, error, await self._settle(spent))
             raise error from None
         except (GeneratorExit, asyncio.CancelledError):
-            # The client went away (aclose) or its request was cancelled: counted and logged
-            # all the same, by a task of its own (this one is being torn down).
-            _keep(asyncio.get_running_loop().create_task(self._abandoned()))
+            # The client went away (aclose) or its request was cancelled: logged, and
+            # counted, all the same; counting waits on Redis or the database, so a task of
+            # its own does it (this one is being torn down).
+            if self._call.on_spent is None:
+                self._finish(self._spent(False), abandoned=True)
+            else:
+                _keep(asyncio.get_running_loop().create_task(self._abandoned()))
             raise
         spent = self._spent(True)
         self._finish(spent, counted=await self._settle(spent))

@@ -5,7 +5,6 @@ and what happens while Redis does not answer."""
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import threading
 
@@ -19,36 +18,12 @@ from gateway.services import token_create, token_limits_set
 from limits import counters
 from limits.models import LimitHit
 from limits.rules import Limits
-from providers import services
 from tests.gateway.test_gateway import gateway  # noqa: F401 - the uvicorn fixture
+from tests.limits.conftest import HI, REDIS_URL
 from usage import request_log
 from usage.models import RequestLog
 
 pytestmark = pytest.mark.django_db(transaction=True)
-HI = [{"role": "user", "content": "hi"}]
-REDIS_URL = os.environ.get("ROUTING_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-
-
-@pytest.fixture(params=["database", "redis"])
-def backend(request, settings):
-    """Each test runs with limits counted in the database, then in Redis."""
-    if request.param == "redis":
-        r = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
-        r.ping()  # bin/test starts Redis where it is missing: a failure here is real
-        for key in r.scan_iter("routing-admin:*"):
-            r.delete(key)
-        settings.ROUTING_REDIS_URL = REDIS_URL
-    else:
-        settings.ROUTING_REDIS_URL = ""
-    counters._mark_up()
-    return request.param
-
-
-@pytest.fixture
-def world(upstream, make_provider):
-    provider = make_provider(name="pa", base_url=upstream.base_url + "/v1")
-    services.default_model_set(provider=provider, model="gpt-4o-mini")
-    return upstream
 
 
 def _client(gateway, raw):  # noqa: F811
