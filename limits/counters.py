@@ -124,10 +124,12 @@ class Ticket:
             self._finalizer.detach()
         if self.lease:
             leases.drop(self.lease)
-        if not self.backend:
-            return False
         tokens = spent.tokens if spent else 0
         cost = nanos(spent.cost) if spent and self._has("budget") else 0
+        # Requests per minute alone: counted before the call, nothing is left to do.
+        if not self.backend or not (self._has("tpm") or self.lease or self._has("budget")):
+            _count_settled()
+            return False
         try:
             if self.backend == "redis":
                 used = await _redis_after(self, tokens, cost)
