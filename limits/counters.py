@@ -23,7 +23,6 @@ couple of seconds, and counting resumes on its own once it answers; `/healthz` s
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import threading
@@ -153,22 +152,7 @@ class Ticket:
         ]
         return self.backend == "database" and self._has("budget")
 
-    def settle_soon(self, spent: Spent | None) -> None:
-        """`settle` from code that cannot wait for it (a stream its caller abandoned)."""
-        if self.settled:
-            return
-        try:
-            task = asyncio.get_running_loop().create_task(self.settle(spent))
-        except RuntimeError:  # no event loop here: free the slot at least
-            self.settled = True
-            if self.lease:
-                leases.abandon(self.lease)
-            return
-        _pending.add(task)
-        task.add_done_callback(_pending.discard)
 
-
-_pending: set[asyncio.Task] = set()
 _settled_lock = threading.Condition()
 _settled_count = 0
 
