@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextvars
 import json
-import math
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -24,11 +23,12 @@ from limits import counters
 from providers import services as provider_services
 from providers.routing import live
 from providers.routing.llm import is_loaded
-from usage import pricing, request_log
+from usage import request_log
 
 from .. import selectors, services
 from ..chat_params import RefusedParameter, chat_params
 from ..models import TokenState, token_state
+from . import limits as limit_rules
 
 MISSING_TOKEN = (
     "Missing bearer token. Send 'Authorization: Bearer <token>'; an editor creates tokens on "
@@ -37,35 +37,6 @@ MISSING_TOKEN = (
 INVALID_TOKEN = "Invalid or revoked token."
 EXPIRED_TOKEN = "This token has expired; ask an editor for a new one."
 MODEL_NOT_ALLOWED = "Token {token!r} may not use model {model!r}."
-OVER_RPM = (
-    "Rate limit reached: {scope} {name!r} may make {limit} requests per minute. Try again in "
-    "{seconds} s."
-)
-OVER_TPM = (
-    "Rate limit reached: {scope} {name!r} may use {limit} tokens per minute and has used "
-    "{used} in the last minute. Try again in {seconds} s."
-)
-OVER_PARALLEL = (
-    "Rate limit reached: {scope} {name!r} may make {limit} concurrent requests, and {limit} "
-    "are in flight. Try again when one of them ends."
-)
-OVER_BUDGET = (
-    "Budget exceeded: {scope} {name!r} has spent ${spent} of its budget of ${budget} per "
-    "{period}. It resets at {reset:%Y-%m-%d %H:%M} UTC (in {wait})."
-)
-OVER_BUDGET_TOTAL = (
-    "Budget exceeded: {scope} {name!r} has spent ${spent} of its total budget of ${budget}, "
-    "which does not reset; an admin can raise or lift it."
-)
-BUDGET_UNPRICED = (
-    "{scope} {name!r} has a budget, and LiteLLM's price map has no price for {model!r}, so "
-    "what a call costs could not be counted. Use a priced model, or ask an admin to lift the "
-    "budget."
-)
-LIMITS_UNAVAILABLE = (
-    "Limits cannot be counted right now (Redis does not answer), and this gateway refuses "
-    "limited calls until it does. Try again shortly."
-)
 BAD_JSON = "The request body must be a JSON object."
 BAD_MESSAGES = "'messages' must be a non-empty list of chat messages."
 INTERNAL_ERROR = "Internal server error; it has been logged."
@@ -237,14 +208,14 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         params = chat_params(body)
     except RefusedParameter as exc:
         return _error(400, str(exc), "invalid_request_error", "invalid_parameter", exc.param)
-    subjects = _subjects(token)
-    unpriced = _unpriced(snap, subjects, model)
+    subjects = limit_rules.subjects(token)
+    unpriced = limit_rules.unpriced(snap, subjects, model)
     if unpriced:
         _log_refused(token, model, 403, unpriced)
         return _error(403, unpriced, "permission_error", "model_unpriced")
-    ticket = await counters.before(subjects, ledger_keys=_ledger_keys(token))
+    ticket = await counters.before(subjects, ledger_keys=limit_rules.ledger_keys(token))
     if ticket is not None and not ticket.allowed:
-        message, refusal = _over_limit(ticket)
+        message, refusal = limit_rules.over_limit(ticket, _error)
         _log_refused(token, model, 429, message)
         return refusal
     response = await _complete(snap, token, model, messages, params, ticket)
@@ -300,102 +271,6 @@ def _log_refused(token: live.TokenEntry, model: str, status: int, message: str) 
     reset = request_log.current_token.set(token.name)
     provider_services.log_refused(requested=model, status=status, message=message)
     request_log.current_token.reset(reset)
-
-
-def _subjects(token: live.TokenEntry) -> list[counters.Subject]:
-    subjects = [counters.Subject("token", token.name, token.limits)]
-    if token.team:
-        subjects.append(counters.Subject("team", token.team, token.team_limits))
-    return [s for s in subjects if s.limits]
-
-
-def _ledger_keys(token: live.TokenEntry) -> tuple[str, ...]:
-    keys = [counters.Subject("token", token.name, token.limits).key]
-    if token.team:
-        keys.append(counters.Subject("team", token.team, token.team_limits).key)
-    return tuple(keys)
-
-
-def _unpriced(snap: live.Snapshot, subjects: list[counters.Subject], model: str) -> str:
-    """Why a budgeted call may not go to this model (no price to count it by), or ""."""
-    budgeted = next((s for s in subjects if s.limits.budget), None)
-    if budgeted is None:
-        return ""
-    try:
-        target = snap.resolve(model)
-    except (live.UnknownModel, live.Unavailable):
-        return ""  # answered, and logged, by the call itself
-    for litellm_model in provider_services.litellm_models(target):
-        if not pricing.priced(litellm_model):
-            return BUDGET_UNPRICED.format(
-                scope=budgeted.scope.capitalize(), name=budgeted.name, model=litellm_model
-            )
-    return ""
-
-
-def _usd(nanousd: int) -> str:
-    return f"{nanousd / 1e9:,.6f}".rstrip("0").rstrip(".") if nanousd else "0"
-
-
-def _duration(seconds: float) -> str:
-    minutes = math.ceil(seconds / 60)
-    if seconds < 60:
-        return f"{math.ceil(seconds)} s"
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    return f"{math.ceil(hours / 24)} days"
-
-
-def _refusal_message(reading: counters.Reading) -> str:
-    subject = reading.subject
-    named = {"scope": subject.scope, "name": subject.name, "limit": reading.limit}
-    seconds = math.ceil(reading.reset_seconds) if math.isfinite(reading.reset_seconds) else 0
-    if reading.kind == "rpm":
-        return OVER_RPM.format(**named, seconds=seconds)
-    if reading.kind == "tpm":
-        return OVER_TPM.format(**named, used=reading.used, seconds=seconds)
-    if reading.kind == "max_parallel":
-        return OVER_PARALLEL.format(**named)
-    budget = subject.limits.budget
-    spent, limit = _usd(reading.used), _usd(reading.limit)
-    if not math.isfinite(reading.reset_seconds):
-        return OVER_BUDGET_TOTAL.format(**named, spent=spent, budget=limit)
-    return OVER_BUDGET.format(
-        **named, spent=spent, budget=limit, period=budget.period,
-        reset=counters.period_end(reading), wait=_duration(reading.reset_seconds),
-    )  # fmt: skip
-
-
-# The error's type per limit: OpenAI's for rate limits, and for a spent quota.
-REFUSAL_TYPES = {
-    "rpm": "requests",
-    "tpm": "tokens",
-    "max_parallel": "requests",
-    "budget": "insufficient_quota",
-}
-
-
-def _over_limit(ticket: counters.Ticket) -> tuple[str, JsonResponse]:
-    """The refusal's message (for the request log too) and OpenAI's 429."""
-    if ticket.refused is None:  # Redis down, and the failure mode is "closed"
-        response = _error(429, LIMITS_UNAVAILABLE, "requests", "limits_unavailable")
-        response["Retry-After"] = counters.retry_after(counters.REDIS_RETRY_AFTER_SECONDS)
-        return LIMITS_UNAVAILABLE, response
-    reading = ticket.refused
-    message = _refusal_message(reading)
-    code = "budget_exceeded" if reading.kind == "budget" else "rate_limit_exceeded"
-    response = _error(429, message, REFUSAL_TYPES[reading.kind], code)
-    if reading.kind == "budget":
-        # Retrying within the SDK's minute cannot help: a budget frees when its period turns.
-        response["x-should-retry"] = "false"
-    if math.isfinite(reading.reset_seconds):
-        response["Retry-After"] = counters.retry_after(reading.reset_seconds)
-    for name, value in counters.rate_headers(ticket).items():
-        response[name] = value
-    return message, response
 
 
 def _model_objects(snap: live.Snapshot, token: live.TokenEntry) -> dict[str, dict]:
