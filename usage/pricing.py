@@ -39,13 +39,16 @@ def _cost_per_token(model: str, prompt: int, completion: int) -> float:
 
 def _learn(model: str) -> Any:
     try:
-        info = _lib().get_model_info(model)
         prompt_rate = _cost_per_token(model, 1, 0)
         completion_rate = _cost_per_token(model, 0, 1)
         probe = _cost_per_token(model, _PROBE, _PROBE)
     except Exception:  # noqa: BLE001 - LiteLLM does not know this model's price
         return UNPRICED
-    tiered = any("above_" in key and value for key, value in dict(info).items())
+    try:
+        info = dict(_lib().get_model_info(model))
+    except Exception:  # noqa: BLE001 - priced by a path of its own: ask it every time
+        return None
+    tiered = any("above_" in key and value for key, value in info.items())
     linear = abs(probe - _PROBE * (prompt_rate + completion_rate)) <= 1e-9 * max(probe, 1.0)
     return (prompt_rate, completion_rate) if linear and not tiered else None
 
