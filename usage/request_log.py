@@ -128,40 +128,40 @@ def _landed(items: list[dict[str, Any]]) -> None:
 
 def _price(item: dict[str, Any]) -> float | None:
     """Priced here, in the writer, not on the call path: LiteLLM's lookup is not free."""
-    litellm_model = item.pop("litellm_model", "")
-    prompt, completion = item.get("prompt_tokens"), item.get("completion_tokens")
-    if not litellm_model or prompt is None or completion is None:
-        return item.get("cost")
-    from providers.routing.llm import litellm
+    from .pricing import cost
 
-    try:
-        prompt_cost, completion_cost = litellm().cost_per_token(
-            model=litellm_model, prompt_tokens=prompt, completion_tokens=completion
-        )
-    except Exception:  # noqa: BLE001 - LiteLLM does not know this model's price
-        return None
-    return (prompt_cost + completion_cost) or None
+    litellm_model = item.pop("litellm_model", "")
+    if not litellm_model:
+        return item.get("cost")
+    return cost(litellm_model, item.get("prompt_tokens"), item.get("completion_tokens")) or None
 
 
 def write(items: list[dict[str, Any]]) -> None:
     """Write records, their roll-ups and their tokens' last use, all or nothing: a batch
     that fails is queued again whole, so it is never counted twice."""
     from gateway.models import AccessToken
+    from limits.ledger import ledger_add
 
     from .models import RequestLog
     from .services import rollup_add
 
-    rows, last_used = [], {}
+    rows, last_used, spent = [], {}, []
     for item in items:
         item.setdefault("token_name", "in-process")
         item["cost"] = _price(item)
-        rows.append(RequestLog(**item))
+        # Budgets counted in the database counted this call's cost already (limits.counters).
+        # (Read, not popped: a batch that fails is written again from the same records.)
+        counted = item.get("spend_counted", False)
+        if not counted and item["cost"]:
+            spent.append(item)
+        rows.append(RequestLog(**{k: v for k, v in item.items() if k != "spend_counted"}))
         name = item["token_name"]
         if name != "in-process":
             last_used[name] = max(last_used.get(name, item["at"]), item["at"])
     with transaction.atomic():
         RequestLog.objects.bulk_create(rows)
         rollup_add(records=items)
+        ledger_add(records=spent)
         # A token's "last used" rides along with the batch: no write on the request path.
         # In name order: two processes' writers lock the same tokens in the same order.
         for name, at in sorted(last_used.items()):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextvars
 import json
-import math
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -29,6 +28,7 @@ from usage import request_log
 from .. import selectors, services
 from ..chat_params import RefusedParameter, chat_params
 from ..models import TokenState, token_state
+from . import limits as limit_rules
 
 MISSING_TOKEN = (
     "Missing bearer token. Send 'Authorization: Bearer <token>'; an editor creates tokens on "
@@ -37,14 +37,6 @@ MISSING_TOKEN = (
 INVALID_TOKEN = "Invalid or revoked token."
 EXPIRED_TOKEN = "This token has expired; ask an editor for a new one."
 MODEL_NOT_ALLOWED = "Token {token!r} may not use model {model!r}."
-OVER_RPM = (
-    "Rate limit reached: {scope} {name!r} may make {rpm} requests per minute. Try again in "
-    "{seconds} s."
-)
-LIMITS_UNAVAILABLE = (
-    "Limits cannot be counted right now (Redis does not answer), and this gateway refuses "
-    "limited calls until it does. Try again shortly."
-)
 BAD_JSON = "The request body must be a JSON object."
 BAD_MESSAGES = "'messages' must be a non-empty list of chat messages."
 INTERNAL_ERROR = "Internal server error; it has been logged."
@@ -216,18 +208,33 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         params = chat_params(body)
     except RefusedParameter as exc:
         return _error(400, str(exc), "invalid_request_error", "invalid_parameter", exc.param)
-    verdict = await counters.take(_limits(token))
-    if verdict is not None and not verdict.allowed:
-        message, refusal = _over_limit(verdict)
+    subjects = limit_rules.subjects(token)
+    unpriced = limit_rules.unpriced(snap, subjects, model)
+    if unpriced:
+        _log_refused(token, model, 403, unpriced)
+        return _error(403, unpriced, "permission_error", "model_unpriced")
+    ticket = await counters.before(subjects, ledger_keys=limit_rules.ledger_keys(token))
+    if ticket is not None and not ticket.allowed:
+        message, refusal = limit_rules.over_limit(ticket, _error)
         _log_refused(token, model, 429, message)
         return refusal
-    response = await _complete(snap, token, model, messages, params)
-    _rate_headers(response, verdict)
+    response = await _complete(snap, token, model, messages, params, ticket)
+    if ticket is not None and not isinstance(response, StreamingHttpResponse):
+        # Refused before any provider was asked (unknown model, nothing to serve it): its
+        # slot is freed here. A call settles once: after an answer, this does nothing.
+        await ticket.settle(None)
+    for name, value in counters.rate_headers(ticket).items():
+        response[name] = value
     return response
 
 
 async def _complete(
-    snap: live.Snapshot, token: live.TokenEntry, model: str, messages: list, params: dict
+    snap: live.Snapshot,
+    token: live.TokenEntry,
+    model: str,
+    messages: list,
+    params: dict,
+    ticket: counters.Ticket | None,
 ) -> HttpResponse:
     # A context variable: it follows this request into the service layer and its stream.
     # Reset afterwards: a caller that shares this context (a test client, a sync adapter)
@@ -235,7 +242,11 @@ async def _complete(
     reset = request_log.current_token.set(token.name)
     try:
         response = await provider_services.acompletion(
-            messages, model=model, snapshot=snap, **params
+            messages,
+            model=model,
+            snapshot=snap,
+            on_spent=ticket.settle if ticket is not None else None,
+            **params,
         )
     except provider_services.UnknownModel as exc:
         return _error(404, str(exc), "invalid_request_error", "model_not_found")
@@ -243,6 +254,10 @@ async def _complete(
         return _error(503, str(exc), "service_unavailable", "no_deployment")
     except provider_services.ProviderError as exc:
         return _upstream_error(exc)
+    except BaseException:
+        if ticket is not None:
+            await ticket.settle(None)
+        raise
     finally:
         request_log.current_token.reset(reset)
     if params.get("stream"):
@@ -256,40 +271,6 @@ def _log_refused(token: live.TokenEntry, model: str, status: int, message: str) 
     reset = request_log.current_token.set(token.name)
     provider_services.log_refused(requested=model, status=status, message=message)
     request_log.current_token.reset(reset)
-
-
-def _limits(token: live.TokenEntry) -> list[counters.Limit]:
-    limits = []
-    if token.limits.rpm:
-        limits.append(counters.Limit("token", token.name, token.limits.rpm))
-    if token.team and token.team_limits.rpm:
-        limits.append(counters.Limit("team", token.team, token.team_limits.rpm))
-    return limits
-
-
-def _over_limit(verdict: counters.Verdict) -> tuple[str, JsonResponse]:
-    """The refusal's message (for the request log too) and OpenAI's 429."""
-    if verdict.limit is None:  # Redis down, and the failure mode is "closed"
-        response = _error(429, LIMITS_UNAVAILABLE, "requests", "limits_unavailable")
-        response["Retry-After"] = counters.retry_after(counters.REDIS_RETRY_AFTER_SECONDS)
-        return LIMITS_UNAVAILABLE, response
-    limit = verdict.limit
-    message = OVER_RPM.format(
-        scope=limit.scope, name=limit.name, rpm=limit.rpm, seconds=math.ceil(verdict.reset_seconds)
-    )
-    response = _error(429, message, "requests", "rate_limit_exceeded")
-    response["Retry-After"] = counters.retry_after(verdict.reset_seconds)
-    _rate_headers(response, verdict)
-    return message, response
-
-
-def _rate_headers(response: HttpResponse, verdict: counters.Verdict | None) -> None:
-    """OpenAI's x-ratelimit-*-requests headers, for the tightest limit the call counted on."""
-    if verdict is None or verdict.limit is None:
-        return
-    response["x-ratelimit-limit-requests"] = str(verdict.limit.rpm)
-    response["x-ratelimit-remaining-requests"] = str(verdict.remaining)
-    response["x-ratelimit-reset-requests"] = counters.reset_header(verdict.reset_seconds)
 
 
 def _model_objects(snap: live.Snapshot, token: live.TokenEntry) -> dict[str, dict]:

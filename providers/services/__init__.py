@@ -16,6 +16,7 @@ from .calls import (
     acompletion,
     answered_by,
     completion,
+    litellm_models,
     log_refused,
 )
 from .connection import (
@@ -51,6 +52,7 @@ from .providers import (
 )
 
 __all__ = [
+    "litellm_models",
     "log_refused",
     "MAX_CONFIG_BYTES",
     "MAX_ENV_BYTES",

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from usage import request_log
+from usage.pricing import Spent
 
 from ..redact import redact
 from ..routing import live, outbound
@@ -42,6 +45,10 @@ _UNSUPPORTED = re.compile(
     r"for model=(?P<model>\S+?)\."
 )
 STREAM_ABANDONED = "The caller stopped reading the stream before it ended."
+STREAM_ABANDONED_ESTIMATED = (
+    "The caller stopped reading the stream before it ended; its tokens are estimated."
+)
+TOKENS_ESTIMATED = " (tokens estimated)"
 # nginx's "client closed request": not an upstream status, and not a success either.
 ABANDONED_STATUS = 499
 
@@ -208,6 +215,57 @@ def _error(exc: Exception, target: live.Target | live.GroupTarget) -> ProviderEr
     )
 
 
+def _answered(
+    target: live.Target | live.GroupTarget, response: Any = None, deployment: str = ""
+) -> tuple[str, str, int, str]:
+    """(provider, model, fallbacks used, LiteLLM model) of what answered a call."""
+    if isinstance(target, live.GroupTarget):
+        label = deployment or (answered_by(response) if response is not None else "")
+        provider, _, model = label.partition("/")
+        # Answered by a deployment of another group: a fallback group was used.
+        fallbacks = int(bool(label) and label not in {d.label for d in target.group.deployments})
+        litellm_model = ""
+        if label:
+            litellm_model = target.snapshot.providers[provider].kind.litellm_model(model)
+        return provider, model, fallbacks, litellm_model
+    provider, model = target.provider.name, target.model
+    return provider, model, 0, target.provider.kind.litellm_model(model)
+
+
+def litellm_models(target: live.Target | live.GroupTarget) -> tuple[str, ...]:
+    """Every LiteLLM model that may answer a call to `target` (a group's deployments, and
+    those of its fallback groups)."""
+    if not isinstance(target, live.GroupTarget):
+        return (target.provider.kind.litellm_model(target.model),)
+    groups = [target.group, *(target.snapshot.groups[name] for name in target.group.fallbacks
+                              if name in target.snapshot.groups)]  # fmt: skip
+    return tuple(
+        dict.fromkeys(d.provider.kind.litellm_model(d.model) for g in groups for d in g.deployments)
+    )
+
+
+def _spent_of(litellm_model: str, response: Any) -> Spent | None:
+    usage = getattr(response, "usage", None)
+    prompt = getattr(usage, "prompt_tokens", None)
+    completion = getattr(usage, "completion_tokens", None)
+    if prompt is None and completion is None:
+        return None
+    return Spent(litellm_model, prompt or 0, completion or 0)
+
+
+def estimate(litellm_model: str, messages: list, received: str) -> Spent:
+    """Tokens of a call whose usage never came (its caller abandoned the stream, or it failed
+    midway): the prompt and what was received, counted with LiteLLM's default tokenizer
+    (never one downloaded, nor an image fetched)."""
+    lib = litellm()
+    try:
+        prompt = lib.token_counter(messages=messages, use_default_image_token_count=True)
+    except Exception:  # noqa: BLE001 - content it cannot read: count its text at least
+        prompt = lib.token_counter(text=" ".join(str(m) for m in messages))
+    completion = lib.token_counter(text=received, count_response_tokens=True) if received else 0
+    return Spent(litellm_model, prompt, completion, estimated=True)
+
+
 def _log(
     target: live.Target | live.GroupTarget,
     requested: str | None,
@@ -219,21 +277,22 @@ def _log(
     token_name: str | None = None,
     abandoned: bool = False,
     deployment: str = "",
+    spent: Spent | None = None,
+    spend_counted: bool = False,
 ) -> None:
     """Queue one request-log record (written in batches, off the call path). `deployment`
-    is the "provider/model" that answered a stream through a group: its chunks do not say."""
-    provider, model, fallbacks, litellm_model = "", "", 0, ""
-    if isinstance(target, live.GroupTarget):
-        label = deployment or (answered_by(response) if response is not None else "")
-        provider, _, model = label.partition("/")
-        # Answered by a deployment of another group: a fallback group was used.
-        fallbacks = int(bool(label) and label not in {d.label for d in target.group.deployments})
-        if label:
-            litellm_model = target.snapshot.providers[provider].kind.litellm_model(model)
-    else:
-        provider, model = target.provider.name, target.model
-        litellm_model = target.provider.kind.litellm_model(model)
-    usage = getattr(response, "usage", None)
+    is the "provider/model" that answered a stream through a group: its chunks do not say.
+    `spent`: the call's tokens when known otherwise than from `response` (an estimate)."""
+    provider, model, fallbacks, litellm_model = _answered(target, response, deployment)
+    if spent is None:
+        spent = _spent_of(litellm_model, response)
+    message = ""
+    if abandoned:
+        message = STREAM_ABANDONED_ESTIMATED if spent and spent.estimated else STREAM_ABANDONED
+    elif error:
+        message = str(error)[: 300 - len(TOKENS_ESTIMATED)]
+        if spent and spent.estimated:
+            message += TOKENS_ESTIMATED
     request_log.record(
         at=timezone.now(),
         requested_model=(requested or "default")[:264],
@@ -242,13 +301,14 @@ def _log(
         fallbacks=fallbacks,
         ok=error is None and not abandoned,
         status=ABANDONED_STATUS if abandoned else (error.status_code if error else 200),
-        error=STREAM_ABANDONED if abandoned else (str(error)[:300] if error else ""),
+        error=message,
         latency_ms=(time.perf_counter() - started) * 1000,
-        prompt_tokens=getattr(usage, "prompt_tokens", None),
-        completion_tokens=getattr(usage, "completion_tokens", None),
+        prompt_tokens=spent.prompt_tokens if spent else None,
+        completion_tokens=spent.completion_tokens if spent else None,
         litellm_model=litellm_model,
         stream=stream,
         token_name=token_name or request_log.current_token.get(),
+        spend_counted=spend_counted,
     )
 
 
@@ -277,12 +337,17 @@ def _resolve(snap: live.Snapshot, model: str | None) -> live.Target | live.Group
 
 
 class _GuardedStream:
-    """Chunks pass through unchanged; a failure mid-stream becomes a redacted ProviderError.
-    The call is logged when the stream ends."""
+    """Chunks pass through; a failure mid-stream becomes a redacted ProviderError. The call is
+    logged, and its usage handed to `on_spent`, when the stream ends, fails or is abandoned.
 
-    def __init__(self, stream: Any, target: live.Target | live.GroupTarget, requested, started):
+    Usage is always asked of the provider (stream_options.include_usage): without it LiteLLM
+    keeps the usage chunk to itself. A caller that did not ask gets no usage chunk, as from
+    OpenAI. Where no usage came (abandoned, failed), the tokens are estimated."""
+
+    def __init__(self, stream: Any, target, requested, started, *, call: _Call) -> None:
         self._stream, self._target = stream, target
         self._requested, self._started = requested, started
+        self._call = call
         # Who made the call: the stream may be read after the caller's context is gone.
         self._token = request_log.current_token.get()
         # Which deployment answered: known once the Router has returned the stream (its
@@ -290,53 +355,135 @@ class _GuardedStream:
         self._deployment = ""
         if isinstance(target, live.GroupTarget):
             self._deployment = _mark_deployment(target, stream)
+        self._usage: Any = None
+        self._received: list[str] = []
 
-    def _finish(self, last: Any, error: ProviderError | None = None, **how: bool) -> None:
+    def _seen(self, chunk: Any) -> bool:
+        """Note what the chunk carries; False for a usage chunk the caller did not ask for."""
+        usage = getattr(chunk, "usage", None)
+        if usage is not None:
+            self._usage = chunk
+        for choice in getattr(chunk, "choices", None) or ():
+            delta = getattr(choice, "delta", None)
+            if getattr(delta, "content", None):
+                self._received.append(delta.content)
+            for tool in getattr(delta, "tool_calls", None) or ():
+                arguments = getattr(getattr(tool, "function", None), "arguments", None)
+                if arguments:
+                    self._received.append(arguments)
+        if usage is None or self._call.asked_usage:
+            return True
+        if _carries_nothing_but_usage(chunk):
+            return False
+        with contextlib.suppress(AttributeError, TypeError, ValueError):
+            chunk.usage = None
+        return True
+
+    def _spent(self, complete: bool) -> Spent:
+        litellm_model = _answered(self._target, deployment=self._deployment)[3]
+        found = _spent_of(litellm_model, self._usage) if self._usage is not None else None
+        if found is not None and complete:
+            return found
+        return found or estimate(litellm_model, self._call.messages, "".join(self._received))
+
+    def _finish(self, spent, error=None, counted=False, **how: bool) -> None:
         _log(
             self._target,
             self._requested,
             self._started,
-            response=last,
             error=error,
             stream=True,
             token_name=self._token,
             deployment=self._deployment,
+            spent=spent,
+            spend_counted=counted,
             **how,
         )
 
     def __iter__(self) -> Iterator[Any]:
-        last = None
         try:
-            for last in self._stream:  # noqa: B007 - the last chunk carries usage, if any
-                yield last
+            for chunk in self._stream:
+                if self._seen(chunk):
+                    yield chunk
         except Exception as exc:  # noqa: BLE001
             error = _error(exc, self._target)
-            self._finish(last, error)
+            self._finish(self._spent(False), error)
             raise error from None
         except GeneratorExit:
             # The caller closed the stream early: still a call, and it is logged.
-            self._finish(last, abandoned=True)
+            self._finish(self._spent(False), abandoned=True)
             raise
-        self._finish(last)
+        self._finish(self._spent(True))
+
+    async def _settle(self, spent: Spent) -> bool:
+        return bool(await self._call.on_spent(spent)) if self._call.on_spent else False
 
     async def __aiter__(self) -> AsyncIterator[Any]:
-        last = None
         try:
             async for chunk in self._stream:
-                last = chunk
-                yield chunk
+                if self._seen(chunk):
+                    yield chunk
         except Exception as exc:  # noqa: BLE001
             error = _error(exc, self._target)
-            self._finish(last, error)
+            spent = await asyncio.to_thread(self._spent, False)
+            self._finish(spent, error, await self._settle(spent))
             raise error from None
         except (GeneratorExit, asyncio.CancelledError):
-            # The client went away (aclose) or its request was cancelled: logged all the same.
-            self._finish(last, abandoned=True)
+            # The client went away (aclose) or its request was cancelled: logged, and
+            # counted, all the same; counting waits on Redis or the database, so a task of
+            # its own does it (this one is being torn down).
+            if self._call.on_spent is None:
+                self._finish(self._spent(False), abandoned=True)
+            else:
+                _keep(asyncio.get_running_loop().create_task(self._abandoned()))
             raise
-        self._finish(last)
+        spent = self._spent(True)
+        self._finish(spent, counted=await self._settle(spent))
+
+    async def _abandoned(self) -> None:
+        spent = await asyncio.to_thread(self._spent, False)
+        self._finish(spent, counted=await self._settle(spent), abandoned=True)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
+
+
+_tasks: set[asyncio.Task] = set()
+
+
+def _keep(task: asyncio.Task) -> None:
+    """Hold a reference to a task nobody awaits, until it is done."""
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+
+
+def _carries_nothing_but_usage(chunk: Any) -> bool:
+    return all(
+        getattr(c, "finish_reason", None) is None
+        and not any(
+            getattr(getattr(c, "delta", None), name, None)
+            for name in ("content", "tool_calls", "function_call", "role", "reasoning_content")
+        )
+        for c in getattr(chunk, "choices", None) or ()
+    )
+
+
+@dataclass(frozen=True)
+class _Call:
+    messages: list
+    # Whether the caller asked for the usage chunk itself.
+    asked_usage: bool
+    # Called with the call's Spent once it is known; True: it counted the cost in the ledger.
+    on_spent: Callable[[Spent | None], Awaitable[bool]] | None = None
+
+
+def _with_usage(kwargs: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """kwargs that ask a stream's usage of the provider, and whether the caller had."""
+    if not kwargs.get("stream"):
+        return kwargs, False
+    options = kwargs.get("stream_options") or {}
+    asked = bool(isinstance(options, dict) and options.get("include_usage"))
+    return {**kwargs, "stream_options": {**options, "include_usage": True}}, asked
 
 
 def _mark_deployment(target: live.GroupTarget, response: Any) -> str:
@@ -349,9 +496,7 @@ def _mark_deployment(target: live.GroupTarget, response: Any) -> str:
     return hidden["routing_deployment"]
 
 
-def _annotate(target, requested: str | None, started: float, response: Any, stream: bool) -> Any:
-    if stream:
-        return _GuardedStream(response, target, requested, started)
+def _annotate(target, requested: str | None, started: float, response: Any) -> Any:
     if isinstance(target, live.GroupTarget):
         _mark_deployment(target, response)
     _log(target, requested, started, response=response)
@@ -364,6 +509,7 @@ def completion(messages: list[dict[str, Any]], model: str | None = None, **kwarg
     passed to LiteLLM unchanged (stream=True, tools, ...)."""
     target = _resolve(live.snapshot(), model)
     started = time.perf_counter()
+    kwargs, asked = _with_usage(kwargs)
     try:
         kwargs = _extra_body(target, kwargs)
         if isinstance(target, live.GroupTarget):
@@ -377,7 +523,9 @@ def completion(messages: list[dict[str, Any]], model: str | None = None, **kwarg
         _log(target, model, started, error=error)
         # `from None`: the original exception may carry the request, key included.
         raise error from None
-    return _annotate(target, model, started, response, kwargs.get("stream", False))
+    if kwargs.get("stream"):
+        return _GuardedStream(response, target, model, started, call=_Call(messages, asked))
+    return _annotate(target, model, started, response)
 
 
 async def acompletion(
@@ -385,13 +533,18 @@ async def acompletion(
     model: str | None = None,
     *,
     snapshot: live.Snapshot | None = None,
+    on_spent: Callable[[Spent | None], Awaitable[bool]] | None = None,
     **kwargs: Any,
 ) -> Any:
+    """As `completion`, awaited. `on_spent` is awaited with what the call used (its Spent;
+    None when it failed with nothing used) before a plain answer is returned, and when a
+    streamed one ends; it returns True when it put the call's cost in the spend ledger."""
     # The gateway passes the snapshot it authenticated against, so a request is checked and
     # routed by one configuration, never by two that a switch in between tells apart.
     snap = snapshot or live.peek() or await sync_to_async(live.snapshot)()
     target = _resolve(snap, model)
     started = time.perf_counter()
+    kwargs, asked = _with_usage(kwargs)
     try:
         kwargs = _extra_body(target, kwargs)
         if isinstance(target, live.GroupTarget):
@@ -404,9 +557,18 @@ async def acompletion(
             response = await lib.acompletion(messages=messages, **target.params, **kwargs)
     except Exception as exc:  # noqa: BLE001
         error = _error(exc, target)
-        _log(target, model, started, error=error)
+        counted = bool(await on_spent(None)) if on_spent else False
+        _log(target, model, started, error=error, spend_counted=counted)
         raise error from None
-    return _annotate(target, model, started, response, kwargs.get("stream", False))
+    call = _Call(messages, asked, on_spent)
+    if kwargs.get("stream"):
+        return _GuardedStream(response, target, model, started, call=call)
+    if isinstance(target, live.GroupTarget):
+        _mark_deployment(target, response)
+    spent = _spent_of(_answered(target, response)[3], response)
+    counted = bool(await on_spent(spent)) if on_spent else False
+    _log(target, model, started, response=response, spent=spent, spend_counted=counted)
+    return response
 
 
 def answered_by(response: Any) -> str:

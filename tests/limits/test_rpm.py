@@ -5,7 +5,6 @@ and what happens while Redis does not answer."""
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import threading
 
@@ -18,36 +17,13 @@ from accounts import services as account_services
 from gateway.services import token_create, token_limits_set
 from limits import counters
 from limits.models import LimitHit
-from providers import services
+from limits.rules import Limits
 from tests.gateway.test_gateway import gateway  # noqa: F401 - the uvicorn fixture
+from tests.limits.conftest import HI, REDIS_URL
 from usage import request_log
 from usage.models import RequestLog
 
 pytestmark = pytest.mark.django_db(transaction=True)
-HI = [{"role": "user", "content": "hi"}]
-REDIS_URL = os.environ.get("ROUTING_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-
-
-@pytest.fixture(params=["database", "redis"])
-def backend(request, settings):
-    """Each test runs with limits counted in the database, then in Redis."""
-    if request.param == "redis":
-        r = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
-        r.ping()  # bin/test starts Redis where it is missing: a failure here is real
-        for key in r.scan_iter("routing-admin:rpm:*"):
-            r.delete(key)
-        settings.ROUTING_REDIS_URL = REDIS_URL
-    else:
-        settings.ROUTING_REDIS_URL = ""
-    counters._mark_up()
-    return request.param
-
-
-@pytest.fixture
-def world(upstream, make_provider):
-    provider = make_provider(name="pa", base_url=upstream.base_url + "/v1")
-    services.default_model_set(provider=provider, model="gpt-4o-mini")
-    return upstream
 
 
 def _client(gateway, raw):  # noqa: F811
@@ -120,11 +96,11 @@ def test_a_limit_set_later_applies_at_the_next_call(gateway, world, backend):  #
 def test_concurrent_callers_get_exactly_the_limit(backend):
     """Many callers at once on one limit: exactly `rpm` pass, in the database (threads, each
     its own connection) as in Redis (one event loop, many calls in flight)."""
-    limit = [counters.Limit("token", "burst", 25)]
+    limit = [counters.Subject("token", "burst", Limits(rpm=25))]
     if backend == "redis":
 
         async def burst() -> list:
-            return await asyncio.gather(*(counters.take(limit) for _ in range(60)))
+            return await asyncio.gather(*(counters.before(limit) for _ in range(60)))
 
         verdicts = asyncio.run(burst())
     else:
@@ -132,7 +108,7 @@ def test_concurrent_callers_get_exactly_the_limit(backend):
 
         def caller() -> None:
             for _ in range(15):
-                verdict = asyncio.run(counters.take(limit))
+                verdict = asyncio.run(counters.before(limit))
                 with lock:
                     verdicts.append(verdict)
 
@@ -144,7 +120,7 @@ def test_concurrent_callers_get_exactly_the_limit(backend):
     assert sum(v.allowed for v in verdicts) == 25
     assert len(verdicts) == 60
     refused = [v for v in verdicts if not v.allowed]
-    assert all(0 < v.reset_seconds <= counters.WINDOW_SECONDS for v in refused)
+    assert all(0 < v.refused.reset_seconds <= counters.WINDOW_SECONDS for v in refused)
 
 
 def _closed_port() -> int:
@@ -185,7 +161,7 @@ def test_counting_resumes_when_redis_answers_again(gateway, world, settings):  #
     assert httpx.get(gateway + "/healthz").json()["status"] == "degraded"
     # Redis is back (here: the real one), after the pause: /healthz tries it and says so.
     r = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
-    for key in r.scan_iter("routing-admin:rpm:*"):
+    for key in r.scan_iter("routing-admin:*"):
         r.delete(key)
     settings.ROUTING_REDIS_URL = REDIS_URL
     counters._mark_up()

@@ -10,6 +10,7 @@ import pytest
 from providers import services
 from providers.routing import live
 from providers.services import DeploymentSpec as D
+from providers.services import calls
 from tests.conftest import SECRET, shared_database_url
 from usage import request_log
 from usage.models import RequestLog
@@ -122,11 +123,14 @@ def test_an_async_stream_through_a_group_logs_its_deployment(servers):
 
 def test_a_stream_the_caller_abandons_is_logged_too(servers):
     stream = iter(services.completion(HI, model="pa/m", stream=True))
-    next(stream)
-    stream.close()  # the caller stops reading after the first chunk
+    next(stream), next(stream)  # the role, then the first words
+    stream.close()  # the caller stops reading there
     [row] = _rows()
     assert row.stream and not row.ok and row.status == 499
-    assert row.error == "The caller stopped reading the stream before it ended."
+    # No usage came: the tokens are estimated (the prompt, and what was received), and the
+    # record says so.
+    assert row.error == calls.STREAM_ABANDONED_ESTIMATED
+    assert row.prompt_tokens > 0 and row.completion_tokens > 0
 
 
 @pytest.mark.django_db(transaction=True)  # as the async stream above
