@@ -15,7 +15,9 @@ from gateway.services import token_create
 from limits.rules import Budget
 from usage import request_log
 
-from .conftest import login
+from .conftest import RESULTS_DIR, login
+
+SCREENSHOTS = RESULTS_DIR / "screenshots"
 
 pytestmark = pytest.mark.browser
 
@@ -62,3 +64,6 @@ def test_an_admin_sets_a_teams_budget_and_sees_the_bar(page, live_server, admin_
     expect(limits.get_by_role("meter", name="Requests per minute")).to_have_attribute("max", "600")
     # The form shows what is set now.
     expect(form.get_by_label("Budget (USD)")).to_have_value("50")
+    # For a person to look at, as test_screenshots.py's.
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    limits.screenshot(path=SCREENSHOTS / "team-limits-1280.png")
