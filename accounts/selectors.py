@@ -22,8 +22,10 @@ from django.utils import timezone
 
 from gateway.models import AccessToken
 from gateway.selectors import TokenRow, token_rows
+from limits import selectors as limit_selectors
+from limits.selectors import Use
 from providers.models import AuditEvent
-from usage.selectors import RANGES, Filters, Totals, window
+from usage.selectors import RANGES, Filters, Totals, team_tokens, window
 
 from . import services
 from .models import Team, TeamMembership
@@ -56,8 +58,8 @@ def _count(rows: QuerySet) -> Coalesce:
 
 def teams_visible_to(user) -> list[Team]:
     """The teams the user may see (every one for a global viewer and up, else their own), by
-    name, each with `.member_count`, `.live_token_count` and `.my_role` (their team role or
-    None), in one query."""
+    name, each with `.member_count`, `.live_token_count`, `.my_role` (their team role or
+    None) and `.use` (of its limits, all its tokens together), in four queries."""
     teams = Team.objects.annotate(
         member_count=_count(TeamMembership.objects.all()),
         live_token_count=_count(AccessToken.objects.filter(revoked_at__isnull=True)),
@@ -66,8 +68,11 @@ def teams_visible_to(user) -> list[Team]:
     if not has_role(user, "viewer"):
         teams = teams.filter(name__in=list(mine))
     rows = list(teams)
+    names = team_tokens(teams=[team.name for team in rows]) if rows else {}
+    use = limit_selectors.teams_use(rows, names)
     for team in rows:
         team.my_role = mine.get(team.name)
+        team.use = use[team.name]
     return rows
 
 
@@ -114,6 +119,8 @@ class TeamPage:
     members: list[TeamMembership]
     tokens: list[TokenRow]
     usage: Totals
+    # The team's use of its limits (all its tokens together), and what they refused.
+    limits: Use
     # None: the user may not read the team's audit entries.
     audit: list[AuditEvent] | None
 
@@ -122,11 +129,16 @@ def team_page(team: Team, user) -> TeamPage:
     """Everything the team's page shows, in a fixed number of queries whatever the number of
     members, tokens or entries."""
     members = list(team.memberships.select_related("user").order_by("user__username"))
+    # One read of the last minute and the spend serves the team and each of its tokens.
+    reads = limit_selectors.read(team_token_names(team))
+    tokens = token_rows(AccessToken.objects.filter(team=team), reads=reads)
+    names = [row.token.name for row in tokens]
     return TeamPage(
         team=team,
         my_role=team_roles(user).get(team.name),
         members=members,
-        tokens=token_rows(AccessToken.objects.filter(team=team)),
+        tokens=tokens,
         usage=team_usage(team),
+        limits=limit_selectors.use_of(team.limits, names, reads=reads),
         audit=team_audit(team) if can_run_team_tokens(user, team.name) else None,
     )

@@ -154,14 +154,24 @@ def team_create(
     name: str,
     display_name: str = "",
     allowed_models: list[str] | None = None,
+    rpm: int | None = None,
+    tpm: int | None = None,
+    max_parallel: int | None = None,
+    budget: Budget | None = None,
     actor: audit.Actor,
 ) -> Team:
+    """A new team; its limits (none by default) hold for all its tokens together."""
     team = Team(name=name.strip(), display_name=display_name.strip())
     errors: dict[str, list[str]] = {}
     try:
         team.allowed_models = _allowed(allowed_models)
     except ValidationError as exc:
         errors["allowed_models"] = exc.messages
+    try:
+        limits = apply_limits(team, rpm=rpm, tpm=tpm, max_parallel=max_parallel, budget=budget)
+    except ValidationError as exc:
+        limits = {}
+        errors.update(exc.message_dict)
     try:
         team.full_clean(exclude=["allowed_models"])
     except ValidationError as exc:
@@ -175,7 +185,11 @@ def team_create(
         actor=actor,
         action="team.create",
         target=team_target(team),
-        changes={"display_name": team.display_name, "allowed_models": team.allowed_models},
+        changes={
+            "display_name": team.display_name,
+            "allowed_models": team.allowed_models,
+            **{name: new for name, (_, new) in limits.items()},
+        },
     )
     live.bump_version()
     return team

@@ -13,7 +13,14 @@ from django.views.decorators.http import require_http_methods, require_POST
 from gateway import services as token_services
 from gateway.models import AccessToken
 from gateway.selectors import token_rows
-from gateway.views.tokens import TOKEN_REVOKED, create_from_form, shown_once
+from gateway.views.tokens import (
+    TOKEN_REVOKED,
+    create_from_form,
+    save_limits,
+    shown_once,
+    token_page,
+)
+from limits.forms import LimitsForm, TeamLimitsForm
 from providers.forms import put_service_errors
 from providers.views.audit import describe_changes
 from usage.views import money
@@ -37,6 +44,10 @@ TEMPLATE = "accounts/team_detail.html"
 
 TEAM_ADDED = "Added team {team}. Add its members below, then its tokens."
 TEAM_SAVED = "Saved team {team}."
+TEAM_LIMITS_SAVED = (
+    "Saved the limits of team {team}: {limits}, all its tokens together. They hold from the "
+    "next call."
+)
 TEAM_REMOVED = "Removed team {team}. Its revoked tokens stay in the usage log under their names."
 MEMBER_SET = "{username} is now {role} of team {team}."
 MEMBER_REMOVED = "Removed {username} from team {team}."
@@ -113,6 +124,8 @@ def _context(request: HttpRequest, team: Team, **forms) -> dict:
         }
         context["edit_form"] = forms.get("edit_form") or TeamEditForm(initial=initial)
         context["member_form"] = forms.get("member_form") or TeamMemberForm()
+        limits = TeamLimitsForm(initial=TeamLimitsForm.initial_for(team))
+        context["limits_form"] = forms.get("limits_form") or limits
     return context
 
 
@@ -150,6 +163,25 @@ def team_token_create(request: HttpRequest, name: str) -> HttpResponse:
     return shown_once(request, TEMPLATE, _context(request, team), *created)
 
 
+@require_http_methods(["GET", "POST"])
+@team_or_role_required
+def team_token_detail(request: HttpRequest, name: str, token: str) -> HttpResponse:
+    """A team's token: its page for the team's members, its limits for those who run its
+    tokens (its team admins, editors and up)."""
+    team = _team(request, name, admin=request.method == "POST")
+    rows = AccessToken.objects.select_related("team", "created_by").defer("token_hash")
+    # Only this team's tokens: another team's, or a global one, is not found here.
+    row = get_object_or_404(rows, team=team, name=token)
+    page = {"nav": "teams", "team": team}
+    can_run = can_run_team_tokens(request.user, team.name)
+    if request.method != "POST":
+        return token_page(request, row, can_edit=can_run, **page)
+    form = LimitsForm(request.POST)
+    if save_limits(request, row, form):
+        return redirect("team_token_detail", team.name, row.name)
+    return token_page(request, row, can_edit=True, form=form, **page)
+
+
 @team_or_role_required
 @require_POST
 def team_token_revoke(request: HttpRequest, name: str, token: str) -> HttpResponse:
@@ -176,6 +208,23 @@ def team_token_revoke(request: HttpRequest, name: str, token: str) -> HttpRespon
 
 
 # --- a global admin's -----------------------------------------------------------------
+
+
+@role_required("admin")
+@require_POST
+def team_limits(request: HttpRequest, name: str) -> HttpResponse:
+    team = get_object_or_404(Team, name=name)
+    form = TeamLimitsForm(request.POST)
+    if form.is_valid():
+        try:
+            team = services.team_update(team=team, **form.limits_fields(), actor=request.user)
+        except ValidationError as exc:
+            form.add_service_errors(exc)
+        else:
+            shown = TEAM_LIMITS_SAVED.format(team=team.name, limits=team.limits.describe())
+            messages.success(request, shown)
+            return redirect("team_detail", team.name)
+    return _page(request, team, limits_form=form)
 
 
 @role_required("admin")

@@ -9,10 +9,16 @@ urlpatterns = [
     path("teams/<str:name>/", team_views.team_detail, name="team_detail"),
     path("teams/<str:name>/tokens/", team_views.team_token_create, name="team_token_create"),
     path(
+        "teams/<str:name>/tokens/<str:token>/",
+        team_views.team_token_detail,
+        name="team_token_detail",
+    ),
+    path(
         "teams/<str:name>/tokens/<str:token>/revoke/",
         team_views.team_token_revoke,
         name="team_token_revoke",
     ),
+    path("teams/<str:name>/limits/", team_views.team_limits, name="team_limits"),
     path("teams/<str:name>/members/", team_views.team_member_add, name="team_member_add"),
     path(
         "teams/<str:name>/members/<str:username>/remove/",

@@ -11,13 +11,12 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from accounts.models import Team
-from providers.forms import put_service_errors
+from limits.forms import LIMIT_FIELDS, LimitsForm
 from providers.validators import name_attrs, validate_token_name
-from providers.widgets import PlainLabelsForm
 
 from . import services
 
-# Service fields that the form calls differently.
+# Service fields that the form calls differently (the limits' are LimitsForm's).
 FORM_FIELD = {"expires_at": "expires_in_days"}
 # Model IDs separated by commas or white space (the `..` rule is left to the server).
 ALLOWED_MODELS_PATTERN = r"[\s,]*(?:[A-Za-z0-9][A-Za-z0-9._:\/\-]*[\s,]*)*"
@@ -50,8 +49,10 @@ def split_models(text: str) -> list[str]:
     return [name for name in re.split(r"[\s,]+", text) if name]
 
 
-class TokenForm(PlainLabelsForm):
-    # Parses what a person typed; token_create validates.
+class TokenForm(LimitsForm):
+    # Parses what a person typed; token_create validates. Its limits come last.
+    field_order = ["name", "expires_in_days", "allowed_models", "team", *LIMIT_FIELDS]
+
     name = forms.CharField(
         label="Name",
         max_length=63,
@@ -73,8 +74,8 @@ class TokenForm(PlainLabelsForm):
         # The rule `routing token create --allow` follows: beside a bad name, in one submit.
         return services.validate_allowed_models(names)
 
-    def add_service_errors(self, exc: ValidationError) -> None:
-        put_service_errors(self, exc, rename=FORM_FIELD)
+    def add_service_errors(self, exc: ValidationError, rename: dict[str, str] | None = None):
+        super().add_service_errors(exc, rename={**FORM_FIELD, **(rename or {})})
 
     def token_fields(self) -> dict[str, Any]:
         """The cleaned form as gateway.services.token_create takes it."""
@@ -83,6 +84,7 @@ class TokenForm(PlainLabelsForm):
             "name": self.cleaned_data["name"],
             "expires_at": timezone.now() + timedelta(days=days) if days else None,
             "allowed_models": self.cleaned_data["allowed_models"],
+            **self.limits_fields(),
         }
 
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from limits import selectors as limit_selectors
+from limits.selectors import Reads, Use
 from providers.models import Provider
 
 from .models import AccessToken
@@ -17,16 +19,22 @@ from .models import AccessToken
 class TokenRow:
     token: AccessToken
     state: str
+    use: Use  # against its own limits
 
 
-def token_rows(tokens: QuerySet[AccessToken] | None = None) -> list[TokenRow]:
-    """The tokens (every one by default) with their state, in one query: their creator and
-    team come along, and the hash never leaves the database."""
-    if tokens is None:
-        tokens = AccessToken.objects.all()
+def token_rows(
+    tokens: QuerySet[AccessToken] | None = None, *, reads: Reads | None = None
+) -> list[TokenRow]:
+    """The tokens (every one by default) with their state and their use of their limits, in
+    three queries (one when `reads`, limits.selectors.read, covers them already): their
+    creator and team come along, and the hash never leaves the database."""
+    everyone = tokens is None
+    tokens = AccessToken.objects.all() if everyone else tokens
     now = timezone.now()
-    tokens = tokens.select_related("created_by", "team").defer("token_hash")
-    return [TokenRow(token, token.state(now)) for token in tokens]
+    found = list(tokens.select_related("created_by", "team").defer("token_hash"))
+    if reads is None:
+        reads = limit_selectors.read(None if everyone else [t.name for t in found], now=now)
+    return [TokenRow(t, t.state(now), reads.use(t.limits, [t.name])) for t in found]
 
 
 def providers_with_health() -> QuerySet[Provider]:

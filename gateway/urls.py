@@ -19,5 +19,6 @@ urlpatterns = [
     re_path(r"^v1(?:/(?P<path>.*))?$", api.not_found, name="gateway_not_found"),
     path("healthz", api.healthz, name="healthz"),
     path("tokens/", tokens.token_list, name="token_list"),
+    path("tokens/<str:name>/", tokens.token_detail, name="token_detail"),
     path("tokens/<str:name>/revoke/", tokens.token_revoke, name="token_revoke"),
 ]

@@ -20,6 +20,9 @@ KEEP: Any = object()
 PERIODS = ("day", "week", "month", "total")
 # The largest budget the column holds (12 digits, 4 after the point).
 BUDGET_MAX = Decimal("99999999.9999")
+# The largest count the columns hold (a PositiveIntegerField on PostgreSQL): beyond it a
+# form or `--rpm` would reach the database and fail there.
+COUNT_MAX = 2_147_483_647
 
 RPM_BAD = "Requests per minute must be a whole number of at least 1 (or none, for no limit)."
 TPM_BAD = "Tokens per minute must be a whole number of at least 1 (or none, for no limit)."
@@ -119,7 +122,9 @@ def parse_budget(text: str) -> Budget | None:
 
 def valid_count(value: Any) -> bool:
     """The rule for rpm, tpm and concurrent requests: a whole number >= 1, or None."""
-    return value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1)
+    if value is None:
+        return True
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= COUNT_MAX
 
 
 def valid_budget(budget: Any) -> bool:

@@ -6,6 +6,7 @@ import pytest
 from django.urls import reverse
 
 from accounts.services import team_create
+from gateway.services import token_create
 from providers import services
 from providers.services import DeploymentSpec as D
 
@@ -40,7 +41,9 @@ def admin_with_everything(client, login_as, make_provider):
     provider = make_provider(name="acme")
     services.group_save(name="fast", deployments=[D("acme", "gpt-4o-mini")])
     services.default_model_set(provider=provider, model="gpt-4o-mini", actor="test")
-    team_create(name="red", allowed_models=["fast"], actor="test")
+    red = team_create(name="red", allowed_models=["fast"], actor="test")
+    token_create(name="app", actor="test")
+    token_create(name="red-app", team=red, actor="test")
     return client
 
 
@@ -56,6 +59,8 @@ PAGES = [
     reverse("config_import"),
     reverse("env_import"),
     reverse("token_list"),
+    reverse("token_detail", args=["app"]),
+    reverse("team_token_detail", args=["red", "red-app"]),
     reverse("usage"),
     reverse("audit_log"),
     reverse("users"),
@@ -85,6 +90,13 @@ def test_the_pages_before_logging_in_have_one_h1(client, db, name):
     response = client.get(reverse(name), secure=True)
     assert response.status_code == 200, name
     _assert_structure(name, response.content.decode())
+
+
+def test_a_refused_limits_form_keeps_one_h1(admin_with_everything):
+    for url in (reverse("token_detail", args=["app"]), reverse("team_limits", args=["red"])):
+        response = admin_with_everything.post(url, {"rpm": "0"}, secure=True)
+        assert "Nothing was saved" in response.content.decode(), url
+        _assert_structure(url, response.content.decode())
 
 
 def test_a_new_team_token_page_keeps_one_h1(admin_with_everything):

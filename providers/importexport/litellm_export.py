@@ -21,6 +21,7 @@ from .. import crypto
 from ..models import DefaultModel, Provider, RoutingGroup
 from ..routing import live
 from ..services.groups import router_settings_get
+from . import litellm_teams
 
 ENV_REF = "os.environ/"
 # This app's own settings: an os.environ/ reference never reads them (the import refuses it,
@@ -42,6 +43,8 @@ HEADER = (
     '# "<provider>/*" entries reach any model of a provider, as "<provider>/<model id>" does in\n'
     '# Routing Admin; other model names are routing groups, and "default" is the active default\n'
     "# model (a default routing group is router_settings.model_group_alias.default).\n"
+    "# routing_admin.teams holds the teams, their models and limits in LiteLLM's team fields\n"
+    "# (LiteLLM's proxy ignores the section; import-litellm reads it). Tokens are not exported.\n"
 )
 ROUTER_FIELDS = ("routing_strategy", "num_retries", "timeout", "cooldown_time", "allowed_fails")
 
@@ -138,8 +141,9 @@ def _router_settings(serving: list[RoutingGroup]) -> dict[str, Any]:
 
 
 def export_config(*, include_secrets: bool = False) -> tuple[dict, dict[str, str]]:
-    """The LiteLLM proxy config of every enabled provider, group and the default, and (with
-    include_secrets) the values of the environment variables it references."""
+    """The LiteLLM proxy config of every enabled provider, group and the default, the teams
+    with their limits (litellm_teams.py), and (with include_secrets) the values of the
+    environment variables it references."""
     env: dict[str, str] = {}
     used: set[str] = set()
     providers = list(Provider.objects.filter(enabled=True).order_by("name"))
@@ -159,7 +163,10 @@ def export_config(*, include_secrets: bool = False) -> tuple[dict, dict[str, str
     elif default is not None and default.provider_id in entries:
         entry = entries[default.provider_id]
         model_list.append(_item("default", entry, entry.params(default.model)))
-    return {"model_list": model_list, "router_settings": router}, env
+    config: dict[str, Any] = {"model_list": model_list, "router_settings": router}
+    if teams := litellm_teams.export_teams():
+        config[litellm_teams.SECTION] = {litellm_teams.TEAMS: teams}
+    return config, env
 
 
 class _Dumper(yaml.SafeDumper):

@@ -1,5 +1,6 @@
 """Importing a LiteLLM proxy config: the plan applied through the same services as the
-dashboard, in one transaction: if any entry is invalid, nothing is imported.
+dashboard, in one transaction: if any entry is invalid, nothing is imported. Teams and
+their limits come from the file's routing_admin section (litellm_teams.py).
 
 litellm_read.py reads the file and each entry, litellm_plan.py decides what the entries
 add up to, and this module applies that; litellm_export.py writes such files.
@@ -27,6 +28,7 @@ from ..services.groups import (
 from ..services.providers import KEEP, default_model_set, provider_create, provider_update
 from .litellm_plan import Plan, ProviderPlan, build_plan, differences
 from .litellm_read import NOT_A_CONFIG, Conn, Entry
+from .litellm_teams import apply_team, team_errors
 
 # A provider's settings a file may give beside its connection; those it does not give are kept.
 PROVIDER_SETTINGS = ("timeout", "max_retries", "display_name", "drop_params")
@@ -236,14 +238,20 @@ def _apply(plan: Plan, report: ImportReport, actor: audit.Actor) -> None:
             step()
         except ValidationError as exc:
             report.errors.append(f"{label}: {_messages(exc)}")
+    # Last: a team's models name the groups and providers above.
+    for team in plan.teams:
+        try:
+            apply_team(team, report, actor)
+        except ValidationError as exc:
+            report.errors.append(f"Team {team.name}: {team_errors(exc)}")
 
 
 @sensitive_variables("data", "environ")
 def import_config(
     *, data: dict, environ: Mapping[str, str], dry_run: bool, actor: audit.Actor
 ) -> ImportReport:
-    """Create or update providers, groups, router settings and the default from a LiteLLM
-    config. All or nothing: with any error (or a dry run) every change is rolled back, so
+    """Create or update providers, groups, router settings, the default and teams from a
+    LiteLLM config. All or nothing: with any error (or a dry run) every change is rolled back, so
     the report of a dry run is exactly what the import would do."""
     report = ImportReport(dry_run=dry_run)
     if not isinstance(data, dict):

@@ -16,6 +16,7 @@ from .. import crypto
 from ..models import Provider
 from .litellm_export import ROUTER_FIELDS
 from .litellm_read import Conn, Entry, InvalidEntry, parse_entry
+from .litellm_teams import SECTION, TeamPlan, plan_teams
 
 NO_MODEL_LIST = "model_list must be a list of entries, each with model_name and litellm_params."
 PROVIDER_CONFLICT = (
@@ -61,6 +62,7 @@ class Plan:
     fallbacks: dict[str, list[str]] = field(default_factory=dict)
     router: dict[str, Any] = field(default_factory=dict)
     default: Entry | str | None = None
+    teams: list[TeamPlan] = field(default_factory=list)
 
 
 def _existing_identities() -> dict[tuple, str]:
@@ -196,7 +198,7 @@ def build_plan(
     if not isinstance(raw_entries, list):
         errors.append(NO_MODEL_LIST)
         raw_entries = []
-    for name in sorted(set(data) - {"model_list", "router_settings"}):
+    for name in sorted(set(data) - {"model_list", "router_settings", SECTION}):
         warnings.append(SECTION_IGNORED.format(name=name))
     entries = []
     for n, raw in enumerate(raw_entries, start=1):
@@ -217,4 +219,5 @@ def build_plan(
             plan.default = entry
     _plan_providers(plan, entries, errors)
     _plan_router(plan, data.get("router_settings"), errors)
+    plan.teams = plan_teams(data, errors, warnings)
     return plan

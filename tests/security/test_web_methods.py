@@ -51,6 +51,7 @@ ENDPOINTS: dict[str, tuple[dict, str]] = {
     "config_import": ({}, "editor"),
     "env_import": ({}, "editor"),
     "token_list": ({}, "editor"),
+    "token_detail": ({"name": "app"}, "editor"),
     "token_revoke": ({"name": "app"}, "editor"),
     "usage": ({}, "viewer"),
     "audit_log": ({}, "viewer"),
@@ -75,6 +76,7 @@ POST_DATA = {
     "provider_drain": {"drain_when_unhealthy": "on"},  # the checkbox in provider_detail.html
     "users": {"form": "add", "username": "mallory", "password": "Zq9-long-pass!", "role": "admin"},
     "token_list": {"name": "stolen"},
+    "token_detail": {"rpm": "60", "budget_usd": "5", "budget_period": "day"},
     "setup": {"username": "mallory", "password": "Zq9-long-pass!", "password2": "Zq9-long-pass!"},
 }
 

@@ -26,6 +26,10 @@ from routing_admin.run_once import ALREADY_RUNNING, exclusively
 NO_SUCH_PROVIDER = (
     "No provider named {name!r}. `python manage.py routing provider list` shows them."
 )
+TOKENS_NOT_EXPORTED = (
+    "Not exported: {count} access token(s); only their hashes are stored, so create them "
+    "again where the file is imported. Teams and their limits are in routing_admin.teams."
+)
 COUNT_ARGUMENT = "{flag} takes a whole number of {what} (at least 1), or none."
 NO_LIMIT_GIVEN = "Give at least one limit: --rpm, --tpm, --max-parallel or --budget."
 # The limit flags: (flag, option name, what it counts).
@@ -667,6 +671,10 @@ class Command(BaseCommand):
         disabled = Provider.objects.filter(enabled=False).values_list("name", flat=True)
         if disabled:
             self.stderr.write(f"Not exported (disabled): {', '.join(disabled)}.")
+        from gateway.models import AccessToken
+
+        if tokens := AccessToken.objects.filter(revoked_at__isnull=True).count():
+            self.stderr.write(TOKENS_NOT_EXPORTED.format(count=tokens))
         # stdout carries the YAML only, so that `routing export > config.yaml` just works.
         self.stdout.write(services.render_yaml(config), ending="")
 
