@@ -151,12 +151,12 @@ async def _cooldowns(router) -> list[str]:
 def test_a_cooldown_reaches_a_router_that_just_looked_within_the_read_interval(shared_redis, group):
     """LiteLLM re-reads Redis for a cooldown it does not hold every
     DEFAULT_COOLDOWN_REDIS_READ_INTERVAL_SECONDS (1 s): that is how stale another process can be."""
-    from litellm.constants import DEFAULT_COOLDOWN_REDIS_READ_INTERVAL_SECONDS as INTERVAL
-
     _, _, bad_id = group
     # The watcher: a Router unhooked from LiteLLM's callbacks (as one in another process is),
     # so it can learn of the cooldown only through Redis.
     watcher = live.snapshot().router()
+    from litellm.constants import DEFAULT_COOLDOWN_REDIS_READ_INTERVAL_SECONDS as INTERVAL
+
     live.reset()
     caller = live.snapshot().router()
     assert watcher is not caller
