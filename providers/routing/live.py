@@ -251,6 +251,11 @@ class _Cache:
             return None
         return snap
 
+    def _replace(self, snapshot: Snapshot | None) -> None:
+        old, self.snapshot = self.snapshot, snapshot
+        if old is not None and old is not snapshot:
+            old.retire()
+
     def get(self) -> Snapshot:
         snap = self.peek()
         if snap is not None:
@@ -262,7 +267,7 @@ class _Cache:
             self.dirty = self.recheck = False
             version = _read_version()
             if forced or self.snapshot is None or self.snapshot.version != version:
-                self.snapshot = _build(version)
+                self._replace(_build(version))
             self.checked_at = time.monotonic()
             return self.snapshot
 
@@ -286,7 +291,7 @@ def reset() -> None:
     """Forget the cached snapshot (tests use this between databases). The watcher stays:
     on PostgreSQL it owns a listener thread and connection."""
     with _cache.lock:
-        _cache.snapshot = None
+        _cache._replace(None)
         _cache.dirty = True
 
 
@@ -296,7 +301,7 @@ def shutdown() -> None:
         if _cache.watcher is not None:
             _cache.watcher.stop()
             _cache.watcher = None
-        _cache.snapshot = None
+        _cache._replace(None)
         _cache.dirty = True
 
 

@@ -1,11 +1,22 @@
 """The only place LiteLLM is imported, lazily, the first time a model is called."""
 
+import asyncio
 import contextvars
 import functools
 import os
+import threading
 from functools import cache
 from types import ModuleType
 from typing import Any
+
+from django.conf import settings
+
+# The Routers' Redis (ROUTING_REDIS_URL): LiteLLM waits this long for an answer, then logs the
+# failure and goes on with what this process knows. Its default, 5 s (and 5 s more to connect),
+# would hold calls that long while Redis hangs, and it takes no retry policy with a URL.
+ROUTER_REDIS_TIMEOUT_SECONDS = 0.25
+# LiteLLM's keys (deployment:<id>:cooldown, ...) start with this, beside limits' own keys.
+ROUTER_REDIS_NAMESPACE = "routing-admin:router"
 
 
 @cache
@@ -144,6 +155,87 @@ def _tolerate_groq_without_service_tier() -> None:
     GroqChatConfig.transform_response = transform_response
 
 
+_router_redis_lock = threading.Lock()
+_router_redis: tuple[str, Any] | None = None
+
+
+def router_redis() -> Any | None:
+    """The LiteLLM RedisCache that every Router of this process shares, so that cooldowns,
+    allowed_fails counts and usage-based routing's rpm/tpm hold across workers and machines;
+    None without ROUTING_REDIS_URL (and nothing is imported then).
+
+    One for the process, not one per Router: a Router is built per configuration, and a
+    RedisCache opens a connection pool and pings Redis (synchronously) when it is created."""
+    global _router_redis
+    url = settings.ROUTING_REDIS_URL
+    if not url:
+        return None
+    found = _router_redis
+    if found is None or found[0] != url:
+        with _router_redis_lock:
+            found = _router_redis
+            if found is None or found[0] != url:
+                litellm()
+                from litellm.caching.redis_cache import RedisCache
+
+                cache = RedisCache(
+                    url=url,
+                    namespace=ROUTER_REDIS_NAMESPACE,
+                    socket_timeout=ROUTER_REDIS_TIMEOUT_SECONDS,
+                    socket_connect_timeout=ROUTER_REDIS_TIMEOUT_SECONDS,
+                )
+                found = _router_redis = (url, cache)
+    return found[1]
+
+
+def _selectors(router: Any) -> list[Any]:
+    # The routing strategy's state keepers; LiteLLM puts them in its process-wide callbacks.
+    names = router._DEFAULT_SELECTOR_ATTR_BY_STRATEGY.values()
+    return [getattr(router, name, None) for name in names]
+
+
+def _sync_loop(router: Any) -> asyncio.AbstractEventLoop | None:
+    """The loop of the task that pushes usage-based-routing-v2's counts to Redis, if any."""
+    for selector in _selectors(router):
+        task = getattr(selector, "_sync_task", None)
+        if task is not None:
+            return task.get_loop()
+    return None
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def bind_router_to_running_loop(router: Any) -> None:
+    """usage-based-routing-v2 pushes this process's counts to Redis, and reads everyone
+    else's, from a task on the loop its Router was built on. Built outside the gateway's loop
+    (a group test on the dashboard runs in a thread), that task would sit on a loop that never
+    runs: rebuild the strategy here, on the loop that calls it."""
+    loop = _running_loop()
+    built_on = _sync_loop(router)
+    if loop is not None and built_on is not None and built_on is not loop:
+        router.routing_strategy_init(router.routing_strategy, router.routing_strategy_args)
+
+
+def retire_router(router: Any) -> None:
+    """Unhook a Router that a newer configuration replaced (it may finish the calls it has).
+    LiteLLM registers every Router and its routing strategy in process-wide callback lists,
+    which keep them alive and call them for every model call: through the Redis they share,
+    each Router still hooked would count every failure, and every token, once more."""
+    router.discard()
+    selectors = _selectors(router)
+    loop = _sync_loop(router)
+    if loop is not None and loop.is_running() and loop is not _running_loop():
+        # Its task belongs to the gateway's loop, which this thread must not touch.
+        loop.call_soon_threadsafe(router._unregister_router_selectors, selectors)
+    else:
+        router._unregister_router_selectors(selectors)
+
+
 def is_loaded() -> bool:
     return litellm.cache_info().currsize > 0
 
@@ -160,6 +252,10 @@ async def alitellm() -> ModuleType:
 def preload_in_background() -> None:
     """For gateway workers: import LiteLLM at start-up, off the event loop, so that the
     first request does not pay for it."""
-    import threading
+    threading.Thread(target=_preload, name="litellm-preload", daemon=True).start()
 
-    threading.Thread(target=litellm, name="litellm-preload", daemon=True).start()
+
+def _preload() -> None:
+    litellm()
+    # Created here, off the loop: RedisCache pings Redis synchronously when it is created.
+    router_redis()

@@ -17,6 +17,7 @@ from limits.rules import Limits
 
 from .. import kinds
 from ..validators import validate_model_id
+from .llm import bind_router_to_running_loop, litellm, retire_router, router_redis
 
 NO_DEFAULT = (
     "No default model is set. Set one with `python manage.py routing default set PROVIDER MODEL` "
@@ -189,6 +190,8 @@ class Snapshot:
     tokens: dict[str, TokenEntry] = field(default_factory=dict, repr=False)
     _router: Any = field(default=None, repr=False)
     _router_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # A newer snapshot replaced this one (calls that resolved against it may still finish).
+    _retired: bool = field(default=False, repr=False)
 
     def resolve(self, model: str | None) -> Target | GroupTarget:
         if model in (None, "", "default"):
@@ -232,15 +235,28 @@ class Snapshot:
     def router(self) -> Any:
         """One LiteLLM Router for every group, built on first use and kept until the
         configuration version changes (a new snapshot)."""
-        if self._router is None:
+        router = self._router
+        if router is None:
             with self._router_lock:
                 if self._router is None:
                     self._router = self._build_router()
-        return self._router
+                    if self._retired:
+                        # Built for a call that began before the change: it routes that call,
+                        # unhooked, so that it counts nothing twice for the newer Router.
+                        retire_router(self._router)
+                router = self._router
+        if not self._retired:
+            bind_router_to_running_loop(router)
+        return router
+
+    def retire(self) -> None:
+        """A newer snapshot replaced this one: unhook its Router from LiteLLM's callbacks."""
+        with self._router_lock:
+            self._retired, router = True, self._router
+        if router is not None:
+            retire_router(router)
 
     def _build_router(self) -> Any:
-        from .llm import litellm
-
         serving = {name for name, g in self.groups.items() if g.deployments}
         model_list = [
             {
@@ -256,4 +272,11 @@ class Snapshot:
             for group in self.groups.values()
             if any(f in serving for f in group.fallbacks)
         ]
-        return litellm().Router(model_list=model_list, fallbacks=fallbacks, **self.router_settings)
+        settings = self.router_settings
+        router = litellm().Router(model_list=model_list, fallbacks=fallbacks, **settings)
+        shared = router_redis()
+        if shared is not None:
+            # Cooldowns, allowed_fails counts, usage-based routing's rpm/tpm: one Redis for
+            # every Router of every process, instead of this Router's memory alone.
+            router.update_redis_cache(shared)
+        return router
