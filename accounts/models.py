@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from limits.models import LimitFields
 from providers.validators import validate_team_name
 
 # The table keeps the name it had when this model lived in providers/ (issue 14).
@@ -33,17 +34,16 @@ class TeamRole(models.TextChoices):
     ADMIN = "admin"
 
 
-class Team(models.Model):
+class Team(LimitFields):
     """A slice of the gateway that one group of people runs: its members, the tokens it owns
-    and the models those tokens may call. Providers and routing groups stay global."""
+    and the models those tokens may call. Providers and routing groups stay global. Its
+    limits hold for all its tokens together."""
 
     name = models.CharField(max_length=63, unique=True, validators=[validate_team_name])
     display_name = models.CharField(max_length=100, blank=True)
     # Routing groups, PROVIDER/MODEL entries and `default`; empty allows every model. A token
     # of the team may be limited further, never wider (gateway.services).
     allowed_models = models.JSONField(default=list, blank=True)
-    # Requests per minute for all the team's tokens together (limits.counters); None: none.
-    rpm = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -14,7 +14,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 
-from gateway.services import RPM_BAD, valid_rpm, validate_allowed_models
+from gateway.services import validate_allowed_models
+from limits.rules import KEEP, Budget, apply_limits
 from providers.routing import live
 from providers.services import audit
 
@@ -138,10 +139,6 @@ NOT_A_MEMBER = "{username} is not a member of team {team}."
 NO_SUCH_USER = "No user named {username!r}. Create the user first (routing user add)."
 
 
-# team_update's "leave it as it is", for fields where None means something (no limit).
-KEEP = object()
-
-
 def team_target(team: Team | str) -> str:
     return f"team:{team}"
 
@@ -190,10 +187,13 @@ def team_update(
     team: Team,
     display_name: str | None = None,
     allowed_models: list[str] | None = None,
-    rpm: int | None | object = KEEP,
+    rpm: int | None = KEEP,
+    tpm: int | None = KEEP,
+    max_parallel: int | None = KEEP,
+    budget: Budget | None = KEEP,
     actor: audit.Actor,
 ) -> Team:
-    """Change what was given (`rpm=None` lifts the team's limit; leave it out to keep it).
+    """Change what was given (a limit given as None is lifted; one left out stays).
     Narrowing the models narrows every token of the team at once (the gateway checks the
     team's list as well as the token's)."""
     live.lock_config()
@@ -210,11 +210,7 @@ def team_update(
         if allowed != locked.allowed_models:
             changes["allowed_models"] = [locked.allowed_models, allowed]
             locked.allowed_models = allowed
-    if rpm is not KEEP and rpm != locked.rpm:
-        if not valid_rpm(rpm):
-            raise ValidationError({"rpm": [RPM_BAD]})
-        changes["rpm"] = [locked.rpm, rpm]
-        locked.rpm = rpm
+    changes.update(apply_limits(locked, rpm=rpm, tpm=tpm, max_parallel=max_parallel, budget=budget))
     if not changes:
         return locked
     locked.full_clean()

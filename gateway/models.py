@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from limits.models import LimitFields
 from providers.validators import validate_token_name
 
 # The table keeps the name it had when this model lived in providers/ (issue 14): the
@@ -29,9 +30,10 @@ def token_state(
     return TokenState.ACTIVE
 
 
-class AccessToken(models.Model):
+class AccessToken(LimitFields):
     """A bearer token for the gateway (/v1/). Only its SHA-256 is stored: the token is shown
-    once, at creation. Tokens never open the dashboard, and sessions never open /v1/."""
+    once, at creation. Tokens never open the dashboard, and sessions never open /v1/. Its
+    limits are its own; its team's hold as well, for all the team's tokens together."""
 
     name = models.CharField(max_length=63, unique=True, validators=[validate_token_name])
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
@@ -47,9 +49,6 @@ class AccessToken(models.Model):
         on_delete=models.PROTECT,
         related_name="tokens",
     )
-    # Requests per minute, counted across every worker and machine (limits.counters); None:
-    # no limit of its own (its team's still applies).
-    rpm = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -12,6 +13,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from accounts.models import Team
+from limits.rules import KEEP, Budget, apply_limits
 from providers.models import Provider, RoutingGroup
 from providers.routing import live
 from providers.services import audit
@@ -31,7 +33,6 @@ UNKNOWN_ALLOWED_PROVIDER = (
     "Allowed model {entry!r} names no provider {provider!r}: write the name of an existing "
     "provider before the slash."
 )
-RPM_BAD = "Requests per minute must be a whole number of at least 1 (or none, for no limit)."
 WIDER_THAN_TEAM = (
     "Allowed model {entry!r} is not among team {team}'s models ({models}): a team's token "
     "can be limited further than its team, never wider."
@@ -41,11 +42,6 @@ UNLISTED_ALLOWED_MODEL = (
     "Allowed model {entry!r}: {provider} did not list {model!r} at its last connection test. "
     "Check the spelling, or test its connection again if the model is new."
 )
-
-
-def valid_rpm(rpm: int | None) -> bool:
-    """The rule for a requests-per-minute limit, tokens' and teams' alike."""
-    return rpm is None or (isinstance(rpm, int) and not isinstance(rpm, bool) and rpm >= 1)
 
 
 def hash_token(raw: str) -> str:
@@ -102,6 +98,9 @@ def token_create(
     allowed_models: list[str] | None = None,
     team: Team | None = None,
     rpm: int | None = None,
+    tpm: int | None = None,
+    max_parallel: int | None = None,
+    budget: Budget | None = None,
     actor: audit.Actor = None,
 ) -> tuple[AccessToken, str]:
     """Returns the row and the plaintext token, which is never stored or shown again.
@@ -133,8 +132,6 @@ def token_create(
             errors.setdefault("allowed_models", []).extend(wider)
     if expires_at is not None and expires_at <= timezone.now():
         errors["expires_at"] = [EXPIRY_IN_PAST]
-    if not valid_rpm(rpm):
-        errors["rpm"] = [RPM_BAD]
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = AccessToken(
         name=name.strip(),
@@ -143,9 +140,12 @@ def token_create(
         allowed_models=allowed,
         expires_at=expires_at,
         team=team,
-        rpm=rpm,
         created_by=audit.actor_user(actor),
     )
+    try:
+        apply_limits(token, rpm=rpm, tpm=tpm, max_parallel=max_parallel, budget=budget)
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
     # Every mistake at once: the name's too, not only the first field found wrong.
     try:
         token.full_clean(exclude=["allowed_models", "expires_at"])
@@ -163,7 +163,7 @@ def token_create(
             "allowed_models": allowed,
             "expires_at": expires_at.isoformat() if expires_at else None,
             "team": team.name if team else None,
-            "rpm": rpm,
+            **_limits_shown(token),
         },
     )
     live.bump_version()
@@ -183,22 +183,34 @@ def token_revoke(*, token: AccessToken, actor: audit.Actor = None) -> AccessToke
     return token
 
 
+def _limits_shown(token: AccessToken) -> dict[str, Any]:
+    """A new token's limits as the audit records them."""
+    budget = token.budget
+    return {
+        "rpm": token.rpm,
+        "tpm": token.tpm,
+        "max_parallel": token.max_parallel,
+        "budget": str(budget) if budget else None,
+    }
+
+
 @transaction.atomic
-def token_limits_set(*, token: AccessToken, rpm: int | None, actor: audit.Actor) -> AccessToken:
-    """Set (or, with None, lift) the token's requests per minute; live on the next call."""
-    if not valid_rpm(rpm):
-        raise ValidationError({"rpm": [RPM_BAD]})
+def token_limits_set(
+    *,
+    token: AccessToken,
+    rpm: int | None = KEEP,
+    tpm: int | None = KEEP,
+    max_parallel: int | None = KEEP,
+    budget: Budget | None = KEEP,
+    actor: audit.Actor,
+) -> AccessToken:
+    """Set the limits given (None lifts one; one left out stays); live on the next call."""
     live.lock_config()
     token = AccessToken.objects.select_for_update().get(pk=token.pk)
-    if token.rpm == rpm:
+    changes = apply_limits(token, rpm=rpm, tpm=tpm, max_parallel=max_parallel, budget=budget)
+    if not changes:
         return token
-    old, token.rpm = token.rpm, rpm
-    token.save(update_fields=["rpm"])
-    audit.record(
-        actor=actor,
-        action="token.limits",
-        target=f"token:{token.name}",
-        changes={"rpm": [old, rpm]},
-    )
+    token.save(update_fields=["rpm", "tpm", "max_parallel", "budget_usd", "budget_period"])
+    audit.record(actor=actor, action="token.limits", target=f"token:{token.name}", changes=changes)
     live.bump_version()
     return token

@@ -260,10 +260,10 @@ def _log_refused(token: live.TokenEntry, model: str, status: int, message: str) 
 
 def _limits(token: live.TokenEntry) -> list[counters.Limit]:
     limits = []
-    if token.rpm:
-        limits.append(counters.Limit("token", token.name, token.rpm))
-    if token.team and token.team_rpm:
-        limits.append(counters.Limit("team", token.team, token.team_rpm))
+    if token.limits.rpm:
+        limits.append(counters.Limit("token", token.name, token.limits.rpm))
+    if token.team and token.team_limits.rpm:
+        limits.append(counters.Limit("team", token.team, token.team_limits.rpm))
     return limits
 
 

@@ -40,6 +40,8 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, connections, transaction
 
+from limits.rules import Limits
+
 from .. import crypto
 from . import watchers
 from .snapshot import (
@@ -195,8 +197,8 @@ def _build(version: int) -> Snapshot:
             t.expires_at,
             t.team.name if t.team else "",
             tuple(t.team.allowed_models or ()) if t.team else (),
-            t.rpm,
-            t.team.rpm if t.team else None,
+            t.limits,
+            t.team.limits if t.team else Limits(),
         )
         for t in AccessToken.objects.filter(revoked_at__isnull=True).select_related("team")
     }

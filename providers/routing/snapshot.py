@@ -13,6 +13,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from limits.rules import Limits
+
 from .. import kinds
 from ..validators import validate_model_id
 
@@ -157,9 +159,9 @@ class TokenEntry:
     team: str = ""
     # The team's own list: a team's token is limited further by its own, never wider.
     team_allowed: tuple[str, ...] = ()
-    # Requests per minute of the token and of its team (None: no limit).
-    rpm: int | None = None
-    team_rpm: int | None = None
+    # The token's own limits, and its team's (for all the team's tokens together).
+    limits: Limits = Limits()
+    team_limits: Limits = Limits()
 
     def allows(self, model: str) -> bool:
         return (not self.allowed_models or model in self.allowed_models) and (

@@ -68,7 +68,7 @@ def test_team_add_and_list(groups):
     red = Team.objects.get(name="red")
     assert (red.display_name, red.allowed_models) == ("Red\tteam", ["fast", "default"])
     lines = routing("team", "list")[0].splitlines()
-    assert lines[0].split() == ["NAME", "DISPLAY", "NAME", "MEMBERS", "LIVE", "TOKENS", "RPM",
+    assert lines[0].split() == ["NAME", "DISPLAY", "NAME", "MEMBERS", "LIVE", "TOKENS", "LIMITS",
                                 "MODELS"]  # fmt: skip
     # By name; a tab in the display name cannot break the columns.
     assert lines[1].split() == ["blue", "-", "0", "0", "-", "all"]

@@ -26,7 +26,14 @@ from routing_admin.run_once import ALREADY_RUNNING, exclusively
 NO_SUCH_PROVIDER = (
     "No provider named {name!r}. `python manage.py routing provider list` shows them."
 )
-RPM_ARGUMENT = "--rpm takes a whole number of requests per minute (at least 1), or none."
+COUNT_ARGUMENT = "{flag} takes a whole number of {what} (at least 1), or none."
+NO_LIMIT_GIVEN = "Give at least one limit: --rpm, --tpm, --max-parallel or --budget."
+# The limit flags: (flag, option name, what it counts).
+LIMIT_COUNTS = (
+    ("--rpm", "rpm", "requests per minute"),
+    ("--tpm", "tpm", "tokens per minute"),
+    ("--max-parallel", "max_parallel", "concurrent requests"),
+)
 NO_SUCH_TEAM = "No team named {name!r}. `python manage.py routing team list` shows them."
 NO_SUCH_GROUP = (
     "No routing group named {name!r}. To use one provider's model, give both: "
@@ -67,27 +74,75 @@ def _provider(name: str) -> Provider:
     return provider
 
 
-def _rpm(value: str) -> int | None:
-    if value.strip().lower() in ("none", "off"):
-        return None
+def _count(flag: str, what: str):
+    def parse(value: str) -> int | None:
+        if value.strip().lower() in ("none", "off"):
+            return None
+        try:
+            count = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(COUNT_ARGUMENT.format(flag=flag, what=what)) from None
+        if count < 1:
+            raise argparse.ArgumentTypeError(COUNT_ARGUMENT.format(flag=flag, what=what))
+        return count
+
+    return parse
+
+
+def _budget(value: str):
+    from limits.rules import parse_budget
+
     try:
-        rpm = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(RPM_ARGUMENT) from None
-    if rpm < 1:
-        raise argparse.ArgumentTypeError(RPM_ARGUMENT)
-    return rpm
+        return parse_budget(value)
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(_one_line(exc)) from None
 
 
-def _rpm_argument(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
+def _limit_arguments(parser: argparse.ArgumentParser, *, keep: bool = False) -> None:
+    """--rpm, --tpm, --max-parallel and --budget; `keep`: one left out stays as it is."""
+    from limits.rules import KEEP
+
+    default = KEEP if keep else None
+    for flag, dest, what in LIMIT_COUNTS:
+        parser.add_argument(
+            flag,
+            dest=dest,
+            type=_count(flag, what),
+            default=default,
+            metavar="N",
+            help=f"{what.capitalize()}, across every worker and machine; none lifts it.",
+        )
     parser.add_argument(
-        "--rpm",
-        type=_rpm,
-        default=None,
-        required=required,
-        metavar="N",
-        help="Requests per minute, across every worker and machine; none lifts the limit.",
+        "--budget",
+        type=_budget,
+        default=default,
+        metavar="USD/PERIOD",
+        help="US dollars per day, week, month or in total (50/month), a hard stop; none lifts it.",
     )
+
+
+def _limits_given(options: dict) -> dict:
+    from limits.rules import KEEP
+
+    given = {dest: options[dest] for _, dest, _ in LIMIT_COUNTS}
+    given["budget"] = options["budget"]
+    if all(value is KEEP for value in given.values()):
+        raise CommandError(NO_LIMIT_GIVEN)
+    return given
+
+
+def _limits_cell(limits) -> str:
+    """A token's or team's limits in one table cell: "60rpm 100000tpm 4par $50/month"."""
+    parts = []
+    if limits.rpm:
+        parts.append(f"{limits.rpm}rpm")
+    if limits.tpm:
+        parts.append(f"{limits.tpm}tpm")
+    if limits.max_parallel:
+        parts.append(f"{limits.max_parallel}par")
+    if limits.budget:
+        parts.append(f"${limits.budget}")
+    return " ".join(parts) or "-"
 
 
 def _team(name: str):
@@ -310,11 +365,11 @@ class Command(BaseCommand):
             metavar="TEAM",
             help="The team that owns the token; it may call only what the team may.",
         )
-        _rpm_argument(create)
+        _limit_arguments(create)
         token_commands.add_parser("list", help="List tokens (never their value).")
         token_limits = token_commands.add_parser("limits", help="Set or lift a token's limits.")
         token_limits.add_argument("name")
-        _rpm_argument(token_limits, required=True)
+        _limit_arguments(token_limits, keep=True)
         token_commands.add_parser("revoke", help="Revoke a token.").add_argument("name")
 
         prune = commands.add_parser("prune-requests", help="Delete old request-log records.")
@@ -369,7 +424,7 @@ class Command(BaseCommand):
             "limits", help="Set or lift a team's limits (all its tokens together)."
         )
         team_limits.add_argument("name")
-        _rpm_argument(team_limits, required=True)
+        _limit_arguments(team_limits, keep=True)
         team_commands.add_parser(
             "remove", help="Remove a team (it must own no live token)."
         ).add_argument("name")
@@ -703,6 +758,9 @@ class Command(BaseCommand):
             allowed_models=options["allow"],
             team=_team(options["team"]) if options["team"] else None,
             rpm=options["rpm"],
+            tpm=options["tpm"],
+            max_parallel=options["max_parallel"],
+            budget=options["budget"],
             actor=actor,
         )
         self.stderr.write(f"Created token {token.name}. Copy it now: it is not shown again.")
@@ -714,7 +772,7 @@ class Command(BaseCommand):
         from gateway.models import AccessToken
 
         now = timezone.now()
-        rows = [("NAME", "TEAM", "PREFIX", "STATE", "EXPIRES", "LAST USED", "RPM", "ALLOWED")]
+        rows = [("NAME", "TEAM", "PREFIX", "STATE", "EXPIRES", "LAST USED", "LIMITS", "ALLOWED")]
         for t in AccessToken.objects.select_related("team"):
             rows.append(
                 (
@@ -724,7 +782,7 @@ class Command(BaseCommand):
                     t.state(now),
                     f"{t.expires_at:%Y-%m-%d %H:%M}" if t.expires_at else "never",
                     f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never",
-                    str(t.rpm) if t.rpm else "-",
+                    _limits_cell(t.limits),
                     ", ".join(t.allowed_models) or ("the team's" if t.team else "all"),
                 )
             )
@@ -741,8 +799,8 @@ class Command(BaseCommand):
         token = AccessToken.objects.filter(name=options["name"]).first()
         if token is None:
             raise CommandError(f"No token named {options['name']!r}.")
-        token = token_limits_set(token=token, rpm=options["rpm"], actor=actor)
-        shown = f"{token.rpm} requests per minute" if token.rpm else "no limit of its own"
+        token = token_limits_set(token=token, **_limits_given(options), actor=actor)
+        shown = token.limits.describe() if token.limits else "no limits of its own"
         self.stdout.write(f"Token {token.name}: {shown}.")
 
     def _token_revoke(self, options: dict, actor: str) -> None:
@@ -778,12 +836,13 @@ class Command(BaseCommand):
             members=Count("memberships", distinct=True),
             live_tokens=Count("tokens", filter=Q(tokens__revoked_at__isnull=True), distinct=True),
         )
-        rows = [("NAME", "DISPLAY NAME", "MEMBERS", "LIVE TOKENS", "RPM", "MODELS")]
+        rows = [("NAME", "DISPLAY NAME", "MEMBERS", "LIVE TOKENS", "LIMITS", "MODELS")]
         for t in teams:
             models = ", ".join(t.allowed_models) or "all"
-            rpm = str(t.rpm) if t.rpm else "-"
             name = _cell(t.display_name) or "-"
-            rows.append((t.name, name, str(t.members), str(t.live_tokens), rpm, models))
+            rows.append(
+                (t.name, name, str(t.members), str(t.live_tokens), _limits_cell(t.limits), models)
+            )
         if len(rows) == 1:
             self.stdout.write("No teams yet. Add one with `routing team add NAME`.")
             return
@@ -793,8 +852,8 @@ class Command(BaseCommand):
     def _team_limits(self, options: dict, actor: str) -> None:
         from accounts.services import team_update
 
-        team = team_update(team=_team(options["name"]), rpm=options["rpm"], actor=actor)
-        shown = f"{team.rpm} requests per minute" if team.rpm else "no limit"
+        team = team_update(team=_team(options["name"]), **_limits_given(options), actor=actor)
+        shown = team.limits.describe()
         self.stdout.write(f"Team {team.name}: {shown}, all its tokens together.")
 
     def _team_remove(self, options: dict, actor: str) -> None:
