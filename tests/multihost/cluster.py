@@ -90,7 +90,8 @@ def unavailable() -> str:
     try:
         psycopg.connect(PG_URL, connect_timeout=3).close()
     except psycopg.Error as exc:
-        return f"tests/multihost needs PostgreSQL at {PG_URL}: {str(exc).strip()[:200]}"
+        where = f"{urlsplit(PG_URL).hostname}:{urlsplit(PG_URL).port or 5432}"  # no password
+        return f"tests/multihost needs PostgreSQL at {where}: {str(exc).strip()[:200]}"
     for address in ADDRESSES.values():
         try:
             socket.create_server((address, 0)).close()
