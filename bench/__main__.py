@@ -19,9 +19,13 @@ from . import chart, env, mock, propagation, report, servers
 from .driver import MARK, Driver
 from .env import die_with_parent
 from .load import HttpLoad
+from .redis_server import RedisServer
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WORKER_COUNTS = (1, 2)
+# The gateway with an rpm limit on its token, counted in the database and in Redis: at the
+# workers count where counting is shared between processes.
+LIMITED_WORKERS = 2
 CONCURRENCY = 16
 FULL = {
     "mock_seconds": 2.0,
@@ -45,8 +49,15 @@ QUICK = {
 }
 
 
-def _start_servers(world: env.World, proxy_python: Path | None) -> list[servers.Server]:
+def _start_servers(
+    world: env.World, proxy_python: Path | None, redis: RedisServer | None
+) -> list[servers.Server]:
     started = [servers.start_gateway(world, w) for w in WORKER_COUNTS]
+    started.append(servers.start_gateway(world, LIMITED_WORKERS, limits="database"))
+    if redis is not None:
+        started.append(
+            servers.start_gateway(world, LIMITED_WORKERS, limits="redis", redis_url=redis.url)
+        )
     if proxy_python is not None:
         started += [servers.start_proxy(world, proxy_python, w) for w in WORKER_COUNTS]
     return started
@@ -72,6 +83,15 @@ def _proxy(args: argparse.Namespace) -> tuple[Path | None, dict]:
     }
 
 
+def _redis(world: env.World) -> tuple[RedisServer | None, dict]:
+    """A redis-server of the run's own, in its temporary directory; why not, when not."""
+    try:
+        server = RedisServer(world.tmp).start()
+    except RuntimeError as exc:
+        return None, {"status": "skipped", "reason": str(exc)}
+    return server, {"status": "ran", "reason": ""}
+
+
 def _wait_ready(running: list[servers.Server], body: bytes, result: dict) -> None:
     """Every gateway must start; arm 5 is measured whole or not at all, its reason noted."""
     deadline = time.monotonic() + 300
@@ -92,7 +112,9 @@ def measure_arms(world: env.World, plan: dict, result: dict, proxy_python: Path 
     body = _body()
     config = {"mock_url": world.mock_url, "params": world.params}
     drivers = {name: Driver(name, world.env, config) for name in ("httpx", "direct", "service")}
-    running = _start_servers(world, proxy_python)
+    redis, redis_status = _redis(world)
+    result["limits"] = {"rpm": env.LIMITED_RPM, "workers": LIMITED_WORKERS, "redis": redis_status}
+    running = _start_servers(world, proxy_python, redis)
     loads: list[HttpLoad] = []
     try:
         _wait_ready(running, body, result)
@@ -119,7 +141,7 @@ def measure_arms(world: env.World, plan: dict, result: dict, proxy_python: Path 
         result["propagation"] = [
             propagation.measure(server, body, plan["switches"])
             for server in running
-            if server.name.startswith("gateway")
+            if server.name.startswith("gateway") and not server.limits
         ]
     finally:
         for load in loads:
@@ -128,6 +150,8 @@ def measure_arms(world: env.World, plan: dict, result: dict, proxy_python: Path 
             server.stop()
         for driver in drivers.values():
             driver.stop()
+        if redis is not None:
+            redis.stop()
 
 
 def measure_dashboard(plan: dict) -> dict:

@@ -5,6 +5,9 @@
   3 service        providers.services.completion, configuration in the database (hot)
     service-cold   its first call right after a configuration change (rebuild)
   4 gateway-Nw     this project's gateway over HTTP, N uvicorn workers
+    gateway-Nw-rpm-database, gateway-Nw-rpm-redis
+                   the same with a token whose rpm limit (never reached) is counted at
+                   every call, in the database or in a redis-server of the bench's own
   5 litellm-proxy-Nw   LiteLLM's own proxy over HTTP, N workers
 
 Every arm runs the same request body against the same mock. Arms 1-3 run in processes of

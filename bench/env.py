@@ -15,6 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 MESSAGES = [{"role": "user", "content": "hi"}]
 PROVIDER, PROVIDER_B, MODEL = "bench", "bench-b", "bench-model"
 API_KEY = "sk-fake-bench-key-0000000"
+# The limited arms' token: counted at every call, never refused (a run makes far fewer calls
+# in any minute).
+LIMITED_RPM = 1_000_000
 
 
 @dataclass
@@ -23,6 +26,7 @@ class World:
     env: dict[str, str]
     mock_url: str = ""
     token: str = ""
+    limited_token: str = ""
     params: dict = field(default_factory=dict)
 
     def cleanup(self) -> None:
@@ -79,8 +83,8 @@ def create_world() -> World:
 
 
 def configure(world: World, mock_url: str) -> None:
-    """Two providers on the mock (B answers under /b/), A the default, and a gateway token:
-    all through the service layer, as an admin would."""
+    """Two providers on the mock (B answers under /b/), A the default, a gateway token and
+    one with a requests-per-minute limit: all through the service layer, as an admin would."""
     from gateway.services import token_create
     from providers import services
     from providers.routing import live
@@ -93,6 +97,7 @@ def configure(world: World, mock_url: str) -> None:
     )
     services.default_model_set(provider=provider, model=MODEL, actor="bench")
     _, world.token = token_create(name="bench", actor="bench")
+    _, world.limited_token = token_create(name="bench-limited", rpm=LIMITED_RPM, actor="bench")
     world.mock_url = mock_url
     world.params = dict(live.snapshot().resolve(None).params)
 

@@ -68,6 +68,29 @@ def _gateway_targets(arms: dict, workers: int, derived: dict) -> list[dict]:
     ]
 
 
+LIMITED = "-rpm-"
+
+
+def _limits_cost(arms: dict) -> dict:
+    """Each limited gateway arm against the same gateway without a limit: what counting the
+    token's requests per minute adds (in the database, or in Redis)."""
+    found = {}
+    for name, arm in arms.items():
+        base = arms.get(name.split(LIMITED)[0]) if LIMITED in name else None
+        if base is None:
+            continue
+        figures = {"added_median_ms": arm["c1"]["median_ms"] - base["c1"]["median_ms"]}
+        if "c16" in arm and "c16" in base:
+            figures["throughput_ratio"] = (
+                arm["c16"]["throughput_rps"] / base["c16"]["throughput_rps"]
+            )
+            figures["added_cpu_ms_per_request"] = (
+                arm["c16"]["cpu_ms_per_request"] - base["c16"]["cpu_ms_per_request"]
+            )
+        found[name] = figures
+    return found
+
+
 def derive(report: dict) -> None:
     """Overheads, ratios and targets, written into the report."""
     arms = report["arms"]
@@ -76,6 +99,7 @@ def derive(report: dict) -> None:
         "added_median_ms_over_floor": {n: a["c1"]["median_ms"] - floor for n, a in arms.items()},
         "service_over_direct": arms[SERVICE]["c1"]["median_ms"] / arms[DIRECT]["c1"]["median_ms"],
         "gateway_vs_proxy": {},
+        "limits": _limits_cost(arms),
     }
     targets = [
         {
@@ -172,6 +196,18 @@ def _notes(report: dict) -> list[str]:
             f"  at {size['providers']:,} providers, {size['groups']:,} groups, "
             f"{size['rows']:,} request-log rows"
         )
+    limits = report.get("limits", {})
+    if limits.get("redis", {}).get("status") == "skipped":
+        lines.append(f"gateway with limits in Redis skipped: {limits['redis']['reason']}")
+    for name, cost in report.get("derived", {}).get("limits", {}).items():
+        base = name.split(LIMITED)[0]
+        line = f"{name}: an rpm limit adds {cost['added_median_ms']:+.2f} ms at c=1 over {base}"
+        if "throughput_ratio" in cost:
+            line += (
+                f", {cost['added_cpu_ms_per_request']:+.2f} ms CPU per request and "
+                f"{cost['throughput_ratio']:.2f} x its throughput at c=16"
+            )
+        lines.append(line)
     for prop in report.get("propagation", []):
         lines.append(
             f"switch reached all {prop['workers_reached']} of {prop['workers']} gateway workers "

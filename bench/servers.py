@@ -35,6 +35,8 @@ class Server:
     port: int
     token: str
     log: Path
+    # Where the token's rpm limit is counted: "" (no limit), "database" or "redis".
+    limits: str = ""
     worker_pids: list[int] = field(default_factory=list)
 
     @property
@@ -87,20 +89,30 @@ def _uvicorn_args(port: int, workers: int) -> list[str]:
     )
 
 
-def start_gateway(world: World, workers: int) -> Server:
+def start_gateway(world: World, workers: int, *, limits: str = "", redis_url: str = "") -> Server:
+    """The gateway with `workers` workers. `limits`: its calls carry the token with an rpm
+    limit, counted in the database ("database") or in Redis at `redis_url` ("redis")."""
     port = free_port()
-    log = world.tmp / f"gateway-{workers}.log"
+    name = f"gateway-{workers}w" + (f"-rpm-{limits}" if limits else "")
+    log = world.tmp / f"{name}.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "routing_admin.asgi:application"]
         + _uvicorn_args(port, workers),
         preexec_fn=die_with_parent,
         cwd=ROOT,
-        env={**world.env, "ROUTING_SERVE_STATIC": "0"},
+        env={
+            **world.env,
+            "ROUTING_SERVE_STATIC": "0",
+            "ROUTING_REDIS_URL": redis_url,
+            # Should Redis fail mid-run, the run stops on a 429 rather than measure calls
+            # that were let through uncounted.
+            "ROUTING_LIMITS_ON_REDIS_FAILURE": "closed",
+        },
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
     )
-    name = f"gateway-{workers}w"
-    return Server(name, workers, process, port, world.token, log)
+    token = world.limited_token if limits else world.token
+    return Server(name, workers, process, port, token, log, limits)
 
 
 def install_proxy(version: str) -> tuple[Path | None, str]:
@@ -182,6 +194,8 @@ def wait_ready(server: Server, body: bytes, deadline: float) -> str:
             ok = response.status_code == 200
             if response.status_code in (301, 302, 400, 401, 403, 404):
                 return f"answered HTTP {response.status_code}: {response.text[:300]}"
+            if ok and server.limits and "x-ratelimit-limit-requests" not in response.headers:
+                return "answered without rate-limit headers: the limit is not counted"
         except httpx.HTTPError:
             ok = False
         in_a_row = in_a_row + 1 if ok else 0

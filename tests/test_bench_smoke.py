@@ -68,6 +68,23 @@ def test_derived_figures_and_targets():
     assert [t["met"] for t in result["targets"]] == [True, True, True]
     assert "gateway-1w" in report.text(result)
     assert report.markdown(result).count("\n") == len(result["arms"]) + 1
+    assert derived["limits"] == {}
+
+
+def test_limited_gateway_arms_are_set_beside_the_same_gateway_without_a_limit():
+    result = _report()
+    result["arms"]["gateway-1w-rpm-database"] = _arm(4, 6.0, 200)
+    result["arms"]["gateway-1w-rpm-redis"] = _arm(4, 4.5, 240)
+    report.derive(result)
+    limits = result["derived"]["limits"]
+    assert set(limits) == {"gateway-1w-rpm-database", "gateway-1w-rpm-redis"}
+    assert round(limits["gateway-1w-rpm-database"]["added_median_ms"], 3) == 2.0
+    assert round(limits["gateway-1w-rpm-redis"]["throughput_ratio"], 3) == round(240 / 250, 3)
+    table = report.text(result)
+    assert "4 gateway-1w-rpm-redis" in table
+    assert "gateway-1w-rpm-database: an rpm limit adds +2.00 ms at c=1 over gateway-1w" in table
+    # Both are gateways with a limit, not new targets against the proxy.
+    assert len(result["targets"]) == 3
 
 
 def test_the_chart_is_svg_with_a_bar_per_figure():

@@ -67,6 +67,8 @@ class Upstream:
 
     def stop(self) -> None:
         self._stopping.set()  # releases handlers sleeping in hang()
+        if self._request_gate:
+            self._request_gate.set()  # and requests held by hold()
         if self._stream_gate:
             self._stream_gate[1].set()  # and streams held by hold_stream()
         server, self._server = self._server, None
@@ -102,6 +104,14 @@ class Upstream:
     def hang(self, seconds: float) -> None:
         self._hang_seconds = min(max(seconds, 0.0), MAX_HANG_SECONDS)
 
+    def hold(self) -> threading.Event:
+        """Every request, once recorded, waits until the returned event is set (at most
+        MAX_HANG_SECONDS) before it is answered: a test acts while a call is in flight, and
+        ends the wait when it is done, not after a guessed time."""
+        gate = threading.Event()
+        self._request_gate = gate
+        return gate
+
     def hold_stream(self, after: int) -> threading.Event:
         """Streamed answers send their first `after` events, then wait until the returned
         event is set (at most MAX_HANG_SECONDS) before the rest; `stream_finished` is set once
@@ -119,6 +129,7 @@ class Upstream:
             self.requests.clear()
             self._failures: list[tuple[int, dict | str, dict[str, str]]] = []
         self._hang_seconds = 0.0
+        self._request_gate: threading.Event | None = None
         self._stream_gate: tuple[int, threading.Event] | None = None
         self.stream_finished = threading.Event()
         self._tool_call: tuple[str, dict] | None = None
@@ -156,6 +167,8 @@ class Upstream:
             return self._failures.pop(0) if self._failures else None
 
     def _wait_if_hanging(self) -> None:
+        if self._request_gate:
+            self._request_gate.wait(MAX_HANG_SECONDS)
         if self._hang_seconds:
             self._stopping.wait(self._hang_seconds)
 
