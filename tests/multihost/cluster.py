@@ -38,7 +38,7 @@ from psycopg import sql
 from bench.env import die_with_parent
 from bench.redis_server import RedisServer
 from bench.redis_server import binary as redis_binary
-from limits import counters
+from limits import ledger, redis_backend
 from tests.upstream import Upstream
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -307,7 +307,8 @@ class Cluster:
     def redis_count(self, token: str) -> int:
         client = redis.Redis.from_url(self.redis.url, socket_timeout=2)
         try:
-            return client.zcard(counters.Limit("token", token, 1).key)
+            key = redis_backend.subject_base(ledger.spend_key("token", token)) + ":rpm"
+            return client.zcard(key)
         finally:
             client.close()
 
