@@ -7,6 +7,7 @@ import ctypes
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,18 @@ def make_env(tmp: Path, database_url: str) -> dict[str, str]:
         "LITELLM_TELEMETRY": "False",
         "PYTHONPATH": str(ROOT),
     }
+
+
+def stop_process(process: subprocess.Popen | None, grace: float) -> None:
+    """Ask a child to end, wait `grace` seconds, then kill it: gone when this returns."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
 
 
 def die_with_parent() -> None:

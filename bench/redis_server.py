@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .env import die_with_parent
+from .env import die_with_parent, stop_process
 from .servers import free_port
 
 NOT_INSTALLED = "redis-server is not installed (Debian: apt-get install redis-server)."
@@ -70,11 +70,4 @@ class RedisServer:
     def stop(self) -> None:
         """Gone when this returns: its port refuses connections."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        stop_process(process, 10)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import stats
-from .env import ROOT, World, die_with_parent
+from .env import ROOT, World, die_with_parent, stop_process
 
 PROXY_DIR = ROOT / ".bench" / "litellm-proxy"
 MASTER_KEY = "sk-bench-master-key"
@@ -64,13 +64,7 @@ class Server:
         return {"peak_rss_mb": max(peaks), "tree_peak_rss_mb": sum(peaks)}
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        stop_process(self.process, 20)
 
 
 def _uvicorn_args(port: int, workers: int) -> list[str]:

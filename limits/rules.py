@@ -35,6 +35,12 @@ BUDGET_BAD = (
     "budget)."
 )
 
+# Each count limit: its field, in words, and in a table cell.
+COUNT_UNITS = (
+    ("rpm", "requests per minute", "rpm"),
+    ("tpm", "tokens per minute", "tpm"),
+    ("max_parallel", "concurrent requests", "par"),
+)
 COUNT_MESSAGES = {"rpm": RPM_BAD, "tpm": TPM_BAD, "max_parallel": MAX_PARALLEL_BAD}
 
 
@@ -66,21 +72,30 @@ class Limits:
     def __bool__(self) -> bool:
         return any((self.rpm, self.tpm, self.max_parallel, self.budget))
 
+    def _counts(self, short: bool) -> list[str]:
+        return [
+            f"{value}{unit_short}" if short else f"{value} {unit}"
+            for name, unit, unit_short in COUNT_UNITS
+            if (value := getattr(self, name))
+        ]
+
     def describe(self) -> str:
-        """One line for the command line and the audit log: "60 rpm, 50/month"."""
-        parts = []
-        if self.rpm:
-            parts.append(f"{self.rpm} requests per minute")
-        if self.tpm:
-            parts.append(f"{self.tpm} tokens per minute")
-        if self.max_parallel:
-            parts.append(f"{self.max_parallel} concurrent requests")
+        """One line for people (the command line, the pages): "60 requests per minute, $50
+        per month"."""
+        parts = self._counts(short=False)
         if self.budget:
             usd, period = f"${self.budget.usd.normalize():f}", self.budget.period
             parts.append(
                 f"a budget of {usd} in total" if period == "total" else f"{usd} per {period}"
             )
         return ", ".join(parts) or "no limits"
+
+    def compact(self) -> str:
+        """One table cell: "60rpm 100000tpm 4par $50/month", or "-"."""
+        parts = self._counts(short=True)
+        if self.budget:
+            parts.append(f"${self.budget}")
+        return " ".join(parts) or "-"
 
 
 def period_bounds(period: str, now: datetime) -> tuple[datetime | None, datetime | None]:

@@ -35,7 +35,7 @@ import redis
 from cryptography.fernet import Fernet
 from psycopg import sql
 
-from bench.env import die_with_parent
+from bench.env import die_with_parent, stop_process
 from bench.redis_server import RedisServer
 from bench.redis_server import binary as redis_binary
 from limits import ledger, redis_backend
@@ -175,14 +175,7 @@ class Host:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        stop_process(process, 30)
 
     def client(self, token: str, *, fresh: bool = False) -> openai.OpenAI:
         """The official client on this host; `fresh`: a new connection for every call, so

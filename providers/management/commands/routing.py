@@ -135,20 +135,6 @@ def _limits_given(options: dict) -> dict:
     return given
 
 
-def _limits_cell(limits) -> str:
-    """A token's or team's limits in one table cell: "60rpm 100000tpm 4par $50/month"."""
-    parts = []
-    if limits.rpm:
-        parts.append(f"{limits.rpm}rpm")
-    if limits.tpm:
-        parts.append(f"{limits.tpm}tpm")
-    if limits.max_parallel:
-        parts.append(f"{limits.max_parallel}par")
-    if limits.budget:
-        parts.append(f"${limits.budget}")
-    return " ".join(parts) or "-"
-
-
 def _team(name: str):
     from accounts.models import Team
 
@@ -790,7 +776,7 @@ class Command(BaseCommand):
                     t.state(now),
                     f"{t.expires_at:%Y-%m-%d %H:%M}" if t.expires_at else "never",
                     f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never",
-                    _limits_cell(t.limits),
+                    t.limits.compact(),
                     ", ".join(t.allowed_models) or ("the team's" if t.team else "all"),
                 )
             )
@@ -849,7 +835,7 @@ class Command(BaseCommand):
             models = ", ".join(t.allowed_models) or "all"
             name = _cell(t.display_name) or "-"
             rows.append(
-                (t.name, name, str(t.members), str(t.live_tokens), _limits_cell(t.limits), models)
+                (t.name, name, str(t.members), str(t.live_tokens), t.limits.compact(), models)
             )
         if len(rows) == 1:
             self.stdout.write("No teams yet. Add one with `routing team add NAME`.")
