@@ -21,7 +21,9 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 
 from .urls import FAST_ROUTES
-from .views.api import BODY_TOO_LARGE, INTERNAL_ERROR, _error, outside_django
+from .views.api import INTERNAL_ERROR
+from .views.gate import BODY_TOO_LARGE, outside_django
+from .views.gate import openai_error as _error
 
 log = logging.getLogger("django.request")
 
