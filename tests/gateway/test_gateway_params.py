@@ -10,9 +10,9 @@ import pytest
 from openai.types.chat import completion_create_params
 
 from gateway.chat_params import (
+    CHAT,
     CHAT_PARAMETERS,
     PARAMETER_REFUSED,
-    PARAMETER_UNKNOWN,
     READ_BY_GATEWAY,
     ROUTING_PARAMETERS,
 )
@@ -128,7 +128,7 @@ def test_an_unknown_parameter_is_refused_naming_it(gateway, setup):
     assert answer.status_code == 400
     error = answer.json()["error"]
     assert (error["message"], error["param"], error["code"]) == (
-        PARAMETER_UNKNOWN.format(name="top_k"), "top_k", "invalid_parameter"
+        CHAT.unknown("top_k"), "top_k", "invalid_parameter"
     )  # fmt: skip
     assert a.requests == []
 
