@@ -89,7 +89,6 @@ def test_langchain_openai_embeddings(gateway, setup, monkeypatch):
         base_url=gateway + "/v1",
         api_key=token,
         max_retries=0,
-        tiktoken_model_name="text-embedding-3-small",
     )
     vectors = embedder.embed_documents(texts)
     sent = a.last.json()["input"]
