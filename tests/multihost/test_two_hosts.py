@@ -2,29 +2,45 @@
 and B on 127.0.0.3, each the production command with 2 workers, sharing one PostgreSQL and
 one Redis (tests/multihost/cluster.py), called with the official `openai` client on both.
 
-Bounds are constants, awaited by polling a condition; no test waits out a clock."""
+Every scenario of the issue is a test here: a default switched (1), a token's rpm and a
+team's budget (2), a cooldown (3, after 5: its providers must not be health-checked), a
+revocation (4), health-check run once (5), Redis stopped and started (6, last: it empties
+Redis). Bounds are constants, awaited by polling a condition; no test waits out a clock."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import openai
 import pytest
 
 from limits import counters
+from limits.models import Spend
+from providers.routing.llm import ROUTER_REDIS_NAMESPACE
 from routing_admin.run_once import ALREADY_RUNNING
 from tests.multihost.cluster import (
     FAILURE_MODES,
     HI,
     IN_A_ROW,
+    KEY_VARIABLE,
     MODELS,
     RPM,
+    TEAM,
+    TEAM_BUDGET_USD,
+    TEAM_TOKENS,
     Cluster,
     Host,
     wait_until,
 )
+from tests.upstream import Upstream
+from usage.models import RequestLog
+from usage.pricing import nanos
 
 # LISTEN/NOTIFY takes milliseconds; the hosts' safety-net re-read is 60 s away.
 SWITCH_BOUND_SECONDS = 3.0
@@ -50,11 +66,12 @@ class Outcome:
         return self.status == 200 and self.remaining is not None
 
 
-def _call(host: Host, client: openai.OpenAI) -> Outcome:
+def _call(host: Host, client: openai.OpenAI, model: str = "default") -> Outcome:
     try:
-        raw = client.chat.completions.with_raw_response.create(model="default", messages=HI)
+        raw = client.chat.completions.with_raw_response.create(model=model, messages=HI)
     except openai.APIStatusError as exc:
-        return Outcome(host.name, exc.status_code, (exc.body or {}).get("code"))
+        body = exc.body if isinstance(exc.body, dict) else {}
+        return Outcome(host.name, exc.status_code, body.get("code"), body.get("message", ""))
     answer = raw.parse()
     remaining = raw.headers.get("x-ratelimit-remaining-requests")
     return Outcome(host.name, 200, None, answer.choices[0].message.content, remaining)
@@ -125,6 +142,94 @@ def test_a_tokens_rpm_holds_for_both_hosts_together(cluster):
     assert time.monotonic() - started < counters.WINDOW_SECONDS
 
 
+# Priced in LiteLLM's map; the recording upstream answers it with 7 prompt tokens and one
+# completion token a word ("Hello from old": 3).
+BUDGET_MODEL = "gpt-4o"
+BUDGET_USAGE = (7, 3)
+# Calls until the budget refuses: far more than it has room for.
+BUDGET_CALLS_AT_MOST = 40
+# Each host writes its request log (and with it the ledger) in batches, every second.
+LEDGER_BOUND_SECONDS = 10.0
+SPEND, REQUEST_LOG = Spend._meta.db_table, RequestLog._meta.db_table
+
+
+def _price_in_nanos(model: str, prompt: int, completion: int) -> int:
+    """One call's price, in billionths of a dollar, from LiteLLM's local price map: the file
+    itself, read without importing LiteLLM (seconds of start-up in this process)."""
+    (folder,) = importlib.util.find_spec("litellm").submodule_search_locations
+    prices = json.loads((Path(folder) / "model_prices_and_context_window_backup.json").read_text())
+    rates = prices[model]
+    usd = prompt * rates["input_cost_per_token"] + completion * rates["output_cost_per_token"]
+    return nanos(usd)
+
+
+def test_a_team_budget_stops_both_hosts_at_the_same_total(cluster):
+    hosts = _hosts(cluster)
+    tokens = {name: cluster.token(name) for name in TEAM_TOKENS}
+    one = _price_in_nanos(BUDGET_MODEL, *BUDGET_USAGE)
+    budget = nanos(float(TEAM_BUDGET_USD))
+    # A on the first token, B on it, A on the second, B on it: the team's calls alternate.
+    callers = [(host, host.client(raw, fresh=True)) for raw in tokens.values() for host in hosts]
+    model = f"old/{BUDGET_MODEL}"
+    outcomes: list[Outcome] = []
+    for n in range(BUDGET_CALLS_AT_MOST):
+        outcomes.append(_call(*callers[n % len(callers)], model=model))
+        if outcomes[-1].status != 200:
+            break
+    passed = [o for o in outcomes if o.status == 200]
+    # A call is let through while the team's spend is under the budget, and its cost counted
+    # (in Redis, atomically) before its answer returns. One at a time, as here, the calls pass
+    # until the spend reached the budget: the last one started under it and ended over it, by
+    # less than its own price. Calls at once may all start under it: the overshoot is then
+    # bounded by what the calls already admitted (in flight together) cost, on every host.
+    assert len(passed) == math.ceil(budget / one), outcomes
+    assert {o.host for o in passed} == {"A", "B"}
+    assert (outcomes[-1].status, outcomes[-1].code) == (429, "budget_exceeded"), outcomes
+    total = len(passed) * one
+    assert 0 <= total - budget < one
+    # Both hosts refuse both tokens now, and say the same total: one count for the team.
+    messages = set()
+    for host, client in callers:
+        refused = _call(host, client, model=model)
+        assert (refused.status, refused.code) == (429, "budget_exceeded"), refused
+        messages.add(refused.text)
+    spent = f"{total / 1e9:,.6f}".rstrip("0").rstrip(".")
+    assert messages == {
+        f"Budget exceeded: team {TEAM!r} has spent ${spent} of its total budget of "
+        f"${TEAM_BUDGET_USD}, which does not reset; an admin can raise or lift it."
+    }
+    # What both hosts wrote to the database: the ledger holds the same total (each host's
+    # share, written with its request log), and so does the request log, call by call.
+    wait_until(
+        lambda: (
+            cluster.database.query(
+                f"SELECT sum(nanousd) FROM {SPEND} WHERE key = %s", f"team:{TEAM}"
+            )[0][0]
+            == total
+        ),
+        LEDGER_BOUND_SECONDS,
+        "the ledger holds what both hosts spent",
+    )
+    costs = cluster.database.query(
+        f"SELECT cost FROM {REQUEST_LOG} WHERE token_name = ANY(%s) AND status = 200",
+        list(TEAM_TOKENS),
+    )
+    assert sorted(nanos(cost) for (cost,) in costs) == [one] * len(passed)
+    refusals = len(outcomes) - len(passed) + len(callers)
+    wait_until(
+        lambda: (
+            cluster.database.query(
+                f"SELECT count(*) FROM {REQUEST_LOG} WHERE token_name = ANY(%s) AND status = 429 "
+                "AND error LIKE 'Budget exceeded%%'",
+                list(TEAM_TOKENS),
+            )[0][0]
+            == refusals
+        ),
+        LEDGER_BOUND_SECONDS,
+        "every refusal logged, with its reason",
+    )
+
+
 def test_a_token_revoked_on_a_is_refused_on_b_at_its_next_request(cluster):
     a, b = _hosts(cluster)
     token = cluster.token("revoke-me")
@@ -173,6 +278,80 @@ def test_health_check_started_on_both_hosts_at_once_runs_once(cluster):
     for name, upstream in cluster.upstreams.items():
         assert _model_lists(upstream) - tests_before[name] == 1, name
     assert cluster.database.query(probes)[0][0] - before == len(cluster.upstreams)
+
+
+# A routing group of two deployments, imported with `routing import-litellm` on A: `bad`
+# answers every call with a 500, `good` answers. The Router's settings make the cooldown
+# deterministic: the second failure (allowed_fails 1, counted in Redis for every process)
+# cools `bad` down for a minute, far longer than the test; no retries, which would hide
+# where a call went.
+GROUP = "pair"
+GROUP_CONFIG = """\
+model_list:
+  - model_name: {group}
+    litellm_params: {{model: openai/m, api_base: "{bad}/v1", api_key: os.environ/{key}}}
+    model_info: {{provider: bad}}
+  - model_name: {group}
+    litellm_params: {{model: openai/m, api_base: "{good}/v1", api_key: os.environ/{key}}}
+    model_info: {{provider: good}}
+router_settings: {{allowed_fails: 1, cooldown_time: 60, num_retries: 0}}
+"""
+# Calls on A until `bad` is cooled down: each picks either deployment at random.
+COOLDOWN_CALLS_AT_MOST = 60
+
+
+def _group_listed(host: Host, token: str) -> bool:
+    return all(
+        GROUP in {m.id for m in host.client(token, fresh=True).models.list()}
+        for _ in range(IN_A_ROW)
+    )
+
+
+# After test_health_check_...: that one counts on the cluster's providers alone, and `bad`
+# fails every call it gets.
+def test_a_deployment_cooled_down_after_failures_on_a_is_skipped_on_b(cluster):
+    a, b = _hosts(cluster)
+    token = cluster.token("switch")  # no limits of its own
+    bad, good = Upstream("bad").start(), Upstream("good").start()
+    try:
+        bad.fail_next(500, times=1000)
+        config = cluster.tmp / "group.yaml"
+        config.write_text(
+            GROUP_CONFIG.format(group=GROUP, bad=bad.base_url, good=good.base_url, key=KEY_VARIABLE)
+        )
+        cluster.routing("import-litellm", str(config), host="A")
+        for host in (a, b):
+            wait_until(
+                lambda h=host: _group_listed(h, token),
+                SWITCH_BOUND_SECONDS,
+                f"group {GROUP} on every worker of {host.name}",
+            )
+        (bad_id,) = cluster.database.query(
+            "SELECT d.id FROM providers_deployment d JOIN providers_provider p "
+            "ON p.id = d.provider_id WHERE p.name = 'bad'"
+        )[0]
+        cooldown = f"{ROUTER_REDIS_NAMESPACE}:deployment:{bad_id}:cooldown"
+        shared = cluster.redis_client()
+        try:
+            a_client = a.client(token, fresh=True)
+            for _ in range(COOLDOWN_CALLS_AT_MOST):
+                _call(a, a_client, model=GROUP)
+                if shared.exists(cooldown):
+                    break
+            assert shared.exists(cooldown), f"A never cooled bad down: {len(bad.requests)} calls"
+            tried = len(bad.requests)
+            # B's workers have not called the group yet: their first look at the cooldowns
+            # goes to Redis. Each call on a new connection, so both workers answer some.
+            b_client = b.client(token, fresh=True)
+            answers = [_call(b, b_client, model=GROUP) for _ in range(2 * IN_A_ROW)]
+            assert {(o.status, o.text) for o in answers} == {(200, "Hello from good")}, answers
+            assert len(bad.requests) == tried, "B called the deployment A had cooled down"
+            assert shared.exists(cooldown)  # still cooling down: what B saw was the cooldown
+        finally:
+            shared.close()
+    finally:
+        bad.stop()
+        good.stop()
 
 
 # What a limited call gets while Redis does not answer, by ROUTING_LIMITS_ON_REDIS_FAILURE:
