@@ -355,16 +355,20 @@ class Cluster:
         team = self.start_manage("routing", "team", "add", TEAM)
         user = ("routing", "user", "add", ADMIN, "--role", "admin", "--password-stdin")
         self.finish(self.start_manage(*user, stdin=PASSWORD), PASSWORD)
-        self.finish(team)
-        # A total budget: it never resets, so no test depends on the day it runs.
+        for process in [*started, team]:
+            self.finish(process)
+        # Then, at once, what needs the providers or the team. A total budget: it never
+        # resets, so no test depends on the day it runs.
         budget = ("--budget", f"{TEAM_BUDGET_USD}/total")
-        started.append(self.start_manage("routing", "team", "limits", TEAM, *budget))
+        then = [
+            self.start_manage("routing", "default", "set", "old", MODELS["old"]),
+            self.start_manage("routing", "team", "limits", TEAM, *budget),
+        ]
         for name in TEAM_TOKENS:
             tokens[name] = self.start_manage("routing", "token", "create", name, "--team", TEAM)
-        for process in started:
-            self.finish(process)
         self.tokens = {name: self.finish(process).strip() for name, process in tokens.items()}
-        self.routing("default", "set", "old", MODELS["old"])
+        for process in then:
+            self.finish(process)
 
     def stop(self) -> None:
         for host in self.hosts.values():
