@@ -9,13 +9,9 @@ Redis). Bounds are constants, awaited by polling a condition; no test waits out 
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 
 import openai
 import pytest
@@ -24,6 +20,7 @@ from limits import counters
 from limits.models import Spend
 from providers.routing.llm import ROUTER_REDIS_NAMESPACE
 from routing_admin.run_once import ALREADY_RUNNING
+from tests.multihost.calls import Outcome, call, price_in_nanos
 from tests.multihost.cluster import (
     FAILURE_MODES,
     HI,
@@ -52,39 +49,14 @@ SKIPPED_RUN_BOUND_SECONDS = 30.0
 REDIS_BACK_BOUND_SECONDS = counters.REDIS_RETRY_AFTER_SECONDS + 5.0
 
 
-@dataclass
-class Outcome:
-    host: str
-    status: int
-    code: str | None = None
-    text: str = ""
-    # x-ratelimit-remaining-requests: present when the call was counted.
-    remaining: str | None = None
-
-    @property
-    def counted(self) -> bool:
-        return self.status == 200 and self.remaining is not None
-
-
-def _call(host: Host, client: openai.OpenAI, model: str = "default") -> Outcome:
-    try:
-        raw = client.chat.completions.with_raw_response.create(model=model, messages=HI)
-    except openai.APIStatusError as exc:
-        body = exc.body if isinstance(exc.body, dict) else {}
-        return Outcome(host.name, exc.status_code, body.get("code"), body.get("message", ""))
-    answer = raw.parse()
-    remaining = raw.headers.get("x-ratelimit-remaining-requests")
-    return Outcome(host.name, 200, None, answer.choices[0].message.content, remaining)
-
-
 def _all_answer(host: Host, token: str, text: str) -> bool:
     client = host.client(token, fresh=True)
-    return all(_call(host, client).text == text for _ in range(IN_A_ROW))
+    return all(call(host, client).text == text for _ in range(IN_A_ROW))
 
 
 def _all_refuse(host: Host, token: str, code: str) -> bool:
     client = host.client(token, fresh=True)
-    return all(_call(host, client).code == code for _ in range(IN_A_ROW))
+    return all(call(host, client).code == code for _ in range(IN_A_ROW))
 
 
 def _hosts(cluster: Cluster) -> tuple[Host, Host]:
@@ -124,7 +96,7 @@ def test_a_tokens_rpm_holds_for_both_hosts_together(cluster):
     started = time.monotonic()
     # 16 at once, 8 on each host: exactly 10 pass, counted in one sliding window.
     with ThreadPoolExecutor(16) as pool:
-        outcomes = list(pool.map(lambda i: _call(*clients[i % 2]), range(16)))
+        outcomes = list(pool.map(lambda i: call(*clients[i % 2]), range(16)))
     passed = [o for o in outcomes if o.status == 200]
     assert len(passed) == RPM, outcomes
     assert {o.host for o in passed} == {"A", "B"}
@@ -151,29 +123,29 @@ BUDGET_CALLS_AT_MOST = 40
 # Each host writes its request log (and with it the ledger) in batches, every second.
 LEDGER_BOUND_SECONDS = 10.0
 SPEND, REQUEST_LOG = Spend._meta.db_table, RequestLog._meta.db_table
+LEDGER_SPENT = f"SELECT sum(nanousd) FROM {SPEND} WHERE key = %s"
+LOGGED_COSTS = f"SELECT cost FROM {REQUEST_LOG} WHERE token_name = ANY(%s) AND status = 200"
+LOGGED_BUDGET_REFUSALS = (
+    f"SELECT count(*) FROM {REQUEST_LOG} WHERE token_name = ANY(%s) AND status = 429 "
+    "AND error LIKE 'Budget exceeded%%'"
+)
 
 
-def _price_in_nanos(model: str, prompt: int, completion: int) -> int:
-    """One call's price, in billionths of a dollar, from LiteLLM's local price map: the file
-    itself, read without importing LiteLLM (seconds of start-up in this process)."""
-    (folder,) = importlib.util.find_spec("litellm").submodule_search_locations
-    prices = json.loads((Path(folder) / "model_prices_and_context_window_backup.json").read_text())
-    rates = prices[model]
-    usd = prompt * rates["input_cost_per_token"] + completion * rates["output_cost_per_token"]
-    return nanos(usd)
+def _scalar(cluster: Cluster, statement: str, *params: object) -> object:
+    return cluster.database.query(statement, *params)[0][0]
 
 
 def test_a_team_budget_stops_both_hosts_at_the_same_total(cluster):
     hosts = _hosts(cluster)
     tokens = {name: cluster.token(name) for name in TEAM_TOKENS}
-    one = _price_in_nanos(BUDGET_MODEL, *BUDGET_USAGE)
+    one = price_in_nanos(BUDGET_MODEL, *BUDGET_USAGE)
     budget = nanos(float(TEAM_BUDGET_USD))
     # A on the first token, B on it, A on the second, B on it: the team's calls alternate.
     callers = [(host, host.client(raw, fresh=True)) for raw in tokens.values() for host in hosts]
     model = f"old/{BUDGET_MODEL}"
     outcomes: list[Outcome] = []
     for n in range(BUDGET_CALLS_AT_MOST):
-        outcomes.append(_call(*callers[n % len(callers)], model=model))
+        outcomes.append(call(*callers[n % len(callers)], model=model))
         if outcomes[-1].status != 200:
             break
     passed = [o for o in outcomes if o.status == 200]
@@ -190,7 +162,7 @@ def test_a_team_budget_stops_both_hosts_at_the_same_total(cluster):
     # Both hosts refuse both tokens now, and say the same total: one count for the team.
     messages = set()
     for host, client in callers:
-        refused = _call(host, client, model=model)
+        refused = call(host, client, model=model)
         assert (refused.status, refused.code) == (429, "budget_exceeded"), refused
         messages.add(refused.text)
     spent = f"{total / 1e9:,.6f}".rstrip("0").rstrip(".")
@@ -201,30 +173,15 @@ def test_a_team_budget_stops_both_hosts_at_the_same_total(cluster):
     # What both hosts wrote to the database: the ledger holds the same total (each host's
     # share, written with its request log), and so does the request log, call by call.
     wait_until(
-        lambda: (
-            cluster.database.query(
-                f"SELECT sum(nanousd) FROM {SPEND} WHERE key = %s", f"team:{TEAM}"
-            )[0][0]
-            == total
-        ),
+        lambda: _scalar(cluster, LEDGER_SPENT, f"team:{TEAM}") == total,
         LEDGER_BOUND_SECONDS,
         "the ledger holds what both hosts spent",
     )
-    costs = cluster.database.query(
-        f"SELECT cost FROM {REQUEST_LOG} WHERE token_name = ANY(%s) AND status = 200",
-        list(TEAM_TOKENS),
-    )
+    costs = cluster.database.query(LOGGED_COSTS, list(TEAM_TOKENS))
     assert sorted(nanos(cost) for (cost,) in costs) == [one] * len(passed)
     refusals = len(outcomes) - len(passed) + len(callers)
     wait_until(
-        lambda: (
-            cluster.database.query(
-                f"SELECT count(*) FROM {REQUEST_LOG} WHERE token_name = ANY(%s) AND status = 429 "
-                "AND error LIKE 'Budget exceeded%%'",
-                list(TEAM_TOKENS),
-            )[0][0]
-            == refusals
-        ),
+        lambda: _scalar(cluster, LOGGED_BUDGET_REFUSALS, list(TEAM_TOKENS)) == refusals,
         LEDGER_BOUND_SECONDS,
         "every refusal logged, with its reason",
     )
@@ -233,7 +190,7 @@ def test_a_team_budget_stops_both_hosts_at_the_same_total(cluster):
 def test_a_token_revoked_on_a_is_refused_on_b_at_its_next_request(cluster):
     a, b = _hosts(cluster)
     token = cluster.token("revoke-me")
-    assert _call(b, b.client(token)).status == 200
+    assert call(b, b.client(token)).status == 200
     dashboard = cluster.dashboard("A")
     try:
         dashboard.post("/tokens/revoke-me/revoke/", {})
@@ -335,7 +292,7 @@ def test_a_deployment_cooled_down_after_failures_on_a_is_skipped_on_b(cluster):
         try:
             a_client = a.client(token, fresh=True)
             for _ in range(COOLDOWN_CALLS_AT_MOST):
-                _call(a, a_client, model=GROUP)
+                call(a, a_client, model=GROUP)
                 if shared.exists(cooldown):
                     break
             assert shared.exists(cooldown), f"A never cooled bad down: {len(bad.requests)} calls"
@@ -343,7 +300,7 @@ def test_a_deployment_cooled_down_after_failures_on_a_is_skipped_on_b(cluster):
             # B's workers have not called the group yet: their first look at the cooldowns
             # goes to Redis. Each call on a new connection, so both workers answer some.
             b_client = b.client(token, fresh=True)
-            answers = [_call(b, b_client, model=GROUP) for _ in range(2 * IN_A_ROW)]
+            answers = [call(b, b_client, model=GROUP) for _ in range(2 * IN_A_ROW)]
             assert {(o.status, o.text) for o in answers} == {(200, "Hello from good")}, answers
             assert len(bad.requests) == tried, "B called the deployment A had cooled down"
             assert shared.exists(cooldown)  # still cooling down: what B saw was the cooldown
@@ -362,7 +319,7 @@ WHILE_DOWN = {"closed": (429, "limits_unavailable"), "open": (200, None)}
 def _while_redis_is_down(host: Host, token: str) -> None:
     client = host.client(token, fresh=True)
     for _ in range(IN_A_ROW):
-        outcome = _call(host, client)
+        outcome = call(host, client)
         assert (outcome.status, outcome.code) == WHILE_DOWN[FAILURE_MODES[host.name]], outcome
         assert not outcome.counted, outcome
     health = host.healthz()
@@ -379,7 +336,7 @@ def _count_again(hosts: tuple[Host, Host], token: str) -> list[Outcome]:
 
     def refused_on_both() -> bool:
         for host, client in clients:
-            outcomes.append(_call(host, client))
+            outcomes.append(call(host, client))
         refused = {o.host for o in outcomes if o.code == "rate_limit_exceeded"}
         return refused == {"A", "B"}
 
@@ -391,7 +348,7 @@ def test_redis_stopped_mid_run_each_hosts_failure_mode_holds_and_counting_resume
     hosts = _hosts(cluster)
     token = cluster.token("outage")
     for host in hosts:
-        assert _call(host, host.client(token)).counted
+        assert call(host, host.client(token)).counted
     assert cluster.redis_count("outage") == 2
 
     cluster.redis.stop()
