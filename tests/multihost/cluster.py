@@ -66,6 +66,10 @@ TOKENS = {
     "revoke-me": (),
     "outage": ("--rpm", str(RPM)),
 }
+# A team with a budget in US dollars for all its tokens together, and two of its tokens.
+TEAM = "spenders"
+TEAM_BUDGET_USD = "0.0003"
+TEAM_TOKENS = ("team-1", "team-2")
 # ROUTING_LIMITS_ON_REDIS_FAILURE: one host of each, so that one Redis outage shows both
 # modes held, each on its own host (a second pair of hosts would double the test's time).
 FAILURE_MODES = {"A": "closed", "B": "open"}
@@ -278,7 +282,7 @@ class Cluster:
         return self.finish(self.start_manage("routing", *args, host=host, stdin=stdin), stdin)
 
     def token(self, name: str) -> str:
-        """One of TOKENS, once every worker of both hosts accepts it."""
+        """One of TOKENS or TEAM_TOKENS, once every worker of both hosts accepts it."""
         raw = self.tokens[name]
         for host in self.hosts.values():
             wait_until(
@@ -297,8 +301,11 @@ class Cluster:
 
     # --- what was shared ----------------------------------------------------------------
 
+    def redis_client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.redis.url, socket_timeout=2)
+
     def redis_count(self, token: str) -> int:
-        client = redis.Redis.from_url(self.redis.url, socket_timeout=2)
+        client = self.redis_client()
         try:
             key = redis_backend.subject_base(ledger.spend_key("token", token)) + ":rpm"
             return client.zcard(key)
@@ -331,8 +338,9 @@ class Cluster:
         return self
 
     def _seed(self) -> None:
-        """Two providers on the recording upstreams, an admin and the tokens, then the default
-        on "old": with the command line, while the hosts start."""
+        """Two providers on the recording upstreams, an admin, the tokens, a team with a budget
+        and its tokens, then the default on "old": with the command line, while the hosts
+        start."""
         started = [
             self.start_manage(
                 *("routing", "provider", "add", "--name", name, "--kind", "openai"),
@@ -344,12 +352,23 @@ class Cluster:
             name: self.start_manage("routing", "token", "create", name, *options)
             for name, options in TOKENS.items()
         }
+        team = self.start_manage("routing", "team", "add", TEAM)
         user = ("routing", "user", "add", ADMIN, "--role", "admin", "--password-stdin")
         self.finish(self.start_manage(*user, stdin=PASSWORD), PASSWORD)
-        for process in started:
+        for process in [*started, team]:
             self.finish(process)
+        # Then, at once, what needs the providers or the team. A total budget: it never
+        # resets, so no test depends on the day it runs.
+        budget = ("--budget", f"{TEAM_BUDGET_USD}/total")
+        then = [
+            self.start_manage("routing", "default", "set", "old", MODELS["old"]),
+            self.start_manage("routing", "team", "limits", TEAM, *budget),
+        ]
+        for name in TEAM_TOKENS:
+            tokens[name] = self.start_manage("routing", "token", "create", name, "--team", TEAM)
         self.tokens = {name: self.finish(process).strip() for name, process in tokens.items()}
-        self.routing("default", "set", "old", MODELS["old"])
+        for process in then:
+            self.finish(process)
 
     def stop(self) -> None:
         for host in self.hosts.values():
