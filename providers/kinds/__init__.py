@@ -27,11 +27,15 @@ from .base import (
     BASE_URL_REQUIRED,
     MAX_MODEL_PAGES,
     NOT_A_MODEL_LIST,
+    SETTING_INVALID,
+    SETTING_REQUIRED,
     EnvConvention,
+    KindField,
     ModelListError,
     Probe,
     ProviderKind,
 )
+from .cloud import BEDROCK, VERTEX, AuthFailed, BedrockKind, VertexKind
 from .vendors import AnthropicKind, GeminiKind, OllamaKind, TogetherKind
 
 __all__ = [
@@ -49,7 +53,13 @@ __all__ = [
     "MAX_MODEL_PAGES",
     "NOT_A_MODEL_LIST",
     "UNKNOWN_KIND",
+    "SETTING_INVALID",
+    "SETTING_REQUIRED",
+    "AuthFailed",
+    "BedrockKind",
     "EnvConvention",
+    "KindField",
+    "VertexKind",
     "ModelListError",
     "Probe",
     "ProviderKind",
@@ -255,6 +265,8 @@ KINDS: dict[str, ProviderKind] = {
             ),
             env_model_prefixes=("hosted_vllm", "vllm"),
         ),
+        BEDROCK,
+        VERTEX,
     )
 }
 

@@ -7,13 +7,19 @@ azure.py, cloud.py); the registry itself is the KINDS dict in __init__.py.
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from ..redact import mask
+
 API_VERSION_REQUIRED = "{label} needs an API version, e.g. {example}."
 BASE_URL_REQUIRED = "{label} needs a base URL, e.g. {example}."
 API_KEY_REQUIRED = "{label} needs an API key."
+SETTING_REQUIRED = "{label} needs {field}, e.g. {example}."
+SETTING_INVALID = "{field} {value!r} does not look right: write it like {example}."
 # Raised by parse_models: the answer was JSON, but not this kind's model list.
 NOT_A_MODEL_LIST = "not a model list"
 # Model lists are paged by some vendors; a provider never gets more pages than this.
@@ -46,6 +52,13 @@ class Probe:
     lists_models: bool = True
     ok_message: str = ""  # instead of the kind's, when it succeeds
     headers: tuple[tuple[str, str], ...] = ()  # sent besides the kind's auth headers
+
+    @property
+    def body(self) -> bytes:
+        """What is sent, as bytes: a signature is computed over these very bytes."""
+        if self.json is None:
+            return b""
+        return json.dumps(self.json, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True)
@@ -88,6 +101,30 @@ class EnvConvention:
 
 
 @dataclass(frozen=True)
+class KindField:
+    """A setting only some kinds have (Bedrock's region, Vertex AI's project), stored in
+    Provider.options under `name`. Not secret: secrets go in the key field."""
+
+    name: str
+    label: str
+    example: str = ""
+    help_text: str = ""
+    required: bool = False
+    pattern: str = ""  # what a valid value fully matches, when set
+
+    def error(self, kind_label: str, value: str) -> str | None:
+        if not value:
+            if self.required:
+                return SETTING_REQUIRED.format(
+                    label=kind_label, field=self.label.lower(), example=self.example
+                )
+            return None
+        if self.pattern and not re.fullmatch(self.pattern, value):
+            return SETTING_INVALID.format(field=self.label, value=value[:64], example=self.example)
+        return None
+
+
+@dataclass(frozen=True)
 class ProviderKind:
     slug: str
     label: str
@@ -119,6 +156,12 @@ class ProviderKind:
     # Whether LiteLLM merges `extra_body` (parameters it has no argument for, such as
     # `metadata`) into this kind's request body; Anthropic's adapter sends it as a key instead.
     sends_extra_body: bool = True
+    # Settings beyond the common ones, shown on the form after the base URL.
+    fields: tuple[KindField, ...] = ()
+    # What the key field holds for this kind, and how the form shows it.
+    api_key_label: str = "API key"
+    api_key_help: str = ""
+    api_key_multiline: bool = False
 
     @property
     def product(self) -> str:
@@ -140,9 +183,43 @@ class ProviderKind:
     def effective_api_version(self, api_version: str) -> str:
         return api_version or self.default_api_version
 
-    def field_errors(self, *, base_url: str, has_api_key: bool, api_version: str) -> dict:
-        """Which required fields are missing for this kind, as {field: message}."""
+    def default_base_url_for(self, options: dict | None) -> str:
+        """The base URL used when the provider has none (kinds with a region say which)."""
+        return self.default_base_url
+
+    @property
+    def example_options(self) -> dict[str, str]:
+        return {f.name: f.example for f in self.fields if f.example}
+
+    def clean_options(self, options: dict | None) -> dict[str, str]:
+        """This kind's settings from `options`, stripped; others dropped. No checks here:
+        field_errors reports what is missing or malformed."""
+        given = options or {}
+        cleaned = {f.name: str(given.get(f.name) or "").strip() for f in self.fields}
+        return {name: value for name, value in cleaned.items() if value}
+
+    def clean_api_key(self, api_key: str) -> str:
+        """The key as stored; raise ValidationError (never quoting it) when malformed."""
+        return api_key
+
+    def key_hint(self, api_key: str) -> str:
+        """What pages show of a stored key."""
+        return mask(api_key)
+
+    def secret_values(self, api_key: str) -> tuple[str, ...]:
+        """Every text to redact from errors and logs for this key (a JSON key's parts too)."""
+        return (api_key,) if api_key else ()
+
+    def field_errors(
+        self, *, base_url: str, has_api_key: bool, api_version: str, options: dict | None = None
+    ) -> dict:
+        """Which required fields are missing (or malformed settings) for this kind, as
+        {field: message}."""
         errors = {}
+        for setting in self.fields:
+            message = setting.error(self.label, str((options or {}).get(setting.name) or ""))
+            if message:
+                errors[setting.name] = message
         if self.base_url_required and not base_url:
             errors["base_url"] = BASE_URL_REQUIRED.format(
                 label=self.label, example=self.base_url_example
@@ -170,6 +247,13 @@ class ProviderKind:
 
     def probe(self, base_url: str, api_version: str) -> Probe:
         return Probe(url=self.models_url(base_url, api_version))
+
+    def request_headers(
+        self, *, method: str, url: str, body: bytes, api_key: str, options: dict, timeout: float
+    ) -> dict[str, str]:
+        """The auth headers of one connection-test request; kinds that sign each request
+        (AWS SigV4) or trade the key for a token (Google OAuth) override this."""
+        return self.auth_headers(api_key)
 
     def next_models_url(self, url: str, payload: Any) -> str | None:
         """The next page of the model list, or None when `payload` was the last."""
@@ -202,6 +286,7 @@ class ProviderKind:
         headers: dict[str, str],
         timeout: float,
         max_retries: int,
+        options: dict | None = None,
     ) -> dict[str, Any]:
         # Base URL and key are always passed explicitly: LiteLLM would otherwise read
         # OPENAI_API_KEY & co. from os.environ, and the database is the only source here.
