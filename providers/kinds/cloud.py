@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from django.core.exceptions import ValidationError
 
@@ -103,7 +104,8 @@ class BedrockKind(ProviderKind):
 
     def probe(self, base_url: str, api_version: str) -> Probe:
         return Probe(
-            url=f"{base_url.rstrip('/')}/model/{BEDROCK_PROBE_MODEL}/converse",
+            # Quoted as LiteLLM quotes model IDs (":" too), so both sign the same path.
+            url=f"{base_url.rstrip('/')}/model/{quote(BEDROCK_PROBE_MODEL, safe='')}/converse",
             method="POST",
             json={"messages": [], "inferenceConfig": {"maxTokens": 0}},
             lists_models=False,
@@ -267,11 +269,11 @@ def _service_account(text: str) -> dict:
 
 
 def _check_token_uri(uri: str) -> None:
-    """Google's token endpoint, or one on a host listed as allowed: a key's signed assertion
-    is as good as a token for an hour, so it is sent nowhere else."""
+    """Google's token endpoint, or one an administrator allowed (ROUTING_ALLOWED_PRIVATE_HOSTS
+    names its host or holds its addresses): a key's signed assertion is as good as a token
+    for an hour, so it is sent nowhere else."""
     if uri == GOOGLE_TOKEN_URI:
         return
-    from ..addresses import allowed_private_hosts
     from ..validators import validate_base_url
 
     refused = ValidationError(
@@ -281,18 +283,27 @@ def _check_token_uri(uri: str) -> None:
         checked = validate_base_url(uri, local=False)
     except ValidationError:
         raise refused from None
-    listed = allowed_private_hosts()
-    host = checked.host.lower().strip("[]")
-    if host in listed:
-        return
-    try:
-        import ipaddress
-
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        raise refused from None
-    if not any(not isinstance(entry, str) and ip in entry for entry in listed):
+    if not _listed(checked.host.lower().strip("[]")):
         raise refused
+
+
+def _listed(host: str) -> bool:
+    import ipaddress
+
+    from ..addresses import allowed_private_hosts, resolve_host
+
+    listed = allowed_private_hosts()
+    if host in listed:
+        return True
+    networks = [entry for entry in listed if not isinstance(entry, str)]
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        try:
+            addresses = resolve_host(host)
+        except OSError:
+            return False
+    return bool(networks) and all(any(ip in net for net in networks) for ip in addresses)
 
 
 def access_token(api_key: str, *, timeout: float) -> str:
@@ -314,6 +325,11 @@ def access_token(api_key: str, *, timeout: float) -> str:
         detail = redact(str(exc), VERTEX.secret_values(api_key))[:300]
         raise AuthFailed(VERTEX_TOKEN_FAILED.format(detail=detail)) from None
     return str(credentials.token)
+
+
+def outbound_auth_request(timeout: float) -> _OutboundRequest:
+    """A google-auth transport that connects like every provider call (routing.outbound)."""
+    return _OutboundRequest(timeout)
 
 
 class _OutboundRequest:
