@@ -87,12 +87,19 @@ class EnvConvention:
     # A base URL that is not this kind's own makes the provider that kind instead: with
     # OPENAI_BASE_URL pointing elsewhere, OPENAI_API_KEY is the key of a compatible server.
     other_host_kind: str = ""
+    # The kind's settings (its KindFields, by name), each with its spellings, preferred first.
+    options: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # Variables naming a file that holds the key (GOOGLE_APPLICATION_CREDENTIALS): read by
+    # the command-line import only, never by the dashboard's (the file is on the server).
+    api_key_file: tuple[str, ...] = ()
 
     @property
     def variables(self) -> tuple[str, ...]:
         single = (self.name, self.headers, self.enabled, self.timeout, self.max_retries)
         return (
             self.api_key
+            + self.api_key_file
+            + tuple(var for _name, spellings in self.options for var in spellings)
             + self.base_url
             + self.api_version
             + self.default_model

@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from ..redact import mask
 from .base import (
     NOT_A_MODEL_LIST,
+    EnvConvention,
     KindField,
     ModelListError,
     Probe,
@@ -33,6 +34,8 @@ BEDROCK_OK = (
 )
 # Any model ID: the probe is refused for its content, after the signature was checked.
 BEDROCK_PROBE_MODEL = "amazon.nova-micro-v1:0"
+# LiteLLM's spelling first, then the AWS SDKs'.
+AWS_REGION_VARS = ("AWS_REGION_NAME", "AWS_REGION", "AWS_DEFAULT_REGION")
 AWS_REGION = KindField(
     name="region",
     label="Region",
@@ -366,6 +369,15 @@ BEDROCK = BedrockKind(
     model_example="anthropic.claude-3-5-haiku-20241022-v1:0",
     fields=(AWS_REGION, AWS_ACCESS_KEY_ID),
     api_key_label="Secret access key or Bedrock API key",
+    env_conventions=(
+        EnvConvention(
+            api_key=("AWS_SECRET_ACCESS_KEY",),
+            options=(("access_key_id", ("AWS_ACCESS_KEY_ID",)), ("region", AWS_REGION_VARS)),
+        ),
+        EnvConvention(
+            api_key=("AWS_BEARER_TOKEN_BEDROCK",), options=(("region", AWS_REGION_VARS),)
+        ),
+    ),
     api_key_help="With an access key ID: its secret access key. Without: a Bedrock API key "
     "(AWS_BEARER_TOKEN_BEDROCK).",
 )
@@ -397,4 +409,13 @@ VERTEX = VertexKind(
     api_key_help="The whole key file of a service account with the Vertex AI User role. "
     "Stored encrypted; its private key is never shown.",
     api_key_multiline=True,
+    env_conventions=(
+        EnvConvention(
+            api_key_file=("GOOGLE_APPLICATION_CREDENTIALS",),
+            options=(
+                ("project", ("VERTEXAI_PROJECT", "VERTEX_PROJECT")),
+                ("location", ("VERTEXAI_LOCATION", "VERTEX_LOCATION")),
+            ),
+        ),
+    ),
 )

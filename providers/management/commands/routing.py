@@ -705,7 +705,8 @@ class Command(BaseCommand):
         from providers.importexport.env_import import SKIPPED, import_env
 
         text = _read_env_text(options["file"])
-        report = import_env(text=text, dry_run=options["dry_run"], actor=actor)
+        # On this machine, by its operator: the key files the variables name are read.
+        report = import_env(text=text, dry_run=options["dry_run"], actor=actor, read_files=True)
         for problem in report.unreadable + report.warnings:
             self.stderr.write(f"Warning: {problem}")
         for row in report.rows:
