@@ -169,6 +169,13 @@ class ProviderKind:
     api_key_label: str = "API key"
     api_key_help: str = ""
     api_key_multiline: bool = False
+    # LiteLLM config names (import and export): where the base URL goes, where the key goes
+    # (the first one a config sets is it), the settings' parameters, and parameters the kind
+    # always sends empty (a config that gives one a value cannot be imported).
+    litellm_base_param: str = "api_base"
+    litellm_key_params: tuple[str, ...] = ("api_key",)
+    litellm_option_params: tuple[tuple[str, str], ...] = ()
+    litellm_empty_params: tuple[str, ...] = ()
 
     @property
     def product(self) -> str:
@@ -204,6 +211,16 @@ class ProviderKind:
         given = options or {}
         cleaned = {f.name: str(given.get(f.name) or "").strip() for f in self.fields}
         return {name: value for name, value in cleaned.items() if value}
+
+    def model_from_litellm(self, model_id: str) -> str:
+        """The model ID in a LiteLLM `prefix/...` model name (after the prefix)."""
+        return model_id
+
+    def key_from_litellm(self, value: Any) -> str:
+        """A key as a LiteLLM config gives it; ValueError (a safe message) if unusable."""
+        if not isinstance(value, str):
+            raise ValueError("text")
+        return value.strip()
 
     def clean_api_key(self, api_key: str) -> str:
         """The key as stored; raise ValidationError (never quoting it) when malformed."""

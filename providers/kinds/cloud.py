@@ -63,6 +63,10 @@ class BedrockKind(ProviderKind):
         region = (options or {}).get("region") or "{region}"
         return self.default_base_url.format(region=region)
 
+    def model_from_litellm(self, model_id: str) -> str:
+        # bedrock/converse/<id> and bedrock/<id> name the same model.
+        return model_id.removeprefix("converse/")
+
     def _signs(self, options: dict | None) -> bool:
         return bool((options or {}).get("access_key_id"))
 
@@ -164,6 +168,10 @@ SERVICE_ACCOUNT_TOKEN_URI = (
     "sent there."
 )
 VERTEX_TOKEN_FAILED = "Google did not give an access token for the service-account key: {detail}"
+VERTEX_CREDENTIALS_NOT_JSON = (
+    "the service-account key itself (its JSON, inline or from an os.environ/ variable); a "
+    "path to a key file on this server is not read"
+)
 _SERVICE_ACCOUNT_FIELDS = ("client_email", "private_key", "private_key_id")
 
 
@@ -191,6 +199,14 @@ class VertexKind(ProviderKind):
         _check_token_uri(str(info.get("token_uri") or GOOGLE_TOKEN_URI))
         # Stored compact: the form's password-like field may have lost the file's newlines.
         return json.dumps(info, separators=(",", ":"))
+
+    def key_from_litellm(self, value: Any) -> str:
+        # LiteLLM reads a text that is not JSON as a path: a file on this server is not read.
+        if isinstance(value, dict):
+            return json.dumps(value)
+        if not isinstance(value, str) or not value.strip().startswith("{"):
+            raise ValueError(VERTEX_CREDENTIALS_NOT_JSON)
+        return value.strip()
 
     def key_hint(self, api_key: str) -> str:
         try:
@@ -227,8 +243,7 @@ class VertexKind(ProviderKind):
             "api_base": base_url,
             "vertex_project": options.get("project", ""),
             "vertex_location": options.get("location", ""),
-            # A dict, not text: LiteLLM reads a text that names an existing file as a path.
-            "vertex_credentials": json.loads(api_key) if api_key else None,
+            "vertex_credentials": _credentials(api_key),
             "timeout": timeout,
             "num_retries": max_retries,
             "max_retries": max_retries,
@@ -255,6 +270,17 @@ class VertexKind(ProviderKind):
         self, *, method: str, url: str, body: bytes, api_key: str, options: dict, timeout: float
     ) -> dict[str, str]:
         return {"Authorization": f"Bearer {access_token(api_key, timeout=timeout)}"}
+
+
+def _credentials(api_key: str) -> dict | str | None:
+    """A dict, not text: LiteLLM reads a text that names an existing file as a path. Text
+    only for the export's os.environ/ reference (stored keys are always JSON)."""
+    if not api_key:
+        return None
+    try:
+        return json.loads(api_key)
+    except ValueError:
+        return api_key
 
 
 def _service_account(text: str) -> dict:
@@ -369,6 +395,10 @@ BEDROCK = BedrockKind(
     model_example="anthropic.claude-3-5-haiku-20241022-v1:0",
     fields=(AWS_REGION, AWS_ACCESS_KEY_ID),
     api_key_label="Secret access key or Bedrock API key",
+    litellm_base_param="aws_bedrock_runtime_endpoint",
+    litellm_key_params=("aws_secret_access_key", "api_key"),
+    litellm_option_params=(("region", "aws_region_name"), ("access_key_id", "aws_access_key_id")),
+    litellm_empty_params=("aws_session_token",),
     env_conventions=(
         EnvConvention(
             api_key=("AWS_SECRET_ACCESS_KEY",),
@@ -406,6 +436,8 @@ VERTEX = VertexKind(
         ),
     ),
     api_key_label="Service-account key (JSON)",
+    litellm_key_params=("vertex_credentials",),
+    litellm_option_params=(("project", "vertex_project"), ("location", "vertex_location")),
     api_key_help="The whole key file of a service account with the Vertex AI User role. "
     "Stored encrypted; its private key is never shown.",
     api_key_multiline=True,
