@@ -29,14 +29,16 @@ from .base import (
     NOT_A_MODEL_LIST,
     SETTING_INVALID,
     SETTING_REQUIRED,
+    AuthFailed,
     EnvConvention,
     KindField,
     ModelListError,
     Probe,
     ProviderKind,
 )
-from .cloud import BEDROCK, VERTEX, AuthFailed, BedrockKind, VertexKind
+from .bedrock import BEDROCK, BedrockKind
 from .vendors import AnthropicKind, GeminiKind, OllamaKind, TogetherKind
+from .vertex import VERTEX, VertexKind
 
 __all__ = [
     "API_KEY_REQUIRED",

@@ -33,6 +33,10 @@ class ModelListError(ValueError):
     """The answer was JSON, but not the kind's model-list format."""
 
 
+class AuthFailed(Exception):
+    """The kind could not authenticate a request (no token); the message is safe to show."""
+
+
 def _with_query(url: str, **params: str) -> str:
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query, keep_blank_values=True))

@@ -79,7 +79,7 @@ def _pin_token_requests() -> None:
     goes through VertexBase.refresh_auth) use the outbound client instead of `requests`."""
     from litellm.llms.vertex_ai.vertex_llm_base import VertexBase
 
-    from ..kinds.cloud import outbound_auth_request
+    from ..kinds.vertex import outbound_auth_request
 
     def refresh_auth(self, credentials) -> None:
         # The lock is LiteLLM's: google-auth's refresh() is not safe to run concurrently.

@@ -9,7 +9,7 @@ import yaml
 
 from providers import services
 from providers.importexport.litellm_read import KEY_UNUSABLE, PARAM_NOT_EMPTY
-from providers.kinds.cloud import VERTEX_CREDENTIALS_NOT_JSON
+from providers.kinds.vertex import VERTEX_CREDENTIALS_NOT_JSON
 from providers.models import Provider
 from providers.routing.llm import litellm
 from tests.providers.importexport.test_litellm_config import _export, _import, _resolve, _wipe

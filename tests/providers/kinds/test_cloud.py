@@ -11,8 +11,8 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from providers import kinds, services
-from providers.kinds.cloud import (
-    BEDROCK_OK,
+from providers.kinds.bedrock import BEDROCK_OK
+from providers.kinds.vertex import (
     GOOGLE_TOKEN_URI,
     SERVICE_ACCOUNT_NOT_JSON,
     SERVICE_ACCOUNT_TOKEN_URI,

@@ -10,7 +10,7 @@ from urllib.parse import unquote
 import pytest
 
 from providers import kinds, services
-from providers.kinds.cloud import BEDROCK_OK
+from providers.kinds.bedrock import BEDROCK_OK
 from providers.services.connection import NOT_A_MODEL_LIST
 from providers.validators import validate_base_url
 from tests.conftest import SECRET

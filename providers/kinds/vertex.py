@@ -1,8 +1,6 @@
-"""The clouds' model services: AWS Bedrock (each request signed with SigV4, or a Bedrock API
-key as Bearer) and Google Vertex AI (a service-account key traded for an OAuth token).
-
-Both live on a fixed public host named by a setting (the region, the location); a base URL,
-when given, replaces that host and passes the same address rules as every kind's.
+"""Google Vertex AI: Gemini and partner models (Claude, Llama, Mistral). The key field
+holds a service-account key (JSON), traded for an OAuth token at its token_uri; the host is
+the location's aiplatform endpoint, replaced by a base URL when one is given.
 """
 
 from __future__ import annotations
@@ -10,146 +8,20 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from django.core.exceptions import ValidationError
 
 from ..redact import mask
 from .base import (
     NOT_A_MODEL_LIST,
+    AuthFailed,
     EnvConvention,
     KindField,
     ModelListError,
-    Probe,
     ProviderKind,
     _ids,
     _with_query,
 )
-
-# --- AWS Bedrock ---------------------------------------------------------------------
-
-BEDROCK_OK = (
-    "OK: Bedrock accepted the credentials. Its runtime API cannot list models, so the test "
-    "sent a request it refuses (maxTokens 0), which generates nothing and costs no tokens."
-)
-# Any model ID: the probe is refused for its content, after the signature was checked.
-BEDROCK_PROBE_MODEL = "amazon.nova-micro-v1:0"
-# LiteLLM's spelling first, then the AWS SDKs'.
-AWS_REGION_VARS = ("AWS_REGION_NAME", "AWS_REGION", "AWS_DEFAULT_REGION")
-AWS_REGION = KindField(
-    name="region",
-    label="Region",
-    example="us-east-1",
-    help_text="The AWS region whose Bedrock endpoint is called (AWS_REGION_NAME).",
-    required=True,
-    pattern=r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}",
-)
-AWS_ACCESS_KEY_ID = KindField(
-    name="access_key_id",
-    label="Access key ID",
-    example="AKIAIOSFODNN7EXAMPLE",
-    help_text="With it, the key field holds its secret access key and every request is "
-    "signed (SigV4). Empty: the key field holds a Bedrock API key, sent as Bearer.",
-    pattern=r"[A-Z0-9]{16,128}",
-)
-
-
-@dataclass(frozen=True)
-class BedrockKind(ProviderKind):
-    """Calls go to LiteLLM's `bedrock/converse/<model>` route (the Converse API, one wire
-    format for every model family); LiteLLM signs them with botocore."""
-
-    def default_base_url_for(self, options: dict | None) -> str:
-        region = (options or {}).get("region") or "{region}"
-        return self.default_base_url.format(region=region)
-
-    def model_from_litellm(self, model_id: str) -> str:
-        # bedrock/converse/<id> and bedrock/<id> name the same model.
-        return model_id.removeprefix("converse/")
-
-    def _signs(self, options: dict | None) -> bool:
-        return bool((options or {}).get("access_key_id"))
-
-    def litellm_model(self, model: str) -> str:
-        return f"{self.litellm_prefix}/converse/{model}"
-
-    def litellm_params(
-        self,
-        *,
-        model: str,
-        base_url: str,
-        api_key: str,
-        api_version: str,
-        headers: dict[str, str],
-        timeout: float,
-        max_retries: int,
-        options: dict | None = None,
-    ) -> dict[str, Any]:
-        options = options or {}
-        params: dict[str, Any] = {
-            "model": self.litellm_model(model),
-            "aws_region_name": options.get("region", ""),
-            # Always explicit: LiteLLM would otherwise read AWS_BEDROCK_RUNTIME_ENDPOINT.
-            "aws_bedrock_runtime_endpoint": base_url,
-            "timeout": timeout,
-            "num_retries": max_retries,
-            "max_retries": max_retries,
-        }
-        if self._signs(options):
-            params["aws_access_key_id"] = options["access_key_id"]
-            params["aws_secret_access_key"] = api_key
-            # "" and not None: LiteLLM falls back to AWS_BEARER_TOKEN_BEDROCK and
-            # AWS_SESSION_TOKEN from os.environ for a missing value.
-            params["api_key"] = ""
-            params["aws_session_token"] = ""
-        else:
-            params["api_key"] = api_key
-        extra = self.merged_headers(headers)
-        if extra:
-            params["extra_headers"] = extra
-        return params
-
-    def probe(self, base_url: str, api_version: str) -> Probe:
-        return Probe(
-            # Quoted as LiteLLM quotes model IDs (":" too), so both sign the same path.
-            url=f"{base_url.rstrip('/')}/model/{quote(BEDROCK_PROBE_MODEL, safe='')}/converse",
-            method="POST",
-            json={"messages": [], "inferenceConfig": {"maxTokens": 0}},
-            lists_models=False,
-            ok_message=BEDROCK_OK,
-        )
-
-    def request_headers(
-        self, *, method: str, url: str, body: bytes, api_key: str, options: dict, timeout: float
-    ) -> dict[str, str]:
-        if not self._signs(options):
-            return self.auth_headers(api_key)
-        return sigv4_headers(
-            method=method,
-            url=url,
-            body=body,
-            access_key_id=options["access_key_id"],
-            secret_access_key=api_key,
-            region=options.get("region", ""),
-        )
-
-
-def sigv4_headers(
-    *, method: str, url: str, body: bytes, access_key_id: str, secret_access_key: str, region: str
-) -> dict[str, str]:
-    """The headers that sign one Bedrock request (Authorization, X-Amz-Date), by botocore."""
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
-
-    request = AWSRequest(
-        method=method, url=url, data=body, headers={"Content-Type": "application/json"}
-    )
-    SigV4Auth(Credentials(access_key_id, secret_access_key), "bedrock", region).add_auth(request)
-    return dict(request.headers.items())
-
-
-# --- Google Vertex AI ----------------------------------------------------------------
 
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -173,10 +45,6 @@ VERTEX_CREDENTIALS_NOT_JSON = (
     "path to a key file on this server is not read"
 )
 _SERVICE_ACCOUNT_FIELDS = ("client_email", "private_key", "private_key_id")
-
-
-class AuthFailed(Exception):
-    """The kind could not authenticate a request; the message is safe to show."""
 
 
 @dataclass(frozen=True)
@@ -387,30 +255,6 @@ class _Response:
         self.data = response.content
 
 
-BEDROCK = BedrockKind(
-    slug="bedrock",
-    label="AWS Bedrock",
-    litellm_prefix="bedrock",
-    default_base_url="https://bedrock-runtime.{region}.amazonaws.com",
-    model_example="anthropic.claude-3-5-haiku-20241022-v1:0",
-    fields=(AWS_REGION, AWS_ACCESS_KEY_ID),
-    api_key_label="Secret access key or Bedrock API key",
-    litellm_base_param="aws_bedrock_runtime_endpoint",
-    litellm_key_params=("aws_secret_access_key", "api_key"),
-    litellm_option_params=(("region", "aws_region_name"), ("access_key_id", "aws_access_key_id")),
-    litellm_empty_params=("aws_session_token",),
-    env_conventions=(
-        EnvConvention(
-            api_key=("AWS_SECRET_ACCESS_KEY",),
-            options=(("access_key_id", ("AWS_ACCESS_KEY_ID",)), ("region", AWS_REGION_VARS)),
-        ),
-        EnvConvention(
-            api_key=("AWS_BEARER_TOKEN_BEDROCK",), options=(("region", AWS_REGION_VARS),)
-        ),
-    ),
-    api_key_help="With an access key ID: its secret access key. Without: a Bedrock API key "
-    "(AWS_BEARER_TOKEN_BEDROCK).",
-)
 VERTEX = VertexKind(
     slug="vertex_ai",
     label="Google Vertex AI",
