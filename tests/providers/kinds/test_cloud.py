@@ -8,6 +8,7 @@ from urllib.parse import parse_qs
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.management import CommandError
 from django.urls import reverse
 
 from providers import kinds, services
@@ -20,6 +21,7 @@ from providers.kinds.vertex import (
     VERTEX_TOKEN_FAILED,
 )
 from providers.models import AuditEvent, Provider
+from providers.services.providers import KEY_REQUIRED_FOR_NEW_HOST
 from tests.providers.kinds import cloud_keys
 from tests.upstream_routes import TEST_ACCESS_TOKEN
 
@@ -274,3 +276,37 @@ def test_a_refused_vertex_form_never_sends_the_typed_key_back(client, login_as):
     assert "needs project" in html
     assert cloud_keys.private_key_pem().splitlines()[1] not in html
     assert not Provider.objects.exists()
+
+
+# --- Settings on the command line, and a new region as a new host ----------------------------
+
+
+def test_the_command_line_takes_the_kinds_settings(db, upstream, local_upstreams):
+    from tests.providers.test_cli import routing
+
+    key = cloud_keys.service_account_json(upstream.base_url + "/token")
+    routing(
+        *("provider", "add", "--name", "gcp", "--kind", "vertex_ai", "--api-key-stdin"),
+        *("--base-url", upstream.base_url, "--setting", f"project={cloud_keys.VERTEX_PROJECT}"),
+        *("--setting", "location=us-east5"),
+        stdin=key,
+    )
+    provider = Provider.objects.get(name="gcp")
+    assert provider.options == {"project": cloud_keys.VERTEX_PROJECT, "location": "us-east5"}
+    routing("provider", "edit", "gcp", "--setting", "location=europe-west4")
+    provider.refresh_from_db()
+    assert provider.options["location"] == "europe-west4"
+    shown = routing("provider", "show", "gcp")
+    assert "europe-west4" in shown and "key 012…4567" in shown
+    assert cloud_keys.private_key_pem().splitlines()[1] not in shown
+    with pytest.raises(CommandError):
+        routing("provider", "edit", "gcp", "--setting", "location")
+
+
+def test_a_new_region_is_a_new_host_the_secret_is_asked_for_again(db):
+    provider = services.provider_create(
+        name="aws", kind="bedrock", api_key=cloud_keys.AWS_SECRET_ACCESS_KEY, options=AWS_SIGNING
+    )
+    with pytest.raises(ValidationError) as caught:
+        services.provider_update(provider=provider, options={**AWS_SIGNING, "region": "us-west-2"})
+    assert caught.value.message_dict["api_key"] == [KEY_REQUIRED_FOR_NEW_HOST]
