@@ -310,3 +310,21 @@ def test_a_new_region_is_a_new_host_the_secret_is_asked_for_again(db):
     with pytest.raises(ValidationError) as caught:
         services.provider_update(provider=provider, options={**AWS_SIGNING, "region": "us-west-2"})
     assert caught.value.message_dict["api_key"] == [KEY_REQUIRED_FOR_NEW_HOST]
+
+
+def test_no_secret_reaches_the_logs_even_at_debug(upstream, make_provider, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    _bedrock(make_provider, upstream)
+    _vertex(make_provider, upstream)
+    services.completion(HI, model="aws/amazon.nova-lite-v1:0")
+    services.completion(HI, model="gcp/gemini-2.5-flash")
+    assertion = parse_qs(upstream.requests[-2].body.decode())["assertion"][0]
+    for secret in (
+        cloud_keys.AWS_SECRET_ACCESS_KEY,
+        cloud_keys.private_key_pem().splitlines()[1],
+        TEST_ACCESS_TOKEN,
+        assertion[-40:],
+    ):
+        assert secret not in caplog.text
