@@ -110,6 +110,11 @@ class Provider(LastTest):
         return self.base_url or self.kind_info.default_base_url_for(self.options)
 
     @property
+    def settings_shown(self) -> list[tuple[str, str]]:
+        """The kind's own settings as (label, value), for pages; none of them is secret."""
+        return [(f.label, (self.options or {}).get(f.name, "")) for f in self.kind_info.fields]
+
+    @property
     def key_state(self) -> str:
         if not self.api_key_ciphertext:
             return KeyState.NONE

@@ -223,7 +223,9 @@ def test_the_private_key_is_shown_nowhere(upstream, make_provider, client, login
         html = page.content.decode()
         assert page.status_code == 200
         assert private_line not in html and "BEGIN PRIVATE KEY" not in html
-    assert "key 012…4567" in pages[0].content.decode()
+    detail = pages[0].content.decode()
+    assert "key 012…4567" in detail and "Service-account key (JSON)" in detail
+    assert f"<dt>Project</dt><dd>{cloud_keys.VERTEX_PROJECT}</dd>" in detail
     for event in AuditEvent.objects.all():
         assert private_line not in json.dumps(event.changes)
     # An upstream error that quotes the key is redacted (the token is fetched first: google-auth
