@@ -91,6 +91,7 @@ KINDS: dict[str, ProviderKind] = {
             litellm_prefix="anthropic",
             default_base_url="https://api.anthropic.com",
             model_example="claude-sonnet-4-5",
+            serves=("chat",),
             env_conventions=(
                 EnvConvention(api_key=("ANTHROPIC_API_KEY",), base_url=("ANTHROPIC_BASE_URL",)),
             ),
@@ -188,6 +189,7 @@ KINDS: dict[str, ProviderKind] = {
             litellm_prefix="deepseek",
             default_base_url="https://api.deepseek.com/v1",
             model_example="deepseek-chat",
+            serves=("chat",),
             env_conventions=(EnvConvention(api_key=("DEEPSEEK_API_KEY",)),),
         ),
         ProviderKind(

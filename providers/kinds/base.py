@@ -167,6 +167,9 @@ class ProviderKind:
     # Whether LiteLLM merges `extra_body` (parameters it has no argument for, such as
     # `metadata`) into this kind's request body; Anthropic's adapter sends it as a key instead.
     sends_extra_body: bool = True
+    # What every model of this kind serves ("chat", "embeddings"...), for a vendor whose API
+    # has one kind of model only; empty: its models say (providers/routing/modes.py).
+    serves: tuple[str, ...] = ()
     # Settings beyond the common ones, shown on the form after the base URL.
     fields: tuple[KindField, ...] = ()
     # What the key field holds for this kind, and how the form shows it.
@@ -333,6 +336,10 @@ class ProviderKind:
         extra = self.merged_headers(headers)
         if extra:
             params["extra_headers"] = extra
+        return params
+
+    def call_params(self, function: str, params: dict[str, Any]) -> dict[str, Any]:
+        """LiteLLM's arguments for one provider's call of `function` ("aembedding"...)."""
         return params
 
     def merged_headers(self, headers: dict[str, str]) -> dict[str, str]:

@@ -51,6 +51,12 @@ class BedrockKind(ProviderKind):
         # bedrock/converse/<id> and bedrock/<id> name the same model.
         return model_id.removeprefix("converse/")
 
+    def call_params(self, function: str, params: dict[str, Any]) -> dict[str, Any]:
+        # Embeddings are no Converse call: LiteLLM embeds through bedrock/<model ID>.
+        if function != "aembedding":
+            return params
+        return {**params, "model": params["model"].replace("/converse/", "/", 1)}
+
     def _signs(self, options: dict | None) -> bool:
         return bool((options or {}).get("access_key_id"))
 

@@ -76,3 +76,11 @@ class OllamaKind(ProviderKind):
         if not isinstance(payload, dict):
             raise ModelListError(NOT_A_MODEL_LIST)
         return _ids(payload.get("models"), "name")
+
+    def call_params(self, function: str, params: dict[str, Any]) -> dict[str, Any]:
+        # LiteLLM embeds through "ollama/" (Ollama's /api/embed); its chat adapter's prefix,
+        # "ollama_chat/", has no embeddings.
+        if function != "aembedding":
+            return params
+        model = params["model"].removeprefix(f"{self.litellm_prefix}/")
+        return {**params, "model": f"ollama/{model}"}
