@@ -20,10 +20,6 @@ if TYPE_CHECKING:
 GEMINI_CALL = re.compile(
     r"/models/(?P<model>[^/:]+):(?P<method>generateContent|streamGenerateContent)$"
 )
-BEDROCK_CONVERSE = re.compile(r"/model/(?P<model>[^/]+)/converse$")
-VERTEX_MODELS = "/publishers/google/models"
-# What the fake OAuth token endpoint (POST .../token, a service account's token_uri) hands out.
-TEST_ACCESS_TOKEN = "ya29.local-test-token"
 
 
 @dataclass
@@ -65,11 +61,13 @@ def _sse(events: list[dict], done: bool = False, named: bool = False) -> Stream:
 
 
 def route_for(request: RecordedRequest) -> Callable[..., dict | Stream] | None:
-    path = request.path.rstrip("/")
-    if request.method == "POST":
-        # Imported here: that module builds on this one's helpers.
-        from tests import upstream_embeddings
+    # Imported here: those modules build on this one's helpers.
+    from tests import upstream_clouds, upstream_embeddings
 
+    path = request.path.rstrip("/")
+    if found := upstream_clouds.route_for(request.method, path):
+        return found
+    if request.method == "POST":
         if path.endswith("/chat/completions"):
             return _openai_chat
         found = upstream_embeddings.route_for(path)
@@ -83,13 +81,7 @@ def route_for(request: RecordedRequest) -> Callable[..., dict | Stream] | None:
             return _ollama_chat
         if path.endswith("/api/show"):
             return _ollama_show
-        if BEDROCK_CONVERSE.search(path):
-            return _bedrock_converse
-        if path.endswith("/token"):
-            return _oauth_token
     elif request.method == "GET":
-        if path.endswith(VERTEX_MODELS):
-            return _vertex_models
         if path.endswith("/v1beta/models"):
             return _gemini_models
         if path.endswith("/models"):
@@ -380,43 +372,3 @@ def _ollama_tags(upstream: Upstream, request: RecordedRequest, body: dict) -> di
     if start + size < len(models):
         page["nextPageToken"] = str(start + size)
     return page
-
-
-# AWS Bedrock (the Converse API) and Google Vertex AI (its OAuth token, its model list;
-# generateContent is Gemini's route above, under /v1/projects/.../publishers/google).
-
-
-def _bedrock_converse(upstream: Upstream, request: RecordedRequest, body: dict) -> dict | Refusal:
-    if not body.get("messages") or (body.get("inferenceConfig") or {}).get("maxTokens") == 0:
-        # As Bedrock answers a request it refuses for its content, once the signature passed.
-        return Refusal(400, {"message": "ValidationException: messages and maxTokens >= 1"})
-    text = upstream.reply_text
-    prompt_tokens, completion_tokens = _usage(text)
-    return {
-        "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
-        "stopReason": "end_turn",
-        "usage": {
-            "inputTokens": prompt_tokens,
-            "outputTokens": completion_tokens,
-            "totalTokens": prompt_tokens + completion_tokens,
-        },
-        "metrics": {"latencyMs": 1},
-    }
-
-
-def _oauth_token(upstream: Upstream, request: RecordedRequest, body: dict) -> dict | Refusal:
-    from urllib.parse import parse_qs
-
-    form = parse_qs(request.body.decode())
-    if form.get("grant_type") != ["urn:ietf:params:oauth:grant-type:jwt-bearer"]:
-        return Refusal(400, {"error": "unsupported_grant_type"})
-    if not form.get("assertion"):
-        return Refusal(400, {"error": "invalid_request"})
-    return {"access_token": TEST_ACCESS_TOKEN, "expires_in": 3600, "token_type": "Bearer"}
-
-
-def _vertex_models(upstream: Upstream, request: RecordedRequest, body: dict) -> dict | list:
-    models = [{"name": f"publishers/google/models/{model}"} for model in upstream.models]
-    if upstream.list_format == "array":
-        return models
-    return {"publisherModels": models}

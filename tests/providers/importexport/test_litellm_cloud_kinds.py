@@ -14,7 +14,7 @@ from providers.models import Provider
 from providers.routing.llm import litellm
 from tests.providers.importexport.test_litellm_config import _export, _import, _resolve, _wipe
 from tests.providers.kinds import cloud_keys
-from tests.upstream_routes import TEST_ACCESS_TOKEN
+from tests.upstream_clouds import TEST_ACCESS_TOKEN
 
 HI = [{"role": "user", "content": "hi"}]
 

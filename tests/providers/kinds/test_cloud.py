@@ -23,7 +23,7 @@ from providers.kinds.vertex import (
 from providers.models import AuditEvent, Provider
 from providers.services.providers import KEY_REQUIRED_FOR_NEW_HOST
 from tests.providers.kinds import cloud_keys
-from tests.upstream_routes import TEST_ACCESS_TOKEN
+from tests.upstream_clouds import TEST_ACCESS_TOKEN
 
 HI = [{"role": "user", "content": "hi"}]
 AWS_SIGNING = {"region": cloud_keys.AWS_REGION, "access_key_id": cloud_keys.AWS_ACCESS_KEY_ID}

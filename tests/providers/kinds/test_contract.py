@@ -16,7 +16,7 @@ from providers.validators import validate_base_url
 from tests.conftest import SECRET
 from tests.providers.kinds import cloud_keys
 from tests.upstream import RecordedRequest
-from tests.upstream_routes import TEST_ACCESS_TOKEN
+from tests.upstream_clouds import TEST_ACCESS_TOKEN
 
 HI = [{"role": "user", "content": "hi"}]
 
