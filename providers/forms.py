@@ -167,6 +167,7 @@ class ProviderForm(forms.Form):
                 "kind": instance.kind,
                 "base_url": instance.base_url,
                 "api_version": instance.api_version,
+                **(instance.options or {}),
                 "declared_models": "\n".join(instance.declared_models or []),
                 "timeout": instance.timeout,
                 "max_retries": instance.max_retries,
@@ -199,14 +200,21 @@ class ProviderForm(forms.Form):
                 self.initial["base_url"] = kind.default_base_url
         else:
             base.help_text = format_html("Required, e.g. {}.", kind.base_url_example)
+        self._add_kind_settings()
         key = self.fields["api_key"]
+        key.label = kind.api_key_label
+        if kind.api_key_multiline:
+            key.strip = True
+            key.widget = WriteOnlyTextarea(
+                attrs={"rows": 4, "autocomplete": "off", "spellcheck": "false"}
+            )
         stored = self.instance is not None and bool(self.instance.api_key_ciphertext)
         if stored:
             key.help_text = format_html(
                 "Stored ({}). Leave empty to keep it.", self.instance.api_key_hint or "set"
             )
         elif kind.api_key_required:
-            key.help_text = "Required. Stored encrypted; never shown again."
+            key.help_text = kind.api_key_help or "Required. Stored encrypted; never shown again."
             key.widget.attrs["required"] = True
         else:
             key.help_text = format_html("Optional for {}.", kind.label)
@@ -222,6 +230,33 @@ class ProviderForm(forms.Form):
         else:
             self.fields["api_version"].widget.attrs["placeholder"] = kind.api_version_example
             self.fields["api_version"].widget.attrs["required"] = kind.api_version_required
+
+    @property
+    def option_names(self) -> list[str]:
+        return [setting.name for setting in self.kind_info.fields]
+
+    @property
+    def option_fields(self) -> list:
+        """The kind's own settings, bound, for the template (after the base URL)."""
+        return [self[name] for name in self.option_names]
+
+    def _add_kind_settings(self) -> None:
+        for setting in self.kind_info.fields:
+            # Not required here: the registry's rule (field_errors) says so in clean().
+            self.fields[setting.name] = forms.CharField(
+                label=setting.label,
+                required=False,
+                max_length=128,
+                help_text=setting.help_text,
+                widget=forms.TextInput(
+                    attrs={
+                        "placeholder": setting.example,
+                        "required": setting.required,
+                        "spellcheck": "false",
+                        "data-kind-setting": "",
+                    }
+                ),
+            )
 
     def clean_declared_models(self) -> list[str]:
         names = services.parse_model_names(self.cleaned_data["declared_models"])
@@ -242,6 +277,7 @@ class ProviderForm(forms.Form):
             base_url=data.get("base_url", ""),
             has_api_key=bool(data.get("api_key")) or (stored and not data.get("remove_key")),
             api_version=data.get("api_version", ""),
+            options=self.options(),
         )
         for field, message in missing.items():
             if "kind" not in self.errors and field not in self.errors:
@@ -255,6 +291,9 @@ class ProviderForm(forms.Form):
             except ValidationError as exc:
                 self.add_error("base_url", exc)
         return data
+
+    def options(self) -> dict[str, str]:
+        return {name: self.cleaned_data.get(name) or "" for name in self.option_names}
 
     def service_kwargs(self) -> dict[str, Any]:
         data = self.cleaned_data
@@ -272,6 +311,7 @@ class ProviderForm(forms.Form):
             )
         }
         kwargs["api_version"] = data.get("api_version", "") or ""
+        kwargs["options"] = self.options()
         if "declared_models" in self.fields:
             kwargs["declared_models"] = data["declared_models"]
         if self.instance is None:

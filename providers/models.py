@@ -50,6 +50,9 @@ class Provider(LastTest):
     header_names = models.JSONField(default=list, blank=True, editable=False)
     headers_ciphertext = models.TextField(blank=True, editable=False)
     api_version = models.CharField("API version", max_length=32, blank=True)
+    # Settings only some kinds have (their KindFields: Bedrock's region, Vertex AI's project
+    # and location), by name. Never secret: secrets live in the key's ciphertext.
+    options = models.JSONField("Kind settings", default=dict, blank=True)
     # Model calls: long answers and reasoning models take minutes (the OpenAI SDK's own
     # default is 600 s). The connection test keeps its own short limit.
     timeout = models.FloatField(
@@ -104,7 +107,12 @@ class Provider(LastTest):
 
     @property
     def effective_base_url(self) -> str:
-        return self.base_url or self.kind_info.default_base_url
+        return self.base_url or self.kind_info.default_base_url_for(self.options)
+
+    @property
+    def settings_shown(self) -> list[tuple[str, str]]:
+        """The kind's own settings as (label, value), for pages; none of them is secret."""
+        return [(f.label, (self.options or {}).get(f.name, "")) for f in self.kind_info.fields]
 
     @property
     def key_state(self) -> str:

@@ -329,5 +329,10 @@ LOGGING = {
         "anthropic": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
+        # Bedrock's signing (the canonical request) and Vertex AI's token requests (the signed
+        # assertion and the token, in google-auth's request/response logs) at DEBUG.
+        "botocore": {"level": "WARNING"},
+        "google.auth": {"level": "WARNING"},
+        "google.oauth2": {"level": "WARNING"},
     },
 }

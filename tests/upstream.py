@@ -2,9 +2,10 @@
 
 Tests do not mock LiteLLM: they point a provider's base URL at an `Upstream` and
 check the request LiteLLM really built. The server speaks just enough of each
-wire format (OpenAI and its many clones, Azure OpenAI, Anthropic, Gemini, Ollama)
-for litellm to parse the answers, streamed or not; the answers themselves are in
-tests/upstream_routes.py.
+wire format (OpenAI and its many clones, Azure OpenAI, Anthropic, Gemini, Ollama, Bedrock's
+Converse, Vertex AI) for litellm to parse the answers, streamed or not (Bedrock: not streamed);
+the answers themselves are in tests/upstream_routes.py and, for the clouds' model services,
+tests/upstream_clouds.py.
 """
 
 from __future__ import annotations

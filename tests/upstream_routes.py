@@ -61,11 +61,13 @@ def _sse(events: list[dict], done: bool = False, named: bool = False) -> Stream:
 
 
 def route_for(request: RecordedRequest) -> Callable[..., dict | Stream] | None:
-    path = request.path.rstrip("/")
-    if request.method == "POST":
-        # Imported here: that module builds on this one's helpers.
-        from tests import upstream_embeddings
+    # Imported here: those modules build on this one's helpers.
+    from tests import upstream_clouds, upstream_embeddings
 
+    path = request.path.rstrip("/")
+    if found := upstream_clouds.route_for(request.method, path):
+        return found
+    if request.method == "POST":
         if path.endswith("/chat/completions"):
             return _openai_chat
         found = upstream_embeddings.route_for(path)

@@ -35,6 +35,13 @@ ENABLED_INVALID = "{var}: write true or false."
 TIMEOUT_INVALID = "{var}: write a number of seconds, e.g. 60."
 RETRIES_INVALID = "{var}: write a whole number of retries, e.g. 2."
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+KEY_FILE_NOT_READ = (
+    "{var} names a file on the server, which the dashboard's import does not read: paste the "
+    "key on the provider's form, or import the file with `python manage.py routing import-env`."
+)
+KEY_FILE_UNREADABLE = "{var}: the file it names cannot be read ({reason})."
+KEY_FILE_TOO_LARGE = "{var}: the file it names is larger than {limit} KB; is it a key file?"
+MAX_KEY_FILE_BYTES = 64 * 1024
 HEADERS_INVALID = (
     '{var}: not a JSON object of header names and text values, e.g. {{"X-Org-Id": "acme"}}.'
 )
@@ -62,6 +69,8 @@ class Candidate:
     headers: dict[str, str] | None = None
     # enabled / timeout / max_retries, parsed; only what the file gives.
     settings: dict[str, object] = field(default_factory=dict)
+    # The kind's own settings (Provider.options) the file gives.
+    options: dict[str, str] = field(default_factory=dict)
     problem: str = ""  # why it is skipped
     duplicate: bool = False
     # The kind whose convention this is: `kind` changes when, e.g., OPENAI_BASE_URL points
@@ -89,13 +98,15 @@ class Candidate:
 
     @property
     def effective_base_url(self) -> str:
-        return (self.given.get("base_url") or self.kind.default_base_url).rstrip("/")
+        default = self.kind.default_base_url_for(self.options)
+        return (self.given.get("base_url") or default).rstrip("/")
 
     @property
     def identity(self) -> tuple:
         headers = tuple(sorted((self.headers or {}).items()))
         key, version = self.given.get("api_key"), self.given.get("api_version")
-        return (self.kind.slug, self.effective_base_url, key, version, headers)
+        options = tuple(sorted(self.options.items()))
+        return (self.kind.slug, self.effective_base_url, key, version, headers, options)
 
 
 @dataclass
@@ -119,12 +130,13 @@ class EnvFile:
         ]
 
 
-def read_env_file(text: str) -> EnvFile:
-    """The providers `text` describes, each value checked (no database access)."""
+def read_env_file(text: str, *, read_files: bool = False) -> EnvFile:
+    """The providers `text` describes, each value checked (no database access). Key files
+    (GOOGLE_APPLICATION_CREDENTIALS) are read only with `read_files`: the command line's."""
     env = EnvFile(*_read(text))
     env.candidates = _collect(env.values, env.used, env.reasons)
     for c in env.candidates:
-        _check(c, env.warnings)
+        _check(c, env.warnings, read_files=read_files)
     return env
 
 
@@ -157,6 +169,9 @@ def _slots(conv: kinds.EnvConvention) -> dict[str, tuple[str, ...]]:
         "default_model": conv.default_model,
         "timeout": (conv.timeout,) if conv.timeout else (),
         "max_retries": (conv.max_retries,) if conv.max_retries else (),
+        "api_key_file": conv.api_key_file,
+        # A kind's settings under their own names, as the service reports their errors.
+        **dict(conv.options),
     }
 
 
@@ -174,11 +189,11 @@ def _collect(values: dict, used: set[str], reasons: dict[str, str]) -> list[Cand
                     given[fld] = values[present[0]].strip()
                     for other in present[1:]:
                         reasons.setdefault(other, IGNORED_SUPERSEDED.format(used=present[0]))
-            if "api_key" in given or "base_url" in given:
+            if given.keys() & {"api_key", "api_key_file", "base_url"}:
                 candidates.append(Candidate(kind, conv, given, sources))
                 used.update(sources[f] for f in given)
             else:
-                needed = " or ".join(conv.api_key + conv.base_url)
+                needed = " or ".join(conv.api_key + conv.api_key_file + conv.base_url)
                 for var in conv.variables:
                     reasons.setdefault(var, IGNORED_ALONE.format(needed=needed))
     return candidates
@@ -294,8 +309,41 @@ def _check_settings(c: Candidate) -> None:
             raise Skip(RETRIES_INVALID.format(var=c.sources["max_retries"])) from None
 
 
-def _check(c: Candidate, warnings: list[str]) -> None:
+def _check_key(c: Candidate, read_files: bool) -> None:
+    """A key read from the file a variable names, and any key as the kind stores it."""
+    path = c.given.pop("api_key_file", None)
+    if path is not None:
+        var = c.sources["api_key_file"]
+        if not read_files:
+            raise Skip(KEY_FILE_NOT_READ.format(var=var))
+        c.given["api_key"] = _read_key_file(path, var)
+        c.sources["api_key"] = var
+    if c.given.get("api_key"):
+        try:
+            c.given["api_key"] = c.kind.clean_api_key(c.given["api_key"])
+        except ValidationError as exc:
+            raise _fail(c, "api_key", exc) from None
+    names = {setting.name for setting in c.kind.fields}
+    c.options = {name: c.given[name] for name in names if name in c.given}
+
+
+def _read_key_file(path: str, var: str) -> str:
+    import os
+
     try:
+        if os.path.getsize(path) > MAX_KEY_FILE_BYTES:
+            limit = MAX_KEY_FILE_BYTES // 1024
+            raise Skip(KEY_FILE_TOO_LARGE.format(var=var, limit=limit))
+        with open(path, encoding="utf-8-sig") as file:
+            return file.read().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+        raise Skip(KEY_FILE_UNREADABLE.format(var=var, reason=reason)) from None
+
+
+def _check(c: Candidate, warnings: list[str], *, read_files: bool = False) -> None:
+    try:
+        _check_key(c, read_files)
         _check_base_url(c, warnings)
         _check_headers(c)
         _check_name(c)

@@ -110,6 +110,8 @@ def _described(p: Provider) -> str:
         parts.append(f"key {p.api_key_hint}")
     if p.api_version:
         parts.append(f"API version {p.api_version}")
+    labels = {setting.name: setting.label for setting in p.kind_info.fields}
+    parts.extend(f"{labels.get(k, k).lower()} {v}" for k, v in (p.options or {}).items())
     if p.header_names:
         parts.append(f"headers {', '.join(p.header_names)}")
     if not p.enabled:
@@ -128,6 +130,10 @@ def _changes(p: Provider, c: Candidate) -> tuple[list[str], dict[str, str]]:
     if c.given.get("api_version", p.api_version) != p.api_version:
         changes.append("API version")
         fields["api_version"] = c.given["api_version"]
+    merged = {**(p.options or {}), **c.options}
+    if merged != (p.options or {}):
+        changes.append("settings")
+        fields["options"] = merged
     if c.given.get("api_key") not in (None, stored(p.get_api_key)):
         changes.append("API key")
     if c.headers is not None and stored(p.get_headers) != c.headers:
@@ -148,7 +154,7 @@ def _update(p: Provider, c: Candidate, report: EnvImportReport, actor) -> Provid
         report.rows.append(Row(UNCHANGED, c.label, _described(p), c.variables))
         return p
     # A new host needs the secrets again (the service refuses to send old ones there).
-    moved = bool(fields.keys() & {"kind", "base_url"})
+    moved = bool(fields.keys() & {"kind", "base_url", "options"})
     key = c.given.get("api_key")
     provider = provider_update(
         provider=p,
@@ -178,6 +184,7 @@ def _apply_provider(c: Candidate, report: EnvImportReport, actor) -> Provider | 
                 api_key=c.given.get("api_key", ""),
                 headers=c.headers or {},
                 api_version=c.given.get("api_version", ""),
+                options=c.options,
                 actor=actor,
                 **c.settings,
             )
@@ -240,16 +247,22 @@ def _apply_defaults(env: EnvFile, done: list, report: EnvImportReport, actor) ->
 
 @sensitive_variables("text", "env")
 def import_env(
-    *, text: str, dry_run: bool, actor: audit.Actor, expected: str | None = None
+    *,
+    text: str,
+    dry_run: bool,
+    actor: audit.Actor,
+    expected: str | None = None,
+    read_files: bool = False,
 ) -> EnvImportReport:
     """Create or update providers, and set the default model, from `.env` text.
 
     A dry run is the real import rolled back, so its report is exactly what the import would
     do. With `expected` (the digest of a preview's report) the import is kept only if it does
     exactly what that preview showed; otherwise it is rolled back and `stale` is set.
+    `read_files`: read the key files variables name (the command line only).
     """
     report = EnvImportReport(dry_run=dry_run)
-    env = read_env_file(text)
+    env = read_env_file(text, read_files=read_files)
     report.unreadable = [LINE_UNREADABLE.format(line=n) for n in env.unreadable]
     report.warnings = env.warnings
     with transaction.atomic():

@@ -93,6 +93,7 @@ def _export_entry(provider: Provider, used: set[str], env: dict[str, str] | None
         timeout=provider.timeout,
         max_retries=provider.max_retries,
         drop_params=provider.drop_params,
+        options=dict(provider.options or {}),
     )
 
 

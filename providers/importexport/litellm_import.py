@@ -68,7 +68,8 @@ def _provider_changes(existing: Provider, plan: ProviderPlan) -> list[str]:
         key, headers = existing.get_api_key(), tuple(sorted(existing.get_headers().items()))
     except crypto.UndecryptableSecret:
         key, headers = None, None
-    current = Conn(existing.kind, existing.base_url, key, existing.api_version, headers)
+    options = tuple(sorted((existing.options or {}).items()))
+    current = Conn(existing.kind, existing.base_url, key, existing.api_version, headers, options)
     changes = differences(current, plan.conn)
     for attr in PROVIDER_SETTINGS:
         if getattr(plan, attr) is not None and getattr(existing, attr) != getattr(plan, attr):
@@ -84,6 +85,7 @@ def _apply_provider(plan: ProviderPlan, report: ImportReport, actor: audit.Actor
         "kind": plan.conn.kind,
         "base_url": plan.conn.base_url,
         "api_version": plan.conn.api_version,
+        "options": dict(plan.conn.options),
         "enabled": True,
     }
     fields.update({a: getattr(plan, a) for a in PROVIDER_SETTINGS if getattr(plan, a) is not None})
@@ -101,7 +103,8 @@ def _apply_provider(plan: ProviderPlan, report: ImportReport, actor: audit.Actor
         if existing.effective_base_url.rstrip("/") == plan.conn.effective_base_url:
             # Keep the stored spelling of an equivalent URL (blank for the kind's default).
             fields["base_url"] = existing.base_url
-        secrets_kept = not {"key", "headers", "base URL", "kind"} & set(changes)
+        # Settings name the host too (a region): a new one needs the secrets again.
+        secrets_kept = not {"key", "headers", "base URL", "kind", "settings"} & set(changes)
         provider = provider_update(
             provider=existing,
             api_key=KEEP if secrets_kept else plan.conn.api_key,

@@ -73,7 +73,8 @@ def _existing_identities() -> dict[tuple, str]:
         except crypto.UndecryptableSecret:
             continue
         headers = tuple(sorted(headers.items()))
-        conn = Conn(provider.kind, provider.base_url, key, provider.api_version, headers)
+        options = tuple(sorted((provider.options or {}).items()))
+        conn = Conn(provider.kind, provider.base_url, key, provider.api_version, headers, options)
         found.setdefault(conn.identity, provider.name)
     return found
 
@@ -98,7 +99,7 @@ def _derived_name(conn: Conn, taken: set[str]) -> str:
 
 
 def differences(a: Conn, b: Conn) -> list[str]:
-    names = ("kind", "base URL", "key", "API version", "headers")
+    names = ("kind", "base URL", "key", "API version", "headers", "settings")
     return [name for name, x, y in zip(names, a.identity, b.identity, strict=True) if x != y]
 
 

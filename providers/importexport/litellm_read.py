@@ -83,6 +83,20 @@ _PARAM_KEYS = {
 _DEPLOYMENT_KEYS = ("weight", "rpm", "tpm")
 
 
+def _kind_params(kind: kinds.ProviderKind) -> set[str]:
+    """The LiteLLM parameters only some kinds have (Bedrock's aws_*, Vertex AI's vertex_*)."""
+    own = {kind.litellm_base_param, *kind.litellm_key_params, *kind.litellm_empty_params}
+    return (own | {param for _name, param in kind.litellm_option_params}) - _PARAM_KEYS
+
+
+_KIND_PARAM_KEYS = {param for kind in kinds.KINDS.values() for param in _kind_params(kind)}
+PARAM_NOT_EMPTY = (
+    "litellm_params.{key} is not supported by Routing Admin (it stores no such value); remove "
+    "it or leave it empty."
+)
+KEY_UNUSABLE = "litellm_params.{key} must be {what}."
+
+
 class InvalidEntry(Exception):
     """One entry cannot be imported; the message says why (and never holds a secret)."""
 
@@ -133,14 +147,24 @@ class Conn:
     api_key: str
     api_version: str
     headers: tuple[tuple[str, str], ...]
+    # The kind's own settings (Provider.options), sorted.
+    options: tuple[tuple[str, str], ...] = ()
 
     @property
     def effective_base_url(self) -> str:
-        return (self.base_url or kinds.KINDS[self.kind].default_base_url).rstrip("/")
+        default = kinds.KINDS[self.kind].default_base_url_for(dict(self.options))
+        return (self.base_url or default).rstrip("/")
 
     @property
     def identity(self) -> tuple:
-        return (self.kind, self.effective_base_url, self.api_key, self.api_version, self.headers)
+        return (
+            self.kind,
+            self.effective_base_url,
+            self.api_key,
+            self.api_version,
+            self.headers,
+            self.options,
+        )
 
 
 @dataclass
@@ -200,7 +224,7 @@ def _litellm_base(kind: kinds.ProviderKind, base_url: str) -> str:
         timeout=1.0,
         max_retries=0,
     )
-    return params["api_base"].rstrip("/")
+    return str(params.get(kind.litellm_base_param) or "").rstrip("/")
 
 
 def _kind_and_model(model: Any, slug: Any, api_base: str) -> tuple[kinds.ProviderKind, str]:
@@ -216,7 +240,7 @@ def _kind_and_model(model: Any, slug: Any, api_base: str) -> tuple[kinds.Provide
             raise InvalidEntry(
                 PREFIX_MISMATCH.format(model=model, prefix=kind.litellm_prefix, kind=slug)
             )
-        return kind, model_id
+        return kind, kind.model_from_litellm(model_id)
     candidates = [k for k in kinds.KINDS.values() if k.litellm_prefix == prefix]
     if not candidates or not model_id:
         known = sorted({k.litellm_prefix for k in kinds.KINDS.values()} | set(PREFIX_ALIASES))
@@ -227,15 +251,41 @@ def _kind_and_model(model: Any, slug: Any, api_base: str) -> tuple[kinds.Provide
         if kind.default_base_url and (
             not api_base or api_base.rstrip("/") == _litellm_base(kind, kind.default_base_url)
         ):
-            return kind, model_id
-    return next((k for k in candidates if k.base_url_required), candidates[0]), model_id
+            return kind, kind.model_from_litellm(model_id)
+    kind = next((k for k in candidates if k.base_url_required), candidates[0])
+    return kind, kind.model_from_litellm(model_id)
+
+
+def _kind_key(kind: kinds.ProviderKind, params: dict[str, Any]) -> str:
+    for key in kind.litellm_key_params:
+        value = params.get(key)
+        if value in (None, ""):
+            continue
+        try:
+            return kind.key_from_litellm(value)
+        except ValueError as exc:
+            what = "text" if str(exc) == "text" else str(exc)
+            raise InvalidEntry(KEY_UNUSABLE.format(key=key, what=what)) from None
+    return ""
+
+
+def _kind_options(kind: kinds.ProviderKind, params: dict[str, Any]) -> tuple:
+    if others := sorted((set(params) & _KIND_PARAM_KEYS) - _kind_params(kind)):
+        raise InvalidEntry(PARAMS_UNSUPPORTED.format(keys=", ".join(others)))
+    for key in kind.litellm_empty_params:
+        if _text(params, key):
+            raise InvalidEntry(PARAM_NOT_EMPTY.format(key=key))
+    options = {name: _text(params, param) for name, param in kind.litellm_option_params}
+    return tuple(sorted((name, value) for name, value in options.items() if value))
 
 
 def _conn(kind: kinds.ProviderKind, params: dict[str, Any]) -> Conn:
-    api_base = _text(params, "api_base").rstrip("/")
-    if kind.default_base_url and api_base == _litellm_base(kind, kind.default_base_url):
+    options = _kind_options(kind, params)
+    api_base = _text(params, kind.litellm_base_param).rstrip("/")
+    default = kind.default_base_url_for(dict(options))
+    if kind.default_base_url and api_base == _litellm_base(kind, default):
         api_base = ""
-    api_key = _text(params, "api_key")
+    api_key = _kind_key(kind, params)
     if api_key == kind.placeholder_api_key:
         api_key = ""
     headers = params.get("extra_headers") or {}
@@ -247,6 +297,7 @@ def _conn(kind: kinds.ProviderKind, params: dict[str, Any]) -> Conn:
         api_key=api_key,
         api_version=_text(params, "api_version"),
         headers=tuple(sorted((str(k).strip(), v.strip()) for k, v in headers.items())),
+        options=options,
     )
 
 
@@ -277,7 +328,7 @@ def parse_entry(n: int, raw: Any, environ: Mapping[str, str], warnings: list[str
     if not isinstance(params, dict):
         raise InvalidEntry(PARAMS_MISSING)
     info = info if isinstance(info, dict) else {}
-    if unknown := sorted(set(params) - _PARAM_KEYS):
+    if unknown := sorted(set(params) - _PARAM_KEYS - _KIND_PARAM_KEYS):
         raise InvalidEntry(PARAMS_UNSUPPORTED.format(keys=", ".join(unknown)))
     label = f"Entry {n} ({model_name})"
     if ignored := sorted(set(info) - {"provider", "kind", "display_name"}):

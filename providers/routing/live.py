@@ -116,6 +116,7 @@ def _entry(provider) -> ProviderEntry:
         drop_params=provider.drop_params,
         undecryptable=undecryptable,
         models=tuple(provider.discovered_models or ()),
+        options=dict(provider.options or {}),
     )
 
 

@@ -67,6 +67,26 @@ def _pin_connections(module: ModuleType) -> None:
 
     AsyncHTTPHandler.create_async_transport = staticmethod(pinned)
     AsyncHTTPHandler._create_async_transport = staticmethod(pinned)
+    _pin_token_requests()
+
+
+# A token request is small: this bounds a stalled token endpoint, not a generation.
+TOKEN_REQUEST_TIMEOUT = 30.0
+
+
+def _pin_token_requests() -> None:
+    """Vertex AI's OAuth token requests (google-auth, sync and async alike: every refresh
+    goes through VertexBase.refresh_auth) use the outbound client instead of `requests`."""
+    from litellm.llms.vertex_ai.vertex_llm_base import VertexBase
+
+    from ..kinds.vertex import outbound_auth_request
+
+    def refresh_auth(self, credentials) -> None:
+        # The lock is LiteLLM's: google-auth's refresh() is not safe to run concurrently.
+        with self._sync_refresh_lock:
+            credentials.refresh(outbound_auth_request(TOKEN_REQUEST_TIMEOUT))
+
+    VertexBase.refresh_auth = refresh_auth
 
 
 # Headers LiteLLM's shared client adds to the request being made (see below).

@@ -66,11 +66,13 @@ class ProviderEntry:
     # "Drop parameters this provider does not support": LiteLLM leaves them out of the call.
     drop_params: bool = False
     models: tuple[str, ...] = ()
+    # The kind's own settings (Provider.options: a region, a project); not secret.
+    options: dict[str, str] = field(default_factory=dict)
     _params: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        return (self.api_key, *self.headers.values())
+        return (*self.kind.secret_values(self.api_key), *self.headers.values())
 
     def params(self, model: str) -> dict[str, Any]:
         if self.undecryptable:
@@ -85,6 +87,7 @@ class ProviderEntry:
                 headers=self.headers,
                 timeout=self.timeout,
                 max_retries=self.max_retries,
+                options=self.options,
             )
             if self.drop_params:
                 built["drop_params"] = True

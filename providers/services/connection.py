@@ -157,10 +157,28 @@ class _Failed(Exception):
         self.result = result
 
 
-def _fetch(client, probe, url, headers, *, provider, started, limit, secrets) -> tuple[int, bytes]:
+@sensitive_variables("api_key", "headers", "auth")
+def _fetch(
+    client, probe, url, headers, *, provider, started, limit, api_key, secrets
+) -> tuple[int, bytes]:
     """One request of the test; a failure is raised as the result to report."""
+    body = probe.body
     try:
-        with client.stream(probe.method, url, headers=headers, json=probe.json) as resp:
+        auth = provider.kind_info.request_headers(
+            method=probe.method,
+            url=url,
+            body=body,
+            api_key=api_key,
+            options=dict(provider.options or {}),
+            timeout=limit,
+        )
+    except kinds.AuthFailed as exc:
+        raise _Failed(ConnectionResult(ok=False, message=str(exc))) from None
+    headers = {**headers, **auth}
+    if probe.json is not None:
+        headers.setdefault("Content-Type", "application/json")
+    try:
+        with client.stream(probe.method, url, headers=headers, content=body or None) as resp:
             body = _read_capped(resp, started + limit)
     except httpx.TimeoutException as exc:
         message = f"{TIMED_OUT.format(timeout=limit)} {explain(exc, provider)}"
@@ -211,14 +229,15 @@ def _probe(provider: Provider) -> ConnectionResult:
         headers = provider.get_headers()
     except crypto.UndecryptableSecret:
         return ConnectionResult(ok=False, message=KEY_UNDECRYPTABLE)
-    secrets = (api_key, *headers.values())
+    secrets = (*kind.secret_values(api_key), *headers.values())
     base_url = provider.effective_base_url
     try:
         validate_base_url(base_url, local=kind.local)
     except ValidationError as exc:
         return ConnectionResult(ok=False, message=" ".join(exc.messages))
     probe = kind.probe(base_url, provider.api_version)
-    sent = {**kind.merged_headers(headers), **dict(probe.headers), **kind.auth_headers(api_key)}
+    # The kind's auth headers are added per request (_fetch): a signature covers the URL.
+    sent = {**kind.merged_headers(headers), **dict(probe.headers)}
     started = time.perf_counter()
     limit = provider.test_timeout
     listed: list[str] = []
@@ -235,6 +254,7 @@ def _probe(provider: Provider) -> ConnectionResult:
                     provider=provider,
                     started=started,
                     limit=limit,
+                    api_key=api_key,
                     secrets=secrets,
                 )
                 if not probe.lists_models:

@@ -59,6 +59,7 @@ _PLAIN_FIELDS = (
     "kind",
     "base_url",
     "api_version",
+    "options",
     "timeout",
     "max_retries",
     "drop_params",
@@ -110,8 +111,16 @@ def _holds_secrets(func: Callable[..., Provider]) -> Callable[..., Provider]:
 
 @sensitive_variables("api_key")
 def _set_api_key(provider: Provider, api_key: str) -> None:
+    kind = kinds.KINDS.get(provider.kind)
+    hint = mask(api_key)
+    if kind is not None:
+        try:
+            api_key = kind.clean_api_key(api_key)
+        except ValidationError as exc:
+            raise ValidationError({"api_key": exc.messages}) from None
+        hint = kind.key_hint(api_key) if api_key else ""
     provider.api_key_ciphertext = crypto.encrypt(api_key) if api_key else ""
-    provider.api_key_hint = mask(api_key)
+    provider.api_key_hint = hint
 
 
 @sensitive_variables("headers")
@@ -138,10 +147,12 @@ def _validate(provider: Provider) -> list[str]:
     except ValidationError as exc:
         errors["kind"] = exc.messages
     if kind is not None:
+        provider.options = kind.clean_options(provider.options)
         for field, message in kind.field_errors(
             base_url=provider.base_url,
             has_api_key=bool(provider.api_key_ciphertext),
             api_version=provider.api_version,
+            options=provider.options,
         ).items():
             errors.setdefault(field, []).append(message)
         if not kind.shows_declared_models:
@@ -190,6 +201,7 @@ def provider_create(
     api_key: str = "",
     headers: dict[str, str] | None = None,
     api_version: str = "",
+    options: dict[str, str] | None = None,
     timeout: float | None = None,
     max_retries: int | None = None,
     drop_params: bool = False,
@@ -203,6 +215,7 @@ def provider_create(
         kind=kind,
         base_url=base_url.strip(),
         api_version=api_version.strip(),
+        options=dict(options or {}),
         drop_params=drop_params,
         enabled=enabled,
         declared_models=list(declared_models or []),
@@ -401,6 +414,7 @@ def provider_draft(
     api_key: Any = KEEP,
     headers: Any = KEEP,
     api_version: str = "",
+    options: dict[str, str] | None = None,
     timeout: float | None = None,
     declared_models: list[str] | None = None,
     saved: Provider | None = None,
@@ -415,6 +429,8 @@ def provider_draft(
         base_url=base_url.strip(),
         api_version=api_version.strip(),
     )
+    kind_info = kinds.get_kind(kind)
+    draft.options = kind_info.clean_options(options)
     draft.notes = []
     draft.declared_models = list(declared_models or [])
     if timeout is not None:
@@ -436,11 +452,11 @@ def provider_draft(
         _set_headers(draft, _clean_headers(headers))
     elif saved is not None and saved.headers_ciphertext and same_host:
         draft.header_names, draft.headers_ciphertext = saved.header_names, saved.headers_ciphertext
-    kind_info = kinds.get_kind(kind)
     errors = kind_info.field_errors(
         base_url=draft.base_url,
         has_api_key=bool(draft.api_key_ciphertext),
         api_version=draft.api_version,
+        options=draft.options,
     )
     if "api_key" in errors and KEY_NOT_SENT_NEW_HOST in draft.notes:
         errors["api_key"] = KEY_REQUIRED_FOR_NEW_HOST

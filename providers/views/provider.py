@@ -115,7 +115,8 @@ def _test_unsaved(request: HttpRequest, *, form: ProviderForm) -> HttpResponse:
     """ "Test connection" on the add/edit form: the values typed, through the same probe as a
     saved provider's test, and nothing written. Counts against the person's test limit."""
     form.is_valid()
-    errors = {name: form.errors[name] for name in _TESTED_FIELDS if name in form.errors}
+    tested = (*_TESTED_FIELDS, *form.option_names)
+    errors = {name: form.errors[name] for name in tested if name in form.errors}
     result = draft = None
     if not errors:
         data = form.cleaned_data
@@ -128,6 +129,7 @@ def _test_unsaved(request: HttpRequest, *, form: ProviderForm) -> HttpResponse:
                 api_key="" if data.get("remove_key") else (data["api_key"] or services.KEEP),
                 headers={} if data.get("remove_headers") else headers,
                 api_version=data.get("api_version", "") or "",
+                options=form.options(),
                 timeout=data["timeout"],
                 declared_models=data.get("declared_models") or [],
                 saved=form.instance,

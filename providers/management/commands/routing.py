@@ -45,6 +45,11 @@ NO_SUCH_GROUP = (
 )
 API_KEY_ENV_EMPTY = "Environment variable {var} is not set or empty; export the key in it first."
 API_KEY_STDIN_EMPTY = "No API key arrived on standard input; pipe it in, e.g. `printenv KEY | ...`."
+SETTING_FORMAT = "Write each --setting as NAME=VALUE, e.g. --setting region=us-east-1."
+SETTING_HELP = (
+    "A setting of the kind's own (Bedrock: region, access_key_id; Vertex AI: project, "
+    "location), NAME=VALUE; repeat for several."
+)
 HEADER_FORMAT = '--header must look like "Name: value" (got a value without a colon).'
 TEST_WHICH = "Name one provider to test, or give --all for every enabled one (not both)."
 EDIT_NOTHING = "Nothing to change: give at least one option; --help lists them."
@@ -237,6 +242,13 @@ def _edit_arguments(provider_commands) -> None:
     key.add_argument("--remove-key", action="store_true", help="Remove the stored key.")
     edit.add_argument("--api-version", default=None)
     edit.add_argument(
+        "--setting",
+        action="append",
+        default=None,
+        metavar="NAME=VALUE",
+        help=SETTING_HELP + " Others are left as they are; NAME= clears one.",
+    )
+    edit.add_argument(
         "--header",
         action="append",
         default=None,
@@ -272,6 +284,16 @@ def _api_key_option(options: dict) -> str | None:
     return None
 
 
+def _setting_options(pairs: list[str]) -> dict[str, str]:
+    settings = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise CommandError(SETTING_FORMAT)
+        settings[name.strip()] = value.strip()
+    return settings
+
+
 def _header_options(lines: list[str]) -> dict[str, str]:
     headers = {}
     for line in lines:
@@ -301,6 +323,9 @@ class Command(BaseCommand):
         key.add_argument("--api-key-env", metavar="VAR", help="Read the key from this variable.")
         key.add_argument("--api-key-stdin", action="store_true", help="Read the key from stdin.")
         add.add_argument("--api-version", default="")
+        add.add_argument(
+            "--setting", action="append", default=[], metavar="NAME=VALUE", help=SETTING_HELP
+        )
         add.add_argument("--header", action="append", default=[], metavar='"Name: value"')
         add.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
         add.add_argument("--deployments", default=None, metavar='"A,B"', help=DEPLOYMENTS_HELP)
@@ -478,6 +503,7 @@ class Command(BaseCommand):
             api_key=api_key,
             headers=headers,
             api_version=options["api_version"],
+            options=_setting_options(options["setting"]),
             timeout=options["timeout"],
             declared_models=parse_model_names(options["deployments"] or ""),
             drop_params=options["drop_params"],
@@ -492,6 +518,8 @@ class Command(BaseCommand):
         fields = {field: options[field] for field in _EDIT_FIELDS if options[field] is not None}
         if options["deployments"] is not None:
             fields["declared_models"] = parse_model_names(options["deployments"])
+        if options["setting"] is not None:
+            fields["options"] = {**provider.options, **_setting_options(options["setting"])}
         api_key = _api_key_option(options)
         if options["remove_key"]:
             api_key = ""
@@ -542,6 +570,10 @@ class Command(BaseCommand):
             ("api key", _key_display(p)),
             ("headers", ", ".join(p.header_names) or "(none)"),
             ("api version", p.api_version or "-"),
+            *(
+                (setting.label.lower(), p.options.get(setting.name) or "-")
+                for setting in p.kind_info.fields
+            ),
             *((("deployments", ", ".join(p.declared_models) or "-"),) if p.declared_models else ()),
             ("timeout", f"{p.timeout:g} s"),
             ("max retries", str(p.max_retries)),
@@ -705,7 +737,8 @@ class Command(BaseCommand):
         from providers.importexport.env_import import SKIPPED, import_env
 
         text = _read_env_text(options["file"])
-        report = import_env(text=text, dry_run=options["dry_run"], actor=actor)
+        # On this machine, by its operator: the key files the variables name are read.
+        report = import_env(text=text, dry_run=options["dry_run"], actor=actor, read_files=True)
         for problem in report.unreadable + report.warnings:
             self.stderr.write(f"Warning: {problem}")
         for row in report.rows:

@@ -425,7 +425,7 @@ model_list:
   - model_name: gpt-4.1
     litellm_params: {model: openai/gpt-4.1, api_key: os.environ/K}
   - model_name: fast
-    litellm_params: {model: bedrock/claude, aws_region_name: eu-west-1}
+    litellm_params: {model: bedrock/claude, aws_region_name: eu-west-1, aws_profile_name: x}
   - model_name: fast
     litellm_params: {model: mystery/model}
 router_settings:
@@ -435,7 +435,7 @@ general_settings:
 """
     report = _import(text, {"K": SECRET})
     assert any(
-        e.startswith("Entry 2 (fast): litellm_params aws_region_name") for e in report.errors
+        e.startswith("Entry 2 (fast): litellm_params aws_profile_name") for e in report.errors
     )
     assert any(
         e.startswith("Entry 3 (fast): litellm_params.model 'mystery/model'") for e in report.errors
