@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from .views import api, tokens
+from .views import api, messages, responses, tokens
 
 # The /v1 endpoints the fast path (gateway/fastpath.py) serves itself, outside Django's
 # handler: one table, read by it and by the URL patterns below. This app is mounted at the
@@ -14,6 +14,8 @@ urlpatterns = [
     *(path(route, view, name=name) for route, (view, name) in FAST_ROUTES.items()),
     path("v1/models/<path:model_id>", api.model_detail, name="gateway_model"),
     path("v1/providers", api.providers, name="gateway_providers"),
+    path("v1/responses", responses.responses, name="gateway_responses"),
+    path("v1/messages", messages.messages, name="gateway_messages"),
     # Any other /v1/ path answers in OpenAI's error shape; "/v1" itself too, rather than
     # Django's slash-appending redirect (a POST would lose its body to it).
     re_path(r"^v1(?:/(?P<path>.*))?$", api.not_found, name="gateway_not_found"),

@@ -126,6 +126,10 @@ class ProviderKind:
     # Whether LiteLLM merges `extra_body` (parameters it has no argument for, such as
     # `metadata`) into this kind's request body; Anthropic's adapter sends it as a key instead.
     sends_extra_body: bool = True
+    # Whether a Responses API call (/v1/responses) goes to this kind's chat completions API
+    # instead: LiteLLM calls `/responses` on any server it knows as "openai", and servers that
+    # copy OpenAI's chat API mostly lack it. Kinds LiteLLM knows to lack it, it bridges itself.
+    bridges_responses: bool = False
 
     @property
     def product(self) -> str:
@@ -550,6 +554,7 @@ KINDS: dict[str, ProviderKind] = {
             base_url_example="https://llm.example.com/v1",
             api_key_required=False,
             model_example="my-model",
+            bridges_responses=True,
             env_conventions=(
                 EnvConvention(
                     api_key=("OPENAI_COMPAT_API_KEY",),
