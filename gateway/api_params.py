@@ -54,7 +54,6 @@ MESSAGES_PARAMETERS = frozenset(
     {
         "cache_control",
         "container",
-        "context_management",
         "diagnostics",
         "inference_geo",
         "max_tokens",
