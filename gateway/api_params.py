@@ -47,14 +47,21 @@ RESPONSES_PARAMETERS = frozenset(
 )
 RESPONSES_READ = frozenset({"model", "input"})
 
-# `MessageCreateParams` of the `anthropic` package, and the sampling fields its older
-# releases (and the clients built on them) still send; `model` and `messages` are read by
-# the view.
+# `MessageCreateParams` of the `anthropic` package, its beta API's too (Claude Code sends
+# `context_management`), and the sampling fields its older releases (and the clients built
+# on them) still send; `model` and `messages` are read by the view. The beta's `betas` is a
+# header, not a field; its `fallbacks` is a routing choice, refused.
 MESSAGES_PARAMETERS = frozenset(
     {
+        "billing_policy",
         "cache_control",
+        "compaction",
         "container",
+        "context_management",
         "diagnostics",
+        "fallback_credit_token",
+        "mcp_servers",
+        "thread",
         "inference_geo",
         "max_tokens",
         "metadata",

@@ -12,6 +12,7 @@ import anthropic
 import httpx
 import pytest
 from anthropic.types import message_create_params
+from anthropic.types.beta import message_create_params as beta_message_create_params
 
 from gateway.api_params import MESSAGES_PARAMETERS, MESSAGES_READ
 from gateway.chat_params import ROUTING_PARAMETERS
@@ -220,8 +221,10 @@ def test_errors_are_anthropic_shaped(gateway, setup):
 
 
 def test_the_list_is_the_anthropic_packages_own():
-    keys = set(typing.get_type_hints(message_create_params.MessageCreateParamsBase))
-    keys |= set(typing.get_type_hints(message_create_params.MessageCreateParamsStreaming))
+    keys = set()
+    for params in (message_create_params, beta_message_create_params):
+        keys |= set(typing.get_type_hints(params.MessageCreateParamsBase))
+        keys |= set(typing.get_type_hints(params.MessageCreateParamsStreaming))
     older = {"temperature", "top_k", "top_p"}
-    assert keys - MESSAGES_READ == MESSAGES_PARAMETERS - older
+    assert keys - MESSAGES_READ - {"betas", "fallbacks"} == MESSAGES_PARAMETERS - older
     assert not MESSAGES_PARAMETERS & ROUTING_PARAMETERS
