@@ -117,10 +117,29 @@ def test_any_other_provider_answers_in_anthropics_format(gateway, setup, stream)
     else:
         message = c.messages.create(model="pa/gpt-4o-mini", max_tokens=50, messages=HI)
     assert _text(message) == "from A"
-    # LiteLLM speaks OpenAI's Responses API to OpenAI.
-    assert a.last.path == "/v1/responses"
+    # Chat completions: what every OpenAI-like provider speaks.
+    assert a.last.path == "/v1/chat/completions"
     assert a.last.headers["authorization"] == f"Bearer {SECRET}"
     assert a.last.json()["model"] == "gpt-4o-mini"
+    assert a.last.json()["messages"] == HI
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_openai_compatible_endpoint_gets_chat_completions(
+    gateway, setup, upstream_factory, make_provider, stream
+):
+    _, _, token = setup
+    local = upstream_factory("local")
+    local.reply_text = "from the local server"
+    make_provider(name="box", kind="openai_compatible", base_url=local.base_url + "/v1")
+    c = client(gateway, token)
+    if stream:
+        with c.messages.stream(model="box/m", max_tokens=50, messages=HI) as events:
+            message = events.get_final_message()
+    else:
+        message = c.messages.create(model="box/m", max_tokens=50, messages=HI)
+    assert _text(message) == "from the local server"
+    assert [r.path for r in local.requests] == ["/v1/chat/completions"]
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -130,7 +149,9 @@ def test_tools_with_another_provider(gateway, setup, stream):
     message = _ask_with_tool(client(gateway, token), "pa/gpt-4o-mini", stream)
     use = next(block for block in message.content if block.type == "tool_use")
     assert (use.name, use.input) == ("lookup", {"q": "x"})
-    assert a.last.json()["tools"][0]["name"] == "lookup"
+    sent = a.last.json()["tools"][0]
+    assert (sent["type"], sent["function"]["name"]) == ("function", "lookup")
+    assert sent["function"]["parameters"] == TOOL["input_schema"]
 
 
 def test_groups_fall_back(gateway, setup):

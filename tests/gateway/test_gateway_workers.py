@@ -1,5 +1,6 @@
-"""Live switching across worker processes: uvicorn with two workers, a switch made from
-another process (the command line), and every following request goes to the new model."""
+"""Across worker processes: uvicorn with two workers. A switch made from another process (the
+command line) reaches every worker, and every following request goes to the new model; the
+Responses and Messages APIs answer there too."""
 
 import os
 import socket
@@ -39,13 +40,9 @@ def _ask(base: str, token: str) -> str:
     return response.json()["choices"][0]["message"]["content"]
 
 
-def test_switch_reaches_every_worker_without_restart(upstream_factory, make_provider):
-    a, b = upstream_factory("a"), upstream_factory("b")
-    a.reply_text, b.reply_text = "from A", "from B"
-    pa = make_provider(name="pa", base_url=a.base_url + "/v1")
-    make_provider(name="pb", base_url=b.base_url + "/v1")
-    services.default_model_set(provider=pa, model="m")
-    _, token = token_create(name="app")
+@pytest.fixture
+def workers(db):
+    """uvicorn with two workers on the test database: (base URL, environment)."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "routing_admin.settings",
@@ -95,18 +92,49 @@ def test_switch_reaches_every_worker_without_restart(upstream_factory, make_prov
             ready_in_a_row = ready_in_a_row + 1 if loaded else 0
             assert time.monotonic() < deadline and server.poll() is None, "gateway not ready"
             time.sleep(0.2)
-        assert {_ask(base, token) for _ in range(6)} == {"from A"}
-        subprocess.run(
-            [sys.executable, "manage.py", "routing", "default", "set", "pb", "m2"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        answers = [_ask(base, token) for _ in range(12)]
-        assert answers == ["from B"] * 12
-        assert b.last.json()["model"] == "m2"
+        yield base, env
     finally:
         server.terminate()
         server.wait(30)
+
+
+def test_switch_reaches_every_worker_without_restart(upstream_factory, make_provider, workers):
+    a, b = upstream_factory("a"), upstream_factory("b")
+    a.reply_text, b.reply_text = "from A", "from B"
+    pa = make_provider(name="pa", base_url=a.base_url + "/v1")
+    make_provider(name="pb", base_url=b.base_url + "/v1")
+    services.default_model_set(provider=pa, model="m")
+    _, token = token_create(name="app")
+    base, env = workers
+    assert {_ask(base, token) for _ in range(6)} == {"from A"}
+    subprocess.run(
+        [sys.executable, "manage.py", "routing", "default", "set", "pb", "m2"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    answers = [_ask(base, token) for _ in range(12)]
+    assert answers == ["from B"] * 12
+    assert b.last.json()["model"] == "m2"
+
+
+def test_the_responses_and_messages_apis_on_the_workers(upstream_factory, make_provider, workers):
+    import anthropic
+    import openai
+
+    a, c = upstream_factory("a"), upstream_factory("c")
+    a.reply_text, c.reply_text = "from A", "from Claude"
+    pa = make_provider(name="pa", base_url=a.base_url + "/v1")
+    make_provider(name="pc", kind="anthropic", base_url=c.base_url)
+    services.default_model_set(provider=pa, model="gpt-4o-mini")
+    _, token = token_create(name="app")
+    base, _ = workers
+    sdk = openai.OpenAI(base_url=base + "/v1", api_key=token, max_retries=0, timeout=180)
+    assert sdk.responses.create(model="default", input="hi").output_text == "from A"
+    assert a.last.path == "/v1/responses"
+    claude = anthropic.Anthropic(base_url=base, api_key=token, max_retries=0, timeout=180)
+    with claude.messages.stream(model="pc/claude-sonnet-4-5", max_tokens=50, messages=HI) as stream:
+        assert "".join(stream.text_stream) == "from Claude"
+    assert c.last.path == "/v1/messages" and c.last.json()["stream"] is True
