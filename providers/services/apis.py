@@ -13,6 +13,8 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from asgiref.sync import sync_to_async
+
 from usage.pricing import Spent
 
 from ..routing import live
@@ -158,6 +160,4 @@ async def amessages(
 
 
 async def _snapshot() -> live.Snapshot:
-    from asgiref.sync import sync_to_async
-
     return live.peek() or await sync_to_async(live.snapshot)()

@@ -168,6 +168,20 @@ def test_groups_fall_back(gateway, setup):
     )  # fmt: skip
 
 
+def test_a_stream_through_a_group_is_logged_with_the_deployment_that_answered(gateway, setup):
+    c, a, token = setup
+    services.group_save(name="backup", deployments=[D("pa", "gpt-4o-mini")])
+    services.group_save(name="main", deployments=[D("pc", CLAUDE)], fallbacks=["backup"])
+    with client(gateway, token).messages.stream(model="main", max_tokens=50, messages=HI) as s:
+        assert _text(s.get_final_message()) == "from Claude"
+    c.fail_next(500, times=10)
+    with client(gateway, token).messages.stream(model="main", max_tokens=50, messages=HI) as s:
+        assert _text(s.get_final_message()) == "from A"
+    request_log.flush()
+    rows = RequestLog.objects.order_by("id").values_list("provider", "model", "fallbacks", "stream")
+    assert list(rows) == [("pc", CLAUDE, 0, True), ("pa", "gpt-4o-mini", 1, True)]
+
+
 def test_each_call_is_logged_with_its_token_and_usage(gateway, setup):
     _, _, token = setup
     c = client(gateway, token)

@@ -151,6 +151,21 @@ def test_groups_fall_back_and_provider_model_addresses_one(gateway, setup):
     assert fell_back.fallbacks == 1
 
 
+def test_a_stream_through_a_group_is_logged_with_the_deployment_that_answered(gateway, setup):
+    a, b, token = setup
+    services.group_save(name="backup", deployments=[D("pb", "small")])
+    services.group_save(name="main", deployments=[D("pa", "gpt-4o-mini")], fallbacks=["backup"])
+    a.fail_next(500, times=10)
+    text, _ = _streamed_text(
+        client(gateway, token).responses.create(model="main", input="hi", stream=True)
+    )
+    assert text == "from B"
+    request_log.flush()
+    row = RequestLog.objects.get()
+    assert (row.provider, row.model, row.fallbacks, row.stream) == ("pb", "small", 1, True)
+    assert (row.prompt_tokens, row.completion_tokens) == (7, 2)
+
+
 def test_a_token_may_use_only_its_models(gateway, setup):
     a, _, _ = setup
     _, limited = token_create(name="limited", allowed_models=["pb/small"])
