@@ -263,3 +263,14 @@ def test_the_list_is_the_anthropic_packages_own():
     older = {"temperature", "top_k", "top_p"}
     assert keys - MESSAGES_READ - {"betas", "fallbacks"} == MESSAGES_PARAMETERS - older
     assert not MESSAGES_PARAMETERS & ROUTING_PARAMETERS
+
+
+def test_a_stream_whose_provider_fails_is_an_anthropic_error(gateway, setup):
+    c, _, token = setup
+    c.fail_next(529, {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}})
+    with (
+        pytest.raises(anthropic.APIStatusError) as failed,
+        client(gateway, token).messages.stream(model="pc/" + CLAUDE, max_tokens=50, messages=HI),
+    ):
+        pass
+    assert failed.value.body["type"] == "error" and "pc" in failed.value.body["error"]["message"]

@@ -245,3 +245,11 @@ def test_the_list_is_the_openai_packages_own():
     keys |= set(typing.get_type_hints(response_create_params.ResponseCreateParamsStreaming))
     assert keys - RESPONSES_READ == RESPONSES_PARAMETERS
     assert not RESPONSES_PARAMETERS & ROUTING_PARAMETERS
+
+
+def test_a_stream_whose_provider_fails_is_an_openai_error(gateway, setup):
+    a, _, token = setup
+    a.fail_next(500, times=5)
+    with pytest.raises(openai.InternalServerError) as failed:
+        list(client(gateway, token).responses.create(model="default", input="hi", stream=True))
+    assert "pa" in failed.value.message and "sk-test" not in failed.value.message
