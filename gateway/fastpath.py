@@ -29,7 +29,8 @@ log = logging.getLogger("django.request")
 
 
 class FastPath:
-    """ASGI: /v1/chat/completions and /v1/models go straight to their async views.
+    """ASGI: the endpoints of FAST_ROUTES (chat completions, embeddings, completions, models)
+    go straight to their async views.
 
     These endpoints need none of Django's middleware: no session, cookie or CSRF token is
     ever used there. SecurityMiddleware's HTTPS redirect and headers still apply, and so does

@@ -1,4 +1,5 @@
-"""The OpenAI-compatible gateway: /v1/chat/completions, /v1/models, /v1/providers, /healthz.
+"""The OpenAI-compatible gateway: /v1/chat/completions, /v1/models, /v1/providers, /healthz
+(embeddings, completions and Azure OpenAI's paths have modules of their own beside this one).
 
 Bearer tokens only: a dashboard session is never accepted here. Token checks and model
 resolution read the per-process snapshot, so a request costs no configuration query.
@@ -7,7 +8,7 @@ resolution read the per-process snapshot, so a request costs no configuration qu
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -17,8 +18,9 @@ from django.views.decorators.csrf import csrf_exempt
 
 from limits import counters
 from providers import services as provider_services
-from providers.routing import live
-from providers.routing.llm import is_loaded
+from providers.middleware import GATEWAY_PREFIXES
+from providers.routing import live, modes
+from providers.routing.llm import alitellm, is_loaded
 from usage import request_log
 
 from .. import selectors
@@ -42,8 +44,11 @@ MODEL_NOT_FOUND = (
     "The model {model!r} does not exist or this token may not use it; GET /v1/models lists them."
 )
 UNKNOWN_PATH = (
-    "Unknown path {path!r}. The gateway serves POST /v1/chat/completions, GET /v1/models, "
-    "GET /v1/models/{{model}} and GET /v1/providers."
+    "Unknown path {path!r}. The gateway serves POST /v1/chat/completions, POST /v1/embeddings, "
+    "POST /v1/completions, POST /v1/responses, POST /v1/messages, GET /v1/models, "
+    "GET /v1/models/{{model}}, GET /v1/providers, and "
+    "Azure OpenAI's POST /openai/deployments/{{deployment}}/chat/completions, /embeddings and "
+    "/completions."
 )
 
 
@@ -67,14 +72,21 @@ def _usage_chunk(data: dict) -> dict:
     return data
 
 
-async def _sse(stream: Any) -> AsyncIterator[str]:
+async def _sse(stream: Any, shape: Callable[[dict], dict] = _usage_chunk) -> AsyncIterator[str]:
+    """Server-sent events of a stream's chunks, each made into OpenAI's shape by `shape`."""
     try:
         async for chunk in stream:
-            yield f"data: {json.dumps(_usage_chunk(_dump(chunk)))}\n\n"
+            yield f"data: {json.dumps(shape(_dump(chunk)))}\n\n"
     except provider_services.ProviderError as exc:
         payload = json.loads(gate.upstream_error(exc).content)
         yield f"data: {json.dumps(payload)}\n\n"
     yield "data: [DONE]\n\n"
+
+
+def streamed(events: AsyncIterator[str]) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(events, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    return response
 
 
 @csrf_exempt
@@ -82,10 +94,14 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     door = await gate.enter(request)
     if isinstance(door, HttpResponse):
         return door
+    return await chat(door, gate.requested_model(door))
+
+
+async def chat(door: gate.Door, model: str | HttpResponse) -> HttpResponse:
+    """A chat completion of `model` (the body's, or the one an Azure path names)."""
     messages = door.body.get("messages")
     if not isinstance(messages, list) or not messages:
         return _error(400, BAD_MESSAGES, "invalid_request_error", "invalid_messages")
-    model = gate.requested_model(door)
     if isinstance(model, HttpResponse):
         return model
     try:
@@ -104,30 +120,45 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     if isinstance(answer, HttpResponse):
         response = answer
     elif params.get("stream"):
-        response = StreamingHttpResponse(_sse(answer), content_type="text/event-stream")
-        response["Cache-Control"] = "no-cache"
+        response = streamed(_sse(answer))
     else:
         response = JsonResponse(_dump(answer))
     return await gate.finish(admitted, response)
 
 
 def _model_objects(snap: live.Snapshot, token: live.TokenEntry) -> dict[str, dict]:
-    """Every model the token may use, by ID, as OpenAI's model objects."""
-    named: dict[str, str] = {}
-    if snap.default is not None:
-        named["default"] = "routing-admin"
-        if not snap.default.group:
-            named[f"{snap.default.provider}/{snap.default.model}"] = snap.default.provider
-    for group in snap.groups.values():
-        named[group.name] = "routing-group"
-        for deployment in group.deployments:
-            named[deployment.label] = deployment.provider.name
+    """Every model the token may use, by ID, as OpenAI's model objects; `serves` says which
+    of the gateway's APIs the model is for, where its kind or LiteLLM's price map says."""
+    named: dict[str, tuple[str, tuple[str, ...]]] = {}
     for entry in snap.providers.values():
         for model_id in entry.models:
-            named[f"{entry.name}/{model_id}"] = entry.name
+            named[f"{entry.name}/{model_id}"] = entry.name, modes.serves(entry.kind, model_id)
+    for group in snap.groups.values():
+        served = [modes.serves(d.provider.kind, d.model) for d in group.deployments]
+        # A group serves what all its deployments serve; one that nothing describes, nothing.
+        common = set.intersection(*map(set, served)) if served and all(served) else set()
+        named[group.name] = "routing-group", tuple(sorted(common))
+        for deployment in group.deployments:
+            named[deployment.label] = deployment.provider.name, served.pop(0)
+    default = snap.default
+    if default is not None:
+        if default.group:
+            named["default"] = "routing-admin", named.get(default.group, ("", ()))[1]
+        else:
+            entry = snap.providers.get(default.provider)
+            label = f"{default.provider}/{default.model}"
+            served = modes.serves(entry.kind, default.model) if entry else ()
+            named[label] = default.provider, served
+            named["default"] = "routing-admin", served
     return {
-        model_id: {"id": model_id, "object": "model", "created": 0, "owned_by": owner}
-        for model_id, owner in sorted(named.items())
+        model_id: {
+            "id": model_id,
+            "object": "model",
+            "created": 0,
+            "owned_by": owner,
+            **({"serves": list(served)} if served else {}),
+        }
+        for model_id, (owner, served) in sorted(named.items())
         if token.allows(model_id)
     }
 
@@ -137,6 +168,7 @@ async def models(request: HttpRequest) -> HttpResponse:
     auth = await gate.admit_method(request, "GET")
     if isinstance(auth, HttpResponse):
         return auth
+    await alitellm()  # the price map, loaded off the event loop
     data = list(_model_objects(*auth).values())
     return JsonResponse({"object": "list", "data": data})
 
@@ -147,6 +179,7 @@ async def model_detail(request: HttpRequest, model_id: str) -> HttpResponse:
     auth = await gate.admit_method(request, "GET")
     if isinstance(auth, HttpResponse):
         return auth
+    await alitellm()
     found = _model_objects(*auth).get(model_id)
     if found is None:
         message = MODEL_NOT_FOUND.format(model=model_id[:300])
@@ -221,7 +254,7 @@ async def healthz(request: HttpRequest) -> HttpResponse:
 
 def server_error(request: HttpRequest) -> HttpResponse:
     """handler500: OpenAI's error shape for the gateway's clients, the 500 page for people."""
-    if request.path.startswith("/v1/"):
+    if request.path.startswith(GATEWAY_PREFIXES):
         return _error(500, INTERNAL_ERROR, "api_error", "internal_error")
     from django.views.defaults import server_error as page
 

@@ -378,6 +378,9 @@ class _GuardedStream:
         if usage is not None:
             self._usage = chunk
         for choice in getattr(chunk, "choices", None) or ():
+            # A legacy text completion's chunk carries `text` where chat's has a delta.
+            if getattr(choice, "text", None):
+                self._received.append(choice.text)
             delta = getattr(choice, "delta", None)
             if getattr(delta, "content", None):
                 self._received.append(delta.content)
@@ -474,6 +477,7 @@ def _keep(task: asyncio.Task) -> None:
 def _carries_nothing_but_usage(chunk: Any) -> bool:
     return all(
         getattr(c, "finish_reason", None) is None
+        and not getattr(c, "text", None)
         and not any(
             getattr(getattr(c, "delta", None), name, None)
             for name in ("content", "tool_calls", "function_call", "role", "reasoning_content")
@@ -612,7 +616,8 @@ async def _acall(function, target, model, started, on_spent, guard, kwargs) -> A
             method = getattr(target.snapshot.router(), ROUTER_METHODS.get(function, function))
             response = await method(model=target.group.name, **kwargs)
         else:
-            response = await getattr(lib, function)(**target.params, **kwargs)
+            params = target.provider.kind.call_params(function, target.params)
+            response = await getattr(lib, function)(**params, **kwargs)
     except Exception as exc:  # noqa: BLE001
         error = _error(exc, target)
         counted = bool(await on_spent(None)) if on_spent else False
@@ -642,18 +647,62 @@ async def acompletion(
 ) -> Any:
     """As `completion`, awaited, with `acall`'s `snapshot` and `on_spent`."""
     kwargs, asked = _with_usage(kwargs)
-
-    def guard(stream, target, requested, started, on_spent) -> _GuardedStream:
-        call = _Call(messages, asked, on_spent)
-        return _GuardedStream(stream, target, requested, started, call=call)
-
     return await acall(
         "acompletion",
         model=model,
         snapshot=snapshot,
         on_spent=on_spent,
-        guard=guard,
+        guard=_guard(messages, asked),
         messages=messages,
+        **kwargs,
+    )
+
+
+def _guard(messages: list, asked: bool) -> StreamGuard:
+    """A stream guard for chat and text completions; `messages` what an estimate counts."""
+
+    def guard(stream, target, requested, started, on_spent) -> _GuardedStream:
+        call = _Call(messages, asked, on_spent)
+        return _GuardedStream(stream, target, requested, started, call=call)
+
+    return guard
+
+
+async def aembedding(
+    input: Any,
+    model: str | None = None,
+    *,
+    snapshot: live.Snapshot | None = None,
+    on_spent: Callable[[Spent | None], Awaitable[bool]] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Embeddings of `input` (a text, a list of texts, token IDs), routed as `acall` routes;
+    its prompt tokens are what it spent."""
+    return await acall(
+        "aembedding", model=model, snapshot=snapshot, on_spent=on_spent, input=input, **kwargs
+    )
+
+
+async def atext_completion(
+    prompt: Any,
+    model: str | None = None,
+    *,
+    snapshot: live.Snapshot | None = None,
+    on_spent: Callable[[Spent | None], Awaitable[bool]] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """A legacy text completion of `prompt`, plain or streamed (`stream=True`), routed as
+    `acall` routes. LiteLLM calls a provider's own /completions where it has one (OpenAI's
+    instruct models, OpenAI-compatible servers), else its chat completions."""
+    kwargs, asked = _with_usage(kwargs)
+    counted = [{"role": "user", "content": prompt if isinstance(prompt, str) else str(prompt)}]
+    return await acall(
+        "atext_completion",
+        model=model,
+        snapshot=snapshot,
+        on_spent=on_spent,
+        guard=_guard(counted, asked),
+        prompt=prompt,
         **kwargs,
     )
 
