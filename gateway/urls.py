@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from .views import api, azure, completions, embeddings, tokens
+from .views import api, azure, completions, embeddings, messages, responses, tokens
 
 # The /v1 endpoints the fast path (gateway/fastpath.py) serves itself, outside Django's
 # handler: one table, read by it and by the URL patterns below. This app is mounted at the
@@ -23,6 +23,8 @@ urlpatterns = [
     re_path(AZURE_DEPLOYMENT + r"chat/completions$", azure.chat_completions, name="azure_chat"),
     re_path(AZURE_DEPLOYMENT + r"embeddings$", azure.embeddings, name="azure_embeddings"),
     re_path(AZURE_DEPLOYMENT + r"completions$", azure.completions, name="azure_completions"),
+    path("v1/responses", responses.responses, name="gateway_responses"),
+    path("v1/messages", messages.messages, name="gateway_messages"),
     # Any other /v1/ path answers in OpenAI's error shape; "/v1" itself too, rather than
     # Django's slash-appending redirect (a POST would lose its body to it). Azure's likewise.
     re_path(r"^v1(?:/(?P<path>.*))?$", api.not_found, name="gateway_not_found"),

@@ -181,11 +181,12 @@ class Upstream:
 
 
 def _ends_with_tool_result(body: dict) -> bool:
-    messages = body.get("messages") or body.get("contents") or []
-    if not messages:
+    messages = body.get("messages") or body.get("contents") or body.get("input") or []
+    if not messages or not isinstance(messages, list):
         return False
     last = messages[-1]
-    if last.get("role") == "tool":
+    # "function_call_output": a tool's result in the Responses API's input.
+    if last.get("role") == "tool" or last.get("type") == "function_call_output":
         return True
     parts = last.get("content") if isinstance(last.get("content"), list) else last.get("parts")
     return any(

@@ -73,6 +73,8 @@ def route_for(request: RecordedRequest) -> Callable[..., dict | Stream] | None:
         found = upstream_embeddings.route_for(path)
         if found:
             return found
+        if path.endswith("/responses"):
+            return _openai_responses
         if path.endswith("/v1/messages"):
             return _anthropic_messages
         if GEMINI_CALL.search(path):
@@ -165,6 +167,89 @@ def _openai_chat(upstream: Upstream, request: RecordedRequest, body: dict) -> di
         # itself and, for llama-like names, tries to download a tokenizer from the Hugging Face hub.
         chunks.append({**chunk({}, finish), "usage": usage})
     return _sse(chunks, done=True)
+
+
+def _openai_responses(upstream: Upstream, request: RecordedRequest, body: dict) -> dict | Stream:
+    """OpenAI's Responses API: one output item (a message, or a function call), streamed as
+    its named events."""
+    text = upstream.reply_text
+    call = upstream._tool_call_for(body)
+    input_tokens, output_tokens = _usage(text)
+    if call:
+        item = {
+            "type": "function_call", "id": _new_id("fc_"), "call_id": _new_id("call_"),
+            "name": call[0], "arguments": json.dumps(call[1]), "status": "completed",
+        }  # fmt: skip
+    else:
+        part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+        item = {
+            "type": "message", "id": _new_id("msg_"), "status": "completed",
+            "role": "assistant", "content": [part],
+        }  # fmt: skip
+    response = {
+        "id": _new_id("resp_"),
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": "completed",
+        "model": body.get("model", ""),
+        "output": [item],
+        "parallel_tool_calls": True,
+        "tool_choice": body.get("tool_choice", "auto"),
+        "tools": body.get("tools", []),
+        "usage": {
+            "input_tokens": input_tokens,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": output_tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": input_tokens + output_tokens,
+        },
+    }
+    if not body.get("stream"):
+        return response
+    return _sse(_responses_events(response, item), named=True)
+
+
+def _responses_events(response: dict, item: dict) -> list[dict]:
+    opened = {**response, "status": "in_progress", "output": [], "usage": None}
+    events = [
+        {"type": "response.created", "response": opened},
+        {"type": "response.in_progress", "response": opened},
+    ]
+    where = {"item_id": item["id"], "output_index": 0}
+    if item["type"] == "function_call":
+        events.append(
+            {"type": "response.output_item.added", "output_index": 0,
+             "item": {**item, "arguments": "", "status": "in_progress"}}
+        )  # fmt: skip
+        events += [
+            {"type": "response.function_call_arguments.delta", **where, "delta": piece}
+            for piece in _pieces(item["arguments"])
+        ]
+        events.append(
+            {"type": "response.function_call_arguments.done", **where,
+             "name": item["name"], "arguments": item["arguments"]}
+        )  # fmt: skip
+    else:
+        part = item["content"][0]
+        events.append(
+            {"type": "response.output_item.added", "output_index": 0,
+             "item": {**item, "status": "in_progress", "content": []}}
+        )  # fmt: skip
+        where["content_index"] = 0
+        events.append(
+            {"type": "response.content_part.added", **where, "part": {**part, "text": ""}}
+        )
+        events += [
+            {"type": "response.output_text.delta", **where, "delta": piece, "logprobs": []}
+            for piece in _pieces(part["text"])
+        ]
+        events.append(
+            {"type": "response.output_text.done", **where, "text": part["text"], "logprobs": []}
+        )
+        events.append({"type": "response.content_part.done", **where, "part": part})
+    events.append({"type": "response.output_item.done", "output_index": 0, "item": item})
+    events.append({"type": "response.completed", "response": response})
+    return [{**event, "sequence_number": number} for number, event in enumerate(events)]
 
 
 def _model_list(upstream: Upstream, request: RecordedRequest, body: dict) -> dict | list:

@@ -45,7 +45,8 @@ MODEL_NOT_FOUND = (
 )
 UNKNOWN_PATH = (
     "Unknown path {path!r}. The gateway serves POST /v1/chat/completions, POST /v1/embeddings, "
-    "POST /v1/completions, GET /v1/models, GET /v1/models/{{model}}, GET /v1/providers, and "
+    "POST /v1/completions, POST /v1/responses, POST /v1/messages, GET /v1/models, "
+    "GET /v1/models/{{model}}, GET /v1/providers, and "
     "Azure OpenAI's POST /openai/deployments/{{deployment}}/chat/completions, /embeddings and "
     "/completions."
 )

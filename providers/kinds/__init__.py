@@ -199,6 +199,7 @@ KINDS: dict[str, ProviderKind] = {
             base_url_example="https://llm.example.com/v1",
             api_key_required=False,
             model_example="my-model",
+            bridges_responses=True,
             env_conventions=(
                 EnvConvention(
                     api_key=("OPENAI_COMPAT_API_KEY",),

@@ -167,6 +167,10 @@ class ProviderKind:
     # Whether LiteLLM merges `extra_body` (parameters it has no argument for, such as
     # `metadata`) into this kind's request body; Anthropic's adapter sends it as a key instead.
     sends_extra_body: bool = True
+    # Whether a Responses API call (/v1/responses) goes to this kind's chat completions API
+    # instead: LiteLLM calls `/responses` on any server it knows as "openai", and servers that
+    # copy OpenAI's chat API mostly lack it. Kinds LiteLLM knows to lack it, it bridges itself.
+    bridges_responses: bool = False
     # What every model of this kind serves ("chat", "embeddings"...), for a vendor whose API
     # has one kind of model only; empty: its models say (providers/routing/modes.py).
     serves: tuple[str, ...] = ()

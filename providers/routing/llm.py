@@ -30,6 +30,10 @@ def litellm() -> ModuleType:
     # Token counting would otherwise try to download a tokenizer from Hugging Face and stall
     # for tens of seconds where there is no internet.
     module.disable_hf_tokenizer_download = True
+    # /v1/messages to an OpenAI-like provider goes through its chat completions, which every
+    # such server speaks; LiteLLM would use the Responses API for any it knows as "openai",
+    # OpenAI-compatible endpoints included, and those mostly lack it.
+    module.use_chat_completions_url_for_anthropic_messages = True
     _pin_connections(module)
     _carry_auth_on_side_requests(module)
     _tolerate_groq_without_service_tier()

@@ -9,6 +9,7 @@ from ..importexport.env_import import MAX_ENV_BYTES, import_env
 from ..importexport.litellm_export import export_config, render_env, render_yaml, write_env_file
 from ..importexport.litellm_import import ImportReport, import_config
 from ..importexport.litellm_read import MAX_CONFIG_BYTES, parse_env, parse_yaml
+from .apis import amessages, aresponses
 from .calls import (
     ProviderError,
     Unavailable,
@@ -91,6 +92,8 @@ __all__ = [
     "UnknownModel",
     "answered_by",
     "acall",
+    "amessages",
+    "aresponses",
     "acompletion",
     "aembedding",
     "atext_completion",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -504,12 +506,33 @@ def _with_usage(kwargs: dict[str, Any]) -> tuple[dict[str, Any], bool]:
 
 def _mark_deployment(target: live.GroupTarget, response: Any) -> str:
     """Name the deployment that answered in the response's hidden params (a plain response or
-    LiteLLM's stream wrapper: both carry the Router's deployment id), and return it."""
+    LiteLLM's stream wrapper: both carry the Router's deployment id), and return it. An answer
+    without them (the Messages API's dict or byte stream) is named by the Router's last
+    attempt."""
     hidden = getattr(response, "_hidden_params", None)
     if not isinstance(hidden, dict):
-        return ""
+        tried = _tried.get()
+        return target.snapshot.deployment_label(tried[-1]) if tried else ""
     hidden["routing_deployment"] = target.snapshot.deployment_label(hidden.get("model_id"))
     return hidden["routing_deployment"]
+
+
+# The deployments a Router call tried, in order: each attempt's pre-call check adds its id
+# to the call's list (one list, so that contexts copied from the call's add to it too).
+_tried: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("tried", default=None)
+
+
+@functools.cache
+def _watch_attempts() -> None:
+    from litellm.integrations.custom_logger import CustomLogger
+
+    class Attempts(CustomLogger):
+        async def async_pre_call_check(self, deployment: dict, parent_otel_span=None) -> None:
+            tried = _tried.get()
+            if tried is not None:
+                tried.append(str((deployment.get("model_info") or {}).get("id", "")))
+
+    litellm().callbacks.append(Attempts())
 
 
 def _annotate(target, requested: str | None, started: float, response: Any) -> Any:
@@ -577,10 +600,19 @@ async def acall(
     snap = snapshot or live.peek() or await sync_to_async(live.snapshot)()
     target = _resolve(snap, model)
     started = time.perf_counter()
+    reset = _tried.set([])
+    try:
+        return await _acall(function, target, model, started, on_spent, guard, kwargs)
+    finally:
+        _tried.reset(reset)
+
+
+async def _acall(function, target, model, started, on_spent, guard, kwargs) -> Any:
     try:
         kwargs = _extra_body(target, kwargs)
         lib = await alitellm()
         if isinstance(target, live.GroupTarget):
+            _watch_attempts()
             method = getattr(target.snapshot.router(), ROUTER_METHODS.get(function, function))
             response = await method(model=target.group.name, **kwargs)
         else:
@@ -593,11 +625,15 @@ async def acall(
         raise error from None
     if kwargs.get("stream"):
         return guard(response, target, model, started, on_spent)
+    deployment = ""
     if isinstance(target, live.GroupTarget):
-        _mark_deployment(target, response)
-    spent = _spent_of(_answered(target, response)[3], response)
+        deployment = _mark_deployment(target, response)
+    spent = _spent_of(_answered(target, response, deployment)[3], response)
     counted = bool(await on_spent(spent)) if on_spent else False
-    _log(target, model, started, response=response, spent=spent, spend_counted=counted)
+    _log(
+        target, model, started,
+        response=response, spent=spent, spend_counted=counted, deployment=deployment,
+    )  # fmt: skip
     return response
 
 

@@ -1,6 +1,7 @@
 """Live switching across worker processes: uvicorn with two workers, a switch made from
 another process (the command line), and every following request goes to the new model; and
-every endpoint (embeddings, legacy completions, Azure's paths) answering on every worker."""
+every endpoint (embeddings, legacy completions, Azure's paths, the Responses and Messages
+APIs) answering on every worker."""
 
 import contextlib
 import os
@@ -157,3 +158,33 @@ def test_every_endpoint_answers_on_every_worker(upstream, make_provider):
             assert answer.choices[0].message.content == "from A"
             vector = azure.embeddings.create(model="default", input=["y"]).data[0].embedding
             assert vector == vector_for("y")
+
+
+def test_the_responses_and_messages_apis_answer_on_every_worker(upstream_factory, make_provider):
+    """OpenAI's Responses API and Anthropic's Messages API (to an Anthropic provider, streamed:
+    LiteLLM's pass-through), each sent on new connections often enough that both workers
+    serve it."""
+    import anthropic
+
+    a, c = upstream_factory("a"), upstream_factory("c")
+    a.reply_text, c.reply_text = "from A", "from Claude"
+    pa = make_provider(name="pa", base_url=a.base_url + "/v1")
+    make_provider(name="pc", kind="anthropic", base_url=c.base_url)
+    services.default_model_set(provider=pa, model="gpt-4o-mini")
+    _, token = token_create(name="app")
+    with _two_workers(_env()) as base:
+        fresh = {"Connection": "close"}
+        sdk = openai.OpenAI(
+            base_url=base + "/v1", api_key=token, max_retries=0, timeout=180, default_headers=fresh
+        )
+        claude = anthropic.Anthropic(
+            base_url=base, api_key=token, max_retries=0, timeout=180, default_headers=fresh
+        )
+        for _ in range(4):
+            assert sdk.responses.create(model="default", input="hi").output_text == "from A"
+            with claude.messages.stream(
+                model="pc/claude-sonnet-4-5", max_tokens=50, messages=HI
+            ) as stream:
+                assert "".join(stream.text_stream) == "from Claude"
+    assert {r.path for r in a.requests} == {"/v1/responses"}
+    assert [r.json()["stream"] for r in c.requests] == [True] * 4

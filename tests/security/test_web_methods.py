@@ -24,6 +24,8 @@ ROLES = ("viewer", "editor", "admin")
 # which takes no cookies and so needs no CSRF token).
 ENDPOINTS: dict[str, tuple[dict, str]] = {
     "gateway_chat": ({}, "token"),
+    "gateway_responses": ({}, "token"),
+    "gateway_messages": ({}, "token"),
     "gateway_models": ({}, "token"),
     "gateway_model": ({"model_id": "acme/gpt-4o-mini"}, "token"),
     "gateway_providers": ({}, "token"),
