@@ -1,13 +1,16 @@
 from django.urls import path, re_path
 
+from observability.views import metrics
+
 from .views import api, tokens
 
-# The /v1 endpoints the fast path (gateway/fastpath.py) serves itself, outside Django's
+# The endpoints the fast path (gateway/fastpath.py) serves itself, outside Django's
 # handler: one table, read by it and by the URL patterns below. This app is mounted at the
 # site's root (routing_admin/urls.py), so a route here is the request's path without "/".
 FAST_ROUTES = {
     "v1/chat/completions": (api.chat_completions, "gateway_chat"),
     "v1/models": (api.models, "gateway_models"),
+    "metrics": (metrics, "metrics"),
 }
 
 urlpatterns = [

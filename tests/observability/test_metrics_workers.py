@@ -1,0 +1,111 @@
+"""GET /metrics under `uvicorn --workers 2`: scraped while traffic runs, its counts add up to
+the requests sent, whichever worker served them and whichever answers the scrape."""
+
+import threading
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from accounts.services import team_create
+from gateway.services import token_create
+from providers import services
+from providers.services import DeploymentSpec as D
+from tests.observability.server import server_env, uvicorn
+
+pytestmark = pytest.mark.django_db(transaction=True)
+HI = [{"role": "user", "content": "hi"}]
+METRICS_TOKEN = "scrape-" + "x" * 24
+
+
+def _samples(base: str) -> dict[tuple[str, tuple], float]:
+    response = httpx.get(
+        base + "/metrics",
+        headers={"Authorization": f"Bearer {METRICS_TOKEN}", "Connection": "close"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    found = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def _total(samples: dict, name: str, **labels: str) -> float:
+    return sum(
+        value
+        for (sample, found), value in samples.items()
+        if sample == name and labels.items() <= dict(found).items()
+    )
+
+
+def _ask(base: str, token: str, model: str) -> int:
+    # A new connection each time, so the kernel spreads requests over the workers.
+    response = httpx.post(
+        base + "/v1/chat/completions",
+        json={"model": model, "messages": HI},
+        headers={"Authorization": f"Bearer {token}", "Connection": "close"},
+        timeout=180,
+    )
+    return response.status_code
+
+
+def test_counts_add_up_across_two_workers(upstream_factory, make_provider):
+    a = upstream_factory("a")
+    pa = make_provider(name="pa", base_url=a.base_url + "/v1")
+    services.default_model_set(provider=pa, model="m")
+    services.group_save(name="fast", deployments=[D("pa", "small")])
+    team = team_create(name="research", actor="test")
+    _, token = token_create(name="app", team=team, actor="test")
+    _, limited = token_create(name="narrow", allowed_models=["fast"], actor="test")
+    env = server_env(ROUTING_METRICS_TOKEN=METRICS_TOKEN)
+    with uvicorn(env, workers=2) as base:
+        assert httpx.get(base + "/metrics", timeout=30).status_code == 401
+        sent = {"default": 0, "fast": 0, "refused": 0}
+        scrapes: list[dict] = []
+        done = threading.Event()
+
+        def scrape_while_traffic_runs() -> None:
+            while not done.is_set():
+                scrapes.append(_samples(base))
+
+        scraper = threading.Thread(target=scrape_while_traffic_runs)
+        scraper.start()
+        try:
+            for _ in range(12):
+                assert _ask(base, token, "default") == 200
+                sent["default"] += 1
+                assert _ask(base, token, "fast") == 200
+                sent["fast"] += 1
+                assert _ask(base, limited, "default") == 403
+                sent["refused"] += 1
+        finally:
+            done.set()
+            scraper.join(60)
+        samples = _samples(base)
+
+    assert scrapes, "no scrape ran while the traffic did"
+    requests = "routing_requests_total"
+    assert _total(samples, requests) == sum(sent.values())
+    assert _total(samples, requests, token="app", team="research", status="200") == 24
+    assert _total(samples, requests, group="fast", provider="pa", model="small") == 12
+    assert _total(samples, requests, group="", provider="pa", model="m") == 12
+    assert _total(samples, requests, endpoint="/v1/chat/completions") == sum(sent.values())
+    assert _total(samples, "routing_request_errors_total", token="narrow", status="403") == 12
+    assert _total(samples, "routing_request_errors_total") == 12
+    assert _total(samples, "routing_request_duration_seconds_count") == sum(sent.values())
+    # The fake upstream answers 7 prompt tokens a call, and one completion token a word.
+    words = len(a.reply_text.split())
+    assert _total(samples, "routing_tokens_total", type="prompt") == 24 * 7
+    assert _total(samples, "routing_tokens_total", type="completion") == 24 * words
+    # Counts only grow: a scrape during the traffic never saw more than the last one.
+    for earlier in scrapes:
+        assert _total(earlier, requests) <= _total(samples, requests)
+    # Each worker says which configuration version it serves: both served (and counted).
+    versions = [v for (name, _), v in samples.items() if name == "routing_config_version"]
+    assert len(versions) == 2 and all(v >= 1 for v in versions)
+    # Never a key or a token's value in the exposition.
+    text = repr(samples)
+    assert token not in text and limited not in text and "sk-test-" not in text
