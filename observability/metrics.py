@@ -10,6 +10,7 @@ the others as "(other)", so that callers cannot grow the series without end.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from typing import Any
@@ -108,10 +109,14 @@ _models: set[tuple[str, str]] = set()
 _teams: tuple[Any, dict[str, str]] = (None, {})
 
 
+# This server's directory (multiproc.py), read when prometheus_client was imported.
+PATH = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
+
 def render() -> bytes:
     """Every worker's metrics, in Prometheus' text format."""
     registry = CollectorRegistry()
-    _multiprocess.MultiProcessCollector(registry, path=os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    _multiprocess.MultiProcessCollector(registry, path=PATH)
     return generate_latest(registry)
 
 
@@ -160,25 +165,57 @@ def labels_of(fields: dict[str, Any], endpoint: str) -> tuple[str, ...]:
     )
 
 
+class _Series:
+    """The children of every metric a record counts, for one label set: found once, since
+    prometheus_client's labels() costs more than the count itself."""
+
+    def __init__(self, labels: tuple[str, ...], status: str) -> None:
+        self.labels, self.status = labels, status
+        self.requests = requests.labels(*labels, status)
+        self.latency = latency.labels(*labels[:4])
+        self.prompt = tokens.labels(*labels, "prompt")
+        self.completion = tokens.labels(*labels, "completion")
+
+    # Made on first use: a series made is exposed, zero or not (a histogram's, per bucket).
+    @functools.cached_property
+    def errors(self) -> Any:
+        return errors.labels(*self.labels, self.status)
+
+    @functools.cached_property
+    def first_token(self) -> Any:
+        return first_token.labels(*self.labels[:4])
+
+    @functools.cached_property
+    def fallbacks(self) -> Any:
+        return fallbacks.labels(*self.labels)
+
+
+_series: dict[tuple, _Series] = {}
+
+
 def recorded(fields: dict[str, Any], endpoint: str) -> None:
     """One call, as the request log records it (before it is queued)."""
     labels = labels_of(fields, endpoint)
     fields["metric_labels"] = labels  # for the writer, which prices the call (written())
     status = str(fields.get("status") or "")
-    requests.labels(*labels, status).inc()
+    key = (labels, status)
+    series = _series.get(key)
+    if series is None:
+        series = _series[key] = _Series(labels, status)
+    series.requests.inc()
     if not fields.get("ok"):
-        errors.labels(*labels, status).inc()
-    timing = labels[:4]
-    latency.labels(*timing).observe(fields.get("latency_ms", 0.0) / 1000)
-    state = current_request.get()
-    if fields.get("stream") and state is not None and state.first_byte_at:
-        first_token.labels(*timing).observe(state.first_byte_at - state.started_at)
-    for kind in ("prompt", "completion"):
-        count = fields.get(f"{kind}_tokens")
-        if count:
-            tokens.labels(*labels, kind).inc(count)
+        series.errors.inc()
+    series.latency.observe(fields.get("latency_ms", 0.0) / 1000)
+    if fields.get("stream"):
+        state = current_request.get()
+        if state is not None and state.first_byte_at:
+            series.first_token.observe(state.first_byte_at - state.started_at)
+    if fields.get("prompt_tokens"):
+        series.prompt.inc(fields["prompt_tokens"])
+    if fields.get("completion_tokens"):
+        series.completion.inc(fields["completion_tokens"])
     if fields.get("fallbacks"):
-        fallbacks.labels(*labels).inc()
+        series.fallbacks.inc()
 
 
 def written(items: list[dict[str, Any]]) -> None:

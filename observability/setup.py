@@ -9,6 +9,7 @@ no hook is installed and the application is served as it is: a call pays for nei
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from django.conf import settings
@@ -49,6 +50,12 @@ def metrics_module() -> Any:
         from . import multiproc
 
         path = multiproc.choose()
+        if "prometheus_client" in sys.modules:
+            # Imported before the directory was chosen (by a library, or a test): it picked
+            # one process's memory then; from now on its values go to the shared files.
+            from prometheus_client import values
+
+            values.ValueClass = values.get_value_class()
         from . import metrics as found
 
         multiproc.forget_dead_workers(path)

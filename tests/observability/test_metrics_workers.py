@@ -52,6 +52,18 @@ def _ask(base: str, token: str, model: str) -> int:
     return response.status_code
 
 
+def _stream(base: str, token: str) -> int:
+    with httpx.stream(
+        "POST",
+        base + "/v1/chat/completions",
+        json={"model": "default", "messages": HI, "stream": True},
+        headers={"Authorization": f"Bearer {token}", "Connection": "close"},
+        timeout=180,
+    ) as response:
+        assert b"[DONE]" in response.read()
+        return response.status_code
+
+
 def test_counts_add_up_across_two_workers(upstream_factory, make_provider):
     a = upstream_factory("a")
     pa = make_provider(name="pa", base_url=a.base_url + "/v1")
@@ -81,6 +93,10 @@ def test_counts_add_up_across_two_workers(upstream_factory, make_provider):
                 sent["fast"] += 1
                 assert _ask(base, limited, "default") == 403
                 sent["refused"] += 1
+            # Streamed answers go through Django's handler, not the fast path: counted too.
+            for _ in range(2):
+                assert _stream(base, token) == 200
+                sent["default"] += 1
         finally:
             done.set()
             scraper.join(60)
@@ -89,17 +105,18 @@ def test_counts_add_up_across_two_workers(upstream_factory, make_provider):
     assert scrapes, "no scrape ran while the traffic did"
     requests = "routing_requests_total"
     assert _total(samples, requests) == sum(sent.values())
-    assert _total(samples, requests, token="app", team="research", status="200") == 24
+    assert _total(samples, requests, token="app", team="research", status="200") == 26
     assert _total(samples, requests, group="fast", provider="pa", model="small") == 12
-    assert _total(samples, requests, group="", provider="pa", model="m") == 12
+    assert _total(samples, requests, group="", provider="pa", model="m") == 14
+    assert _total(samples, "routing_time_to_first_token_seconds_count") == 2
     assert _total(samples, requests, endpoint="/v1/chat/completions") == sum(sent.values())
     assert _total(samples, "routing_request_errors_total", token="narrow", status="403") == 12
     assert _total(samples, "routing_request_errors_total") == 12
     assert _total(samples, "routing_request_duration_seconds_count") == sum(sent.values())
     # The fake upstream answers 7 prompt tokens a call, and one completion token a word.
     words = len(a.reply_text.split())
-    assert _total(samples, "routing_tokens_total", type="prompt") == 24 * 7
-    assert _total(samples, "routing_tokens_total", type="completion") == 24 * words
+    assert _total(samples, "routing_tokens_total", type="prompt") == 26 * 7
+    assert _total(samples, "routing_tokens_total", type="completion") == 26 * words
     # Counts only grow: a scrape during the traffic never saw more than the last one.
     for earlier in scrapes:
         assert _total(earlier, requests) <= _total(samples, requests)
