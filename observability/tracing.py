@@ -15,10 +15,11 @@ and counts: never a key, a URL's query (Gemini's carries the key) or a prompt.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 from opentelemetry import propagate, trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -123,7 +124,8 @@ def _without_query(url: str) -> str:
 
 
 class Attempt:
-    """One HTTP request to a provider: a client span from sending to the answer's headers."""
+    """One HTTP request to a provider: a client span from sending it to the end of the
+    answer's body (a stream's last chunk), or to the failure."""
 
     def __init__(self, request: Any) -> None:
         url = request.url
@@ -138,11 +140,18 @@ class Attempt:
                 "routing.provider": _provider_of(url),
             },
         )
+        self.handed = False
 
     def answered(self, response: Any) -> Any:
         self.span.set_attribute("http.response.status_code", response.status_code)
         if response.status_code >= 400:
             self.span.set_status(Status(StatusCode.ERROR))
+        inner = response.stream
+        if hasattr(inner, "__aiter__"):
+            response.stream = _AsyncBody(inner, self.span)
+        else:
+            response.stream = _Body(inner, self.span)
+        self.handed = True  # the body ends the span
         return response
 
     def __enter__(self) -> Attempt:
@@ -150,9 +159,56 @@ class Attempt:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc is not None:
-            self.span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-            self.span.set_attribute("error.type", type(exc).__name__)
-        self.span.end()
+            _failed(self.span, exc)
+        if not self.handed:
+            self.span.end()
+
+
+def _failed(span: trace.Span, exc: BaseException) -> None:
+    span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+    span.set_attribute("error.type", type(exc).__name__)
+
+
+def _end(span: trace.Span) -> None:
+    if span.is_recording():  # a body may be closed twice
+        span.end()
+
+
+class _Body(httpx.SyncByteStream):
+    def __init__(self, inner: Any, span: trace.Span) -> None:
+        self._inner, self._span = inner, span
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._inner
+        except Exception as exc:
+            _failed(self._span, exc)
+            raise
+
+    def close(self) -> None:
+        try:
+            self._inner.close()
+        finally:
+            _end(self._span)
+
+
+class _AsyncBody(httpx.AsyncByteStream):
+    def __init__(self, inner: Any, span: trace.Span) -> None:
+        self._inner, self._span = inner, span
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._inner:
+                yield chunk
+        except Exception as exc:
+            _failed(self._span, exc)
+            raise
+
+    async def aclose(self) -> None:
+        try:
+            await self._inner.aclose()
+        finally:
+            _end(self._span)
 
 
 def logged(fields: dict[str, Any], endpoint: str) -> None:

@@ -2,6 +2,7 @@
 the requests sent, whichever worker served them and whichever answers the scrape."""
 
 import threading
+import time
 
 import httpx
 import pytest
@@ -12,6 +13,7 @@ from gateway.services import token_create
 from providers import services
 from providers.services import DeploymentSpec as D
 from tests.observability.server import server_env, uvicorn
+from usage import pricing
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HI = [{"role": "user", "content": "hi"}]
@@ -67,12 +69,15 @@ def _stream(base: str, token: str) -> int:
 def test_counts_add_up_across_two_workers(upstream_factory, make_provider):
     a = upstream_factory("a")
     pa = make_provider(name="pa", base_url=a.base_url + "/v1")
-    services.default_model_set(provider=pa, model="m")
+    services.default_model_set(provider=pa, model="gpt-4o-mini")
     services.group_save(name="fast", deployments=[D("pa", "small")])
     team = team_create(name="research", actor="test")
     _, token = token_create(name="app", team=team, actor="test")
     _, limited = token_create(name="narrow", allowed_models=["fast"], actor="test")
-    env = server_env(ROUTING_METRICS_TOKEN=METRICS_TOKEN)
+    # The writer prices calls as it writes them: soon after, here.
+    env = server_env(
+        ROUTING_METRICS_TOKEN=METRICS_TOKEN, ROUTING_REQUEST_LOG_INTERVAL_SECONDS="0.1"
+    )
     with uvicorn(env, workers=2) as base:
         assert httpx.get(base + "/metrics", timeout=30).status_code == 401
         sent = {"default": 0, "fast": 0, "refused": 0}
@@ -100,21 +105,28 @@ def test_counts_add_up_across_two_workers(upstream_factory, make_provider):
         finally:
             done.set()
             scraper.join(60)
+        words = len(a.reply_text.split())
+        each = pricing.cost("openai/gpt-4o-mini", 7, words)
+        deadline = time.monotonic() + 60
         samples = _samples(base)
+        # Scraped again until the writer has priced the 14 calls to the priced model.
+        while abs(_total(samples, "routing_cost_usd_total") - 14 * each) > 1e-12:
+            assert time.monotonic() < deadline, _total(samples, "routing_cost_usd_total")
+            samples = _samples(base)
 
     assert scrapes, "no scrape ran while the traffic did"
     requests = "routing_requests_total"
     assert _total(samples, requests) == sum(sent.values())
     assert _total(samples, requests, token="app", team="research", status="200") == 26
+    assert _total(samples, "routing_cost_usd_total", token="app", team="research") > 0
     assert _total(samples, requests, group="fast", provider="pa", model="small") == 12
-    assert _total(samples, requests, group="", provider="pa", model="m") == 14
+    assert _total(samples, requests, group="", provider="pa", model="gpt-4o-mini") == 14
     assert _total(samples, "routing_time_to_first_token_seconds_count") == 2
     assert _total(samples, requests, endpoint="/v1/chat/completions") == sum(sent.values())
     assert _total(samples, "routing_request_errors_total", token="narrow", status="403") == 12
     assert _total(samples, "routing_request_errors_total") == 12
     assert _total(samples, "routing_request_duration_seconds_count") == sum(sent.values())
     # The fake upstream answers 7 prompt tokens a call, and one completion token a word.
-    words = len(a.reply_text.split())
     assert _total(samples, "routing_tokens_total", type="prompt") == 26 * 7
     assert _total(samples, "routing_tokens_total", type="completion") == 26 * words
     # Counts only grow: a scrape during the traffic never saw more than the last one.
