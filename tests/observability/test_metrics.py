@@ -1,5 +1,6 @@
 """GET /metrics: who may scrape it, and what a call through the request log's record counts."""
 
+import contextlib
 import os
 import time
 
@@ -18,6 +19,7 @@ from observability.views import (
 from usage import request_log
 
 TOKEN = "scrape-" + "y" * 24
+HI = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture(scope="session")
@@ -156,3 +158,34 @@ def test_recording_costs_little(counting):
     per_call = (time.perf_counter() - started) / rounds
     print(f"metrics per recorded call: {per_call * 1e6:.1f} µs")
     assert per_call < 0.002  # a generous bound on a loaded 2-core machine
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cooldown_is_counted_with_its_deployment(
+    client, settings, metrics_dir, upstream_factory, make_provider, monkeypatch
+):
+    from providers import services
+    from providers.routing import snapshot
+    from providers.services import DeploymentSpec as D
+
+    a, b = upstream_factory("a"), upstream_factory("b")
+    make_provider(name="pa", base_url=a.base_url + "/v1")
+    make_provider(name="pb", base_url=b.base_url + "/v1")
+    services.group_save(name="pair", deployments=[D("pa", "x"), D("pb", "y")])
+    monkeypatch.setattr(snapshot, "observer", setup._SnapshotObserver(metrics_dir, None))
+    settings.ROUTING_METRICS_TOKEN = TOKEN
+    labels = {"group": "pair", "provider": "pa", "model": "x", "status": "429"}
+    before = _value(_scrape(client, Authorization=f"Bearer {TOKEN}").content.decode(),
+                    "routing_cooldowns_total", **labels)  # fmt: skip
+    a.fail_next(429, times=20)
+    # Simple shuffle picks either deployment: ask until pa has refused once.
+    for _ in range(40):
+        if a.requests:
+            break
+        # pa's 429 is relayed: that is the call that cooled it down.
+        with contextlib.suppress(services.ProviderError):
+            services.completion(HI, model="pair")
+    assert a.requests, "the router never picked pa"
+    after = _value(_scrape(client, Authorization=f"Bearer {TOKEN}").content.decode(),
+                   "routing_cooldowns_total", **labels)  # fmt: skip
+    assert after - before == 1
