@@ -1,5 +1,6 @@
 """Which request parameters the gateway passes on to a provider: OpenAI's chat completions
-parameters, all of them, and nothing else.
+parameters, all of them, and nothing else; likewise for its embeddings and legacy (text)
+completions APIs (EMBEDDINGS, COMPLETIONS).
 
 CHAT_PARAMETERS is the request body of `CompletionCreateParams` in the `openai` package,
 legacy `functions` / `function_call` included; tests/gateway/test_gateway_params.py fails when a
@@ -8,10 +9,15 @@ choose where the call goes, or with which credentials, is refused rather than ig
 caller must never learn that its `api_base` was silently not honoured, nor send a stored key
 to a host of its choosing. Anything else unknown is refused too, so that nothing a caller
 sends is silently dropped.
+
+EMBEDDING_PARAMETERS and COMPLETION_PARAMETERS are the `openai` package's
+`EmbeddingCreateParams` and `completion_create_params.CompletionCreateParams*`, checked
+the same way.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 # `model` and `messages` are read by the gateway itself; everything else goes to LiteLLM.
@@ -55,6 +61,30 @@ CHAT_PARAMETERS = frozenset(
     }
 )
 READ_BY_GATEWAY = frozenset({"model", "messages"})
+
+# POST /v1/embeddings: `model` and `input` are read by the gateway.
+EMBEDDING_PARAMETERS = frozenset({"dimensions", "encoding_format", "user"})
+# POST /v1/completions (legacy text completions): `model` and `prompt` are read by the gateway.
+COMPLETION_PARAMETERS = frozenset(
+    {
+        "best_of",
+        "echo",
+        "frequency_penalty",
+        "logit_bias",
+        "logprobs",
+        "max_tokens",
+        "n",
+        "presence_penalty",
+        "seed",
+        "stop",
+        "stream",
+        "stream_options",
+        "suffix",
+        "temperature",
+        "top_p",
+        "user",
+    }
+)
 
 # LiteLLM's call options that pick the endpoint, the credentials or how the call is made.
 ROUTING_PARAMETERS = frozenset(
@@ -121,8 +151,42 @@ PARAMETER_REFUSED = (
     "call goes, and the gateway decides that from its configuration. Leave it out."
 )
 PARAMETER_UNKNOWN = (
-    "Unknown parameter {name!r}. The gateway accepts the parameters of OpenAI's chat "
-    "completions API (https://platform.openai.com/docs/api-reference/chat/create); leave it out."
+    "Unknown parameter {name!r}. The gateway accepts the parameters of OpenAI's {api} API "
+    "({reference}); leave it out."
+)
+
+
+@dataclass(frozen=True)
+class Api:
+    """One of OpenAI's request shapes: its name and reference (for PARAMETER_UNKNOWN), the
+    parameters passed on, and those the gateway reads itself."""
+
+    name: str
+    reference: str
+    accepted: frozenset[str]
+    read: frozenset[str]
+
+    def unknown(self, name: str) -> str:
+        return PARAMETER_UNKNOWN.format(name=name[:100], api=self.name, reference=self.reference)
+
+
+CHAT = Api(
+    "chat completions",
+    "https://platform.openai.com/docs/api-reference/chat/create",
+    CHAT_PARAMETERS,
+    READ_BY_GATEWAY,
+)
+EMBEDDINGS = Api(
+    "embeddings",
+    "https://platform.openai.com/docs/api-reference/embeddings/create",
+    EMBEDDING_PARAMETERS,
+    frozenset({"model", "input"}),
+)
+COMPLETIONS = Api(
+    "completions",
+    "https://platform.openai.com/docs/api-reference/completions/create",
+    COMPLETION_PARAMETERS,
+    frozenset({"model", "prompt"}),
 )
 
 
@@ -132,16 +196,16 @@ class RefusedParameter(ValueError):
         super().__init__(message)
 
 
-def chat_params(body: dict[str, Any]) -> dict[str, Any]:
+def chat_params(body: dict[str, Any], api: Api = CHAT) -> dict[str, Any]:
     """LiteLLM's arguments for the parameters to pass on, or RefusedParameter naming the
     first one refused."""
     for name in sorted(body):
         if name in ROUTING_PARAMETERS:
             raise RefusedParameter(name, PARAMETER_REFUSED.format(name=name))
-        if name not in CHAT_PARAMETERS and name not in READ_BY_GATEWAY:
-            raise RefusedParameter(name, PARAMETER_UNKNOWN.format(name=name[:100]))
-    params = {k: v for k, v in body.items() if k in CHAT_PARAMETERS - SENT_AS_EXTRA_BODY}
-    extra = {k: v for k, v in body.items() if k in SENT_AS_EXTRA_BODY}
+        if name not in api.accepted and name not in api.read:
+            raise RefusedParameter(name, api.unknown(name))
+    params = {k: v for k, v in body.items() if k in api.accepted - SENT_AS_EXTRA_BODY}
+    extra = {k: v for k, v in body.items() if k in api.accepted & SENT_AS_EXTRA_BODY}
     if extra:
         params["extra_body"] = extra
     return params

@@ -21,13 +21,16 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 
 from .urls import FAST_ROUTES
-from .views.api import BODY_TOO_LARGE, INTERNAL_ERROR, _error, outside_django
+from .views.api import INTERNAL_ERROR
+from .views.gate import BODY_TOO_LARGE, outside_django
+from .views.gate import openai_error as _error
 
 log = logging.getLogger("django.request")
 
 
 class FastPath:
-    """ASGI: /v1/chat/completions and /v1/models go straight to their async views.
+    """ASGI: the endpoints of FAST_ROUTES (chat completions, embeddings, completions, models)
+    go straight to their async views.
 
     These endpoints need none of Django's middleware: no session, cookie or CSRF token is
     ever used there. SecurityMiddleware's HTTPS redirect and headers still apply, and so does

@@ -5,6 +5,7 @@ and with traces on serves the request inside its server span."""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -17,13 +18,20 @@ GATEWAY_PREFIXES = ("/v1/", "/openai/")
 ENDPOINT_MAX = 100
 
 
+# Azure's deployment name may be "provider/model", unquoted in the path: the API is what
+# follows it, the shortest deployment that leaves one of these (or a last segment).
+AZURE_PATH = re.compile(
+    r"^/openai/deployments/.+?/(chat/completions|completions|embeddings|[^/]+)$"
+)
+
+
 def endpoint_of(path: str) -> str:
     """The endpoint label of a path: Azure's deployment name (a group or provider/model)
     becomes "{deployment}", so that the label names the API, not the model."""
-    parts = path.split("/")
-    if len(parts) > 3 and parts[1:3] == ["openai", "deployments"]:
-        parts[3] = "{deployment}"
-    return "/".join(parts)[:ENDPOINT_MAX]
+    azure = AZURE_PATH.match(path)
+    if azure:
+        return f"/openai/deployments/{{deployment}}/{azure[1]}"[:ENDPOINT_MAX]
+    return path[:ENDPOINT_MAX]
 
 
 class Observe:

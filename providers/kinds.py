@@ -126,6 +126,9 @@ class ProviderKind:
     # Whether LiteLLM merges `extra_body` (parameters it has no argument for, such as
     # `metadata`) into this kind's request body; Anthropic's adapter sends it as a key instead.
     sends_extra_body: bool = True
+    # What every model of this kind serves ("chat", "embeddings"...), for a vendor whose API
+    # has one kind of model only; empty: its models say (providers/routing/modes.py).
+    serves: tuple[str, ...] = ()
 
     @property
     def product(self) -> str:
@@ -227,6 +230,10 @@ class ProviderKind:
         extra = self.merged_headers(headers)
         if extra:
             params["extra_headers"] = extra
+        return params
+
+    def call_params(self, function: str, params: dict[str, Any]) -> dict[str, Any]:
+        """LiteLLM's arguments for one provider's call of `function` ("aembedding"...)."""
         return params
 
     def merged_headers(self, headers: dict[str, str]) -> dict[str, str]:
@@ -420,6 +427,14 @@ class OllamaKind(ProviderKind):
             raise ModelListError(NOT_A_MODEL_LIST)
         return _ids(payload.get("models"), "name")
 
+    def call_params(self, function: str, params: dict[str, Any]) -> dict[str, Any]:
+        # LiteLLM embeds through "ollama/" (Ollama's /api/embed); its chat adapter's prefix,
+        # "ollama_chat/", has no embeddings.
+        if function != "aembedding":
+            return params
+        model = params["model"].removeprefix(f"{self.litellm_prefix}/")
+        return {**params, "model": f"ollama/{model}"}
+
 
 KINDS: dict[str, ProviderKind] = {
     kind.slug: kind
@@ -444,6 +459,7 @@ KINDS: dict[str, ProviderKind] = {
             litellm_prefix="anthropic",
             default_base_url="https://api.anthropic.com",
             model_example="claude-sonnet-4-5",
+            serves=("chat",),
             env_conventions=(
                 EnvConvention(api_key=("ANTHROPIC_API_KEY",), base_url=("ANTHROPIC_BASE_URL",)),
             ),
@@ -541,6 +557,7 @@ KINDS: dict[str, ProviderKind] = {
             litellm_prefix="deepseek",
             default_base_url="https://api.deepseek.com/v1",
             model_example="deepseek-chat",
+            serves=("chat",),
             env_conventions=(EnvConvention(api_key=("DEEPSEEK_API_KEY",)),),
         ),
         ProviderKind(

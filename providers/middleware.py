@@ -3,7 +3,7 @@
 DatabaseUnavailableMiddleware: Django closes a broken connection at the end of the request
 (close_old_connections) and the next request opens a new one, so the app recovers by itself
 once the database is back; the middleware makes the meantime readable: the dashboard shows
-templates/503.html, the gateway (/v1/) answers in OpenAI's error shape, both ask to retry.
+templates/503.html, the gateway (/v1/, /openai/) answers in OpenAI's error shape, both ask to retry.
 
 LifespanShutdown (ASGI): uvicorn ends a process by re-raising SIGTERM after its graceful
 shutdown, so atexit handlers never run there; the request log is flushed on the ASGI
@@ -28,7 +28,8 @@ DATABASE_UNAVAILABLE = (
     "was changed. Try again in a moment."
 )
 RETRY_AFTER_SECONDS = 5
-GATEWAY_PREFIX = "/v1/"
+# The gateway's paths: OpenAI's API, and Azure OpenAI's (/openai/deployments/...).
+GATEWAY_PREFIXES = ("/v1/", "/openai/")
 
 
 def _unavailable(exc: Exception) -> bool:
@@ -45,7 +46,7 @@ class DatabaseUnavailableMiddleware(MiddlewareMixin):
             return None
         # The reason goes to the log; the page says what to do (the error may name a host).
         log.error("Database unavailable on %s: %s", request.path, exception)
-        if request.path.startswith(GATEWAY_PREFIX):
+        if request.path.startswith(GATEWAY_PREFIXES):
             response: HttpResponse = JsonResponse(
                 {
                     "error": {

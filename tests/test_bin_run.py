@@ -1,6 +1,7 @@
 """The README's run command, `bin/run`, serves what production serves (uvicorn, the ASGI
 application): the official `openai` client works against it as written, plain and streamed,
-and streamed chunks arrive while the provider is still answering."""
+and streamed chunks arrive while the provider is still answering; embeddings, legacy
+completions and the `AzureOpenAI` client too."""
 
 from __future__ import annotations
 
@@ -131,6 +132,31 @@ def test_bin_run_serves_the_openai_client_plain_streamed_and_with_usage(bin_run)
         headers={"Origin": ORIGIN, "Access-Control-Request-Method": "POST"},
     )
     assert preflight.headers["access-control-allow-origin"] == ORIGIN
+
+
+def test_bin_run_serves_embeddings_completions_and_azures_paths(bin_run):
+    from tests.upstream_embeddings import vector_for
+
+    upstream, token, base = bin_run
+    client = _client(base, token)
+    assert client.embeddings.create(model="default", input="x").data[0].embedding == (
+        vector_for("x")
+    )
+    assert client.completions.create(model="default", prompt="p").choices[0].text == (
+        "Hello from the upstream"
+    )
+    streamed = client.completions.create(model="default", prompt="p", stream=True)
+    assert "".join(c.choices[0].text for c in streamed if c.choices) == "Hello from the upstream"
+    azure = openai.AzureOpenAI(azure_endpoint=base, api_key=token, api_version="2024-10-21")
+    answer = azure.chat.completions.create(model="default", messages=HI)
+    assert answer.choices[0].message.content == "Hello from the upstream"
+    stream = azure.chat.completions.create(model="default", messages=HI, stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == (
+        "Hello from the upstream"
+    )
+    assert azure.embeddings.create(model="default", input="y").data[0].embedding == (
+        vector_for("y")
+    )
 
 
 def test_host_and_port_come_from_the_options_the_environment_or_dotenv(tmp_path, monkeypatch):

@@ -63,8 +63,14 @@ def _sse(events: list[dict], done: bool = False, named: bool = False) -> Stream:
 def route_for(request: RecordedRequest) -> Callable[..., dict | Stream] | None:
     path = request.path.rstrip("/")
     if request.method == "POST":
+        # Imported here: that module builds on this one's helpers.
+        from tests import upstream_embeddings
+
         if path.endswith("/chat/completions"):
             return _openai_chat
+        found = upstream_embeddings.route_for(path)
+        if found:
+            return found
         if path.endswith("/v1/messages"):
             return _anthropic_messages
         if GEMINI_CALL.search(path):

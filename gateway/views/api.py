@@ -1,4 +1,5 @@
-"""The OpenAI-compatible gateway: /v1/chat/completions, /v1/models, /v1/providers, /healthz.
+"""The OpenAI-compatible gateway: /v1/chat/completions, /v1/models, /v1/providers, /healthz
+(embeddings, completions and Azure OpenAI's paths have modules of their own beside this one).
 
 Bearer tokens only: a dashboard session is never accepted here. Token checks and model
 resolution read the per-process snapshot, so a request costs no configuration query.
@@ -6,151 +7,48 @@ resolution read the per-process snapshot, so a request costs no configuration qu
 
 from __future__ import annotations
 
-import contextvars
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
-from django.db import close_old_connections, connection
+from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
-from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from limits import counters
 from providers import services as provider_services
-from providers.routing import live
-from providers.routing.llm import is_loaded
+from providers.middleware import GATEWAY_PREFIXES
+from providers.routing import live, modes
+from providers.routing.llm import alitellm, is_loaded
 from usage import request_log
 
-from .. import selectors, services
+from .. import selectors
 from ..chat_params import RefusedParameter, chat_params
-from ..models import TokenState, token_state
-from . import limits as limit_rules
-
-MISSING_TOKEN = (
-    "Missing bearer token. Send 'Authorization: Bearer <token>'; an editor creates tokens on "
-    "the dashboard or with `python manage.py routing token create NAME`."
+from . import gate
+from .gate import (  # noqa: F401 - the names tests and the fast path know them by
+    BAD_JSON,
+    BODY_TOO_LARGE,
+    EXPIRED_TOKEN,
+    INVALID_TOKEN,
+    METHOD_NOT_ALLOWED,
+    MISSING_TOKEN,
+    MODEL_NOT_ALLOWED,
+    outside_django,
 )
-INVALID_TOKEN = "Invalid or revoked token."
-EXPIRED_TOKEN = "This token has expired; ask an editor for a new one."
-MODEL_NOT_ALLOWED = "Token {token!r} may not use model {model!r}."
-BAD_JSON = "The request body must be a JSON object."
+from .gate import openai_error as _error
+
 BAD_MESSAGES = "'messages' must be a non-empty list of chat messages."
 INTERNAL_ERROR = "Internal server error; it has been logged."
 MODEL_NOT_FOUND = (
     "The model {model!r} does not exist or this token may not use it; GET /v1/models lists them."
 )
-BODY_TOO_LARGE = "The request body is larger than {limit} bytes."
-METHOD_NOT_ALLOWED = "Method {method} is not allowed here; use {allowed}."
 UNKNOWN_PATH = (
-    "Unknown path {path!r}. The gateway serves POST /v1/chat/completions, GET /v1/models, "
-    "GET /v1/models/{{model}} and GET /v1/providers."
+    "Unknown path {path!r}. The gateway serves POST /v1/chat/completions, POST /v1/embeddings, "
+    "POST /v1/completions, GET /v1/models, GET /v1/models/{{model}}, GET /v1/providers, and "
+    "Azure OpenAI's POST /openai/deployments/{{deployment}}/chat/completions, /embeddings and "
+    "/completions."
 )
-
-
-def _error(
-    status: int, message: str, type_: str, code: str | None = None, param: str | None = None
-) -> JsonResponse:
-    return JsonResponse(
-        {"error": {"message": message, "type": type_, "code": code, "param": param}},
-        status=status,
-    )
-
-
-# Set by gateway.fastpath for the requests it serves without Django's handler.
-outside_django: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "outside_django", default=False
-)
-
-
-def _fresh_snapshot() -> live.Snapshot:
-    if not outside_django.get():
-        return live.snapshot()
-    # What Django's request signals do around a request, for the fast path that skips them:
-    # a broken or expired connection is replaced, not reused.
-    close_old_connections()
-    try:
-        return live.snapshot()
-    finally:
-        close_old_connections()
-
-
-async def _snapshot() -> live.Snapshot:
-    return live.peek() or await sync_to_async(_fresh_snapshot)()
-
-
-async def _authenticate(
-    request: HttpRequest,
-) -> tuple[live.Snapshot, live.TokenEntry] | JsonResponse:
-    scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not raw.strip():
-        return _error(401, MISSING_TOKEN, "authentication_error", "missing_token")
-    snap = await _snapshot()
-    token = snap.tokens.get(services.hash_token(raw.strip()))
-    if token is None:
-        return _error(401, INVALID_TOKEN, "authentication_error", "invalid_api_key")
-    # Revoked tokens are not in the snapshot; an expired one is, to say so.
-    state = token_state(revoked_at=None, expires_at=token.expires_at, now=timezone.now())
-    if state == TokenState.EXPIRED:
-        return _error(401, EXPIRED_TOKEN, "authentication_error", "expired_token")
-    return snap, token
-
-
-def _upstream_error(exc: provider_services.ProviderError) -> JsonResponse:
-    status, code = exc.status_code, exc.code
-    if code == "upstream_timeout":
-        response = _error(504, str(exc), "api_error", code)
-        # SDKs retry a 5xx by default: a call that took the whole timeout would be sent again.
-        response["x-should-retry"] = "false"
-    elif code == "unsupported_parameter":
-        response = _error(400, str(exc), "invalid_request_error", code, exc.param)
-    elif status == 429:
-        response = _error(429, str(exc), "rate_limit_error", "upstream_rate_limited")
-    elif status is None:
-        response = _error(503, str(exc), "service_unavailable", "upstream_unreachable")
-    elif status >= 500:
-        response = _error(status, str(exc), "api_error", "upstream_error")
-    elif status in (401, 403):
-        # The caller's token is fine; the provider refused *our* stored credentials.
-        response = _error(502, str(exc), "api_error", "upstream_auth_failed")
-    else:
-        response = _error(status, str(exc), "invalid_request_error", "upstream_rejected")
-    for name, value in exc.headers.items():
-        response[name] = value
-    return response
-
-
-def _not_allowed(request: HttpRequest, allowed: str) -> JsonResponse:
-    message = METHOD_NOT_ALLOWED.format(method=request.method, allowed=allowed)
-    response = _error(405, message, "invalid_request_error", "method_not_allowed")
-    response["Allow"] = allowed
-    return response
-
-
-async def _admit(
-    request: HttpRequest, method: str
-) -> tuple[live.Snapshot, live.TokenEntry] | JsonResponse:
-    """The door of every authenticated endpoint: the one method it answers, then the token."""
-    if request.method != method:
-        return _not_allowed(request, method)
-    return await _authenticate(request)
-
-
-def _read_json(request: HttpRequest) -> Any:
-    """The body's JSON, None when it is not JSON, or a ready error response."""
-    try:
-        raw = request.body
-    except RequestDataTooBig:
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        return _error(413, BODY_TOO_LARGE.format(limit=limit), "invalid_request_error", "too_large")
-    try:
-        return json.loads(raw or b"null")
-    except (ValueError, RecursionError):
-        # RecursionError: thousands of nested brackets, beyond what the parser descends.
-        return None
 
 
 def _dump(obj: Any) -> dict:
@@ -173,132 +71,103 @@ def _usage_chunk(data: dict) -> dict:
     return data
 
 
-async def _sse(stream: Any) -> AsyncIterator[str]:
+async def _sse(stream: Any, shape: Callable[[dict], dict] = _usage_chunk) -> AsyncIterator[str]:
+    """Server-sent events of a stream's chunks, each made into OpenAI's shape by `shape`."""
     try:
         async for chunk in stream:
-            yield f"data: {json.dumps(_usage_chunk(_dump(chunk)))}\n\n"
+            yield f"data: {json.dumps(shape(_dump(chunk)))}\n\n"
     except provider_services.ProviderError as exc:
-        payload = json.loads(_upstream_error(exc).content)
+        payload = json.loads(gate.upstream_error(exc).content)
         yield f"data: {json.dumps(payload)}\n\n"
     yield "data: [DONE]\n\n"
 
 
-@csrf_exempt
-async def chat_completions(request: HttpRequest) -> HttpResponse:
-    auth = await _admit(request, "POST")
-    if isinstance(auth, JsonResponse):
-        return auth
-    snap, token = auth
-    body = _read_json(request)
-    if isinstance(body, JsonResponse):
-        return body
-    if not isinstance(body, dict):
-        return _error(400, BAD_JSON, "invalid_request_error", "invalid_json")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        return _error(400, BAD_MESSAGES, "invalid_request_error", "invalid_messages")
-    model = body.get("model") or "default"
-    if not isinstance(model, str):
-        return _error(400, "'model' must be a string.", "invalid_request_error", "invalid_model")
-    if not token.allows(model):
-        message = MODEL_NOT_ALLOWED.format(token=token.name, model=model)
-        _log_refused(token, model, 403, message)
-        return _error(403, message, "permission_error", "model_not_allowed")
-    try:
-        params = chat_params(body)
-    except RefusedParameter as exc:
-        return _error(400, str(exc), "invalid_request_error", "invalid_parameter", exc.param)
-    subjects = limit_rules.subjects(token)
-    unpriced = limit_rules.unpriced(snap, subjects, model)
-    if unpriced:
-        _log_refused(token, model, 403, unpriced)
-        return _error(403, unpriced, "permission_error", "model_unpriced")
-    ticket = await counters.before(subjects, ledger_keys=limit_rules.ledger_keys(token))
-    if ticket is not None and not ticket.allowed:
-        message, refusal = limit_rules.over_limit(ticket, _error)
-        _log_refused(token, model, 429, message)
-        return refusal
-    response = await _complete(snap, token, model, messages, params, ticket)
-    if ticket is not None and not isinstance(response, StreamingHttpResponse):
-        # Refused before any provider was asked (unknown model, nothing to serve it): its
-        # slot is freed here. A call settles once: after an answer, this does nothing.
-        await ticket.settle(None)
-    for name, value in counters.rate_headers(ticket).items():
-        response[name] = value
+def streamed(events: AsyncIterator[str]) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(events, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
     return response
 
 
-async def _complete(
-    snap: live.Snapshot,
-    token: live.TokenEntry,
-    model: str,
-    messages: list,
-    params: dict,
-    ticket: counters.Ticket | None,
-) -> HttpResponse:
-    # A context variable: it follows this request into the service layer and its stream.
-    # Reset afterwards: a caller that shares this context (a test client, a sync adapter)
-    # must not log its own later calls under this token.
-    reset = request_log.current_token.set(token.name)
+@csrf_exempt
+async def chat_completions(request: HttpRequest) -> HttpResponse:
+    door = await gate.enter(request)
+    if isinstance(door, HttpResponse):
+        return door
+    return await chat(door, gate.requested_model(door))
+
+
+async def chat(door: gate.Door, model: str | HttpResponse) -> HttpResponse:
+    """A chat completion of `model` (the body's, or the one an Azure path names)."""
+    messages = door.body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return _error(400, BAD_MESSAGES, "invalid_request_error", "invalid_messages")
+    if isinstance(model, HttpResponse):
+        return model
     try:
-        response = await provider_services.acompletion(
-            messages,
-            model=model,
-            snapshot=snap,
-            on_spent=ticket.settle if ticket is not None else None,
-            **params,
-        )
-    except provider_services.UnknownModel as exc:
-        return _error(404, str(exc), "invalid_request_error", "model_not_found")
-    except provider_services.Unavailable as exc:
-        return _error(503, str(exc), "service_unavailable", "no_deployment")
-    except provider_services.ProviderError as exc:
-        return _upstream_error(exc)
-    except BaseException:
-        if ticket is not None:
-            await ticket.settle(None)
-        raise
-    finally:
-        request_log.current_token.reset(reset)
-    if params.get("stream"):
-        streaming = StreamingHttpResponse(_sse(response), content_type="text/event-stream")
-        streaming["Cache-Control"] = "no-cache"
-        return streaming
-    return JsonResponse(_dump(response))
-
-
-def _log_refused(token: live.TokenEntry, model: str, status: int, message: str) -> None:
-    reset = request_log.current_token.set(token.name)
-    provider_services.log_refused(requested=model, status=status, message=message)
-    request_log.current_token.reset(reset)
+        params = chat_params(door.body)
+    except RefusedParameter as exc:
+        return _error(400, str(exc), "invalid_request_error", "invalid_parameter", exc.param)
+    admitted = await gate.admit(door, model)
+    if isinstance(admitted, HttpResponse):
+        return admitted
+    answer = await gate.call(
+        admitted,
+        lambda on_spent: provider_services.acompletion(
+            messages, model=model, snapshot=door.snap, on_spent=on_spent, **params
+        ),
+    )
+    if isinstance(answer, HttpResponse):
+        response = answer
+    elif params.get("stream"):
+        response = streamed(_sse(answer))
+    else:
+        response = JsonResponse(_dump(answer))
+    return await gate.finish(admitted, response)
 
 
 def _model_objects(snap: live.Snapshot, token: live.TokenEntry) -> dict[str, dict]:
-    """Every model the token may use, by ID, as OpenAI's model objects."""
-    named: dict[str, str] = {}
-    if snap.default is not None:
-        named["default"] = "routing-admin"
-        if not snap.default.group:
-            named[f"{snap.default.provider}/{snap.default.model}"] = snap.default.provider
-    for group in snap.groups.values():
-        named[group.name] = "routing-group"
-        for deployment in group.deployments:
-            named[deployment.label] = deployment.provider.name
+    """Every model the token may use, by ID, as OpenAI's model objects; `serves` says which
+    of the gateway's APIs the model is for, where its kind or LiteLLM's price map says."""
+    named: dict[str, tuple[str, tuple[str, ...]]] = {}
     for entry in snap.providers.values():
         for model_id in entry.models:
-            named[f"{entry.name}/{model_id}"] = entry.name
+            named[f"{entry.name}/{model_id}"] = entry.name, modes.serves(entry.kind, model_id)
+    for group in snap.groups.values():
+        served = [modes.serves(d.provider.kind, d.model) for d in group.deployments]
+        # A group serves what all its deployments serve; one that nothing describes, nothing.
+        common = set.intersection(*map(set, served)) if served and all(served) else set()
+        named[group.name] = "routing-group", tuple(sorted(common))
+        for deployment in group.deployments:
+            named[deployment.label] = deployment.provider.name, served.pop(0)
+    default = snap.default
+    if default is not None:
+        if default.group:
+            named["default"] = "routing-admin", named.get(default.group, ("", ()))[1]
+        else:
+            entry = snap.providers.get(default.provider)
+            label = f"{default.provider}/{default.model}"
+            served = modes.serves(entry.kind, default.model) if entry else ()
+            named[label] = default.provider, served
+            named["default"] = "routing-admin", served
     return {
-        model_id: {"id": model_id, "object": "model", "created": 0, "owned_by": owner}
-        for model_id, owner in sorted(named.items())
+        model_id: {
+            "id": model_id,
+            "object": "model",
+            "created": 0,
+            "owned_by": owner,
+            **({"serves": list(served)} if served else {}),
+        }
+        for model_id, (owner, served) in sorted(named.items())
         if token.allows(model_id)
     }
 
 
 @csrf_exempt
 async def models(request: HttpRequest) -> HttpResponse:
-    auth = await _admit(request, "GET")
-    if isinstance(auth, JsonResponse):
+    auth = await gate.admit_method(request, "GET")
+    if isinstance(auth, HttpResponse):
         return auth
+    await alitellm()  # the price map, loaded off the event loop
     data = list(_model_objects(*auth).values())
     return JsonResponse({"object": "list", "data": data})
 
@@ -306,9 +175,10 @@ async def models(request: HttpRequest) -> HttpResponse:
 @csrf_exempt
 async def model_detail(request: HttpRequest, model_id: str) -> HttpResponse:
     """GET /v1/models/{model}, as OpenAI's: the model object, or 404. The ID may hold '/'."""
-    auth = await _admit(request, "GET")
-    if isinstance(auth, JsonResponse):
+    auth = await gate.admit_method(request, "GET")
+    if isinstance(auth, HttpResponse):
         return auth
+    await alitellm()
     found = _model_objects(*auth).get(model_id)
     if found is None:
         message = MODEL_NOT_FOUND.format(model=model_id[:300])
@@ -325,8 +195,8 @@ async def not_found(request: HttpRequest, path: str = "") -> HttpResponse:
 
 @csrf_exempt
 async def providers(request: HttpRequest) -> HttpResponse:
-    auth = await _admit(request, "GET")
-    if isinstance(auth, JsonResponse):
+    auth = await gate.admit_method(request, "GET")
+    if isinstance(auth, HttpResponse):
         return auth
     data = [
         {
@@ -363,7 +233,7 @@ def _database_answers() -> bool:
 async def healthz(request: HttpRequest) -> HttpResponse:
     # HEAD too: load balancers' health probes often send it.
     if request.method not in ("GET", "HEAD"):
-        return _not_allowed(request, "GET, HEAD")
+        return gate.not_allowed(request, "GET, HEAD")
     ok = await sync_to_async(_database_answers)()
     limits = await counters.status()
     # Degraded: serving, but limits are not counted as configured (Redis is away).
@@ -383,7 +253,7 @@ async def healthz(request: HttpRequest) -> HttpResponse:
 
 def server_error(request: HttpRequest) -> HttpResponse:
     """handler500: OpenAI's error shape for the gateway's clients, the 500 page for people."""
-    if request.path.startswith("/v1/"):
+    if request.path.startswith(GATEWAY_PREFIXES):
         return _error(500, INTERNAL_ERROR, "api_error", "internal_error")
     from django.views.defaults import server_error as page
 

@@ -245,12 +245,24 @@ def litellm_models(target: live.Target | live.GroupTarget) -> tuple[str, ...]:
 
 
 def _spent_of(litellm_model: str, response: Any) -> Spent | None:
-    usage = getattr(response, "usage", None)
-    prompt = getattr(usage, "prompt_tokens", None)
-    completion = getattr(usage, "completion_tokens", None)
+    """Tokens from an answer's usage: chat's and embeddings' prompt/completion tokens, or the
+    Responses and Anthropic APIs' input/output tokens (an object, or a dict)."""
+    usage = _field(response, "usage")
+    if usage is None:
+        return None
+    prompt = _field(usage, "prompt_tokens")
+    if prompt is None:
+        prompt = _field(usage, "input_tokens")
+    completion = _field(usage, "completion_tokens")
+    if completion is None:
+        completion = _field(usage, "output_tokens")
     if prompt is None and completion is None:
         return None
     return Spent(litellm_model, prompt or 0, completion or 0)
+
+
+def _field(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
 
 
 def estimate(litellm_model: str, messages: list, received: str) -> Spent:
@@ -364,6 +376,9 @@ class _GuardedStream:
         if usage is not None:
             self._usage = chunk
         for choice in getattr(chunk, "choices", None) or ():
+            # A legacy text completion's chunk carries `text` where chat's has a delta.
+            if getattr(choice, "text", None):
+                self._received.append(choice.text)
             delta = getattr(choice, "delta", None)
             if getattr(delta, "content", None):
                 self._received.append(delta.content)
@@ -460,6 +475,7 @@ def _keep(task: asyncio.Task) -> None:
 def _carries_nothing_but_usage(chunk: Any) -> bool:
     return all(
         getattr(c, "finish_reason", None) is None
+        and not getattr(c, "text", None)
         and not any(
             getattr(getattr(c, "delta", None), name, None)
             for name in ("content", "tool_calls", "function_call", "role", "reasoning_content")
@@ -528,6 +544,63 @@ def completion(messages: list[dict[str, Any]], model: str | None = None, **kwarg
     return _annotate(target, model, started, response)
 
 
+# The Router's name for a LiteLLM function where the two differ.
+ROUTER_METHODS = {"anthropic_messages": "aanthropic_messages"}
+
+# Wraps a streamed answer so that the call is logged and counted when the stream ends:
+# (stream, target, requested model, started, on_spent) -> what the caller iterates.
+StreamGuard = Callable[..., Any]
+
+
+async def acall(
+    function: str,
+    *,
+    model: str | None = None,
+    snapshot: live.Snapshot | None = None,
+    on_spent: Callable[[Spent | None], Awaitable[bool]] | None = None,
+    guard: StreamGuard | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Any async LiteLLM call by its function's name ("acompletion", "aembedding",
+    "atext_completion", "aresponses", "anthropic_messages"...), routed as `completion` routes
+    a model: through a group's Router (its method of the same name), else to one provider.
+
+    `on_spent` is awaited with what the call used (its Spent; None when it failed with
+    nothing used) before a plain answer is returned; it returns True when it put the call's
+    cost in the spend ledger. A streamed answer (`stream=True`) is handed to `guard`, which
+    logs and counts it when it ends; without a guard a stream is refused (a call must never
+    go uncounted)."""
+    if kwargs.get("stream") and guard is None:
+        raise TypeError(f"{function}(stream=True) needs a stream guard")
+    # The gateway passes the snapshot it authenticated against, so a request is checked and
+    # routed by one configuration, never by two that a switch in between tells apart.
+    snap = snapshot or live.peek() or await sync_to_async(live.snapshot)()
+    target = _resolve(snap, model)
+    started = time.perf_counter()
+    try:
+        kwargs = _extra_body(target, kwargs)
+        lib = await alitellm()
+        if isinstance(target, live.GroupTarget):
+            method = getattr(target.snapshot.router(), ROUTER_METHODS.get(function, function))
+            response = await method(model=target.group.name, **kwargs)
+        else:
+            params = target.provider.kind.call_params(function, target.params)
+            response = await getattr(lib, function)(**params, **kwargs)
+    except Exception as exc:  # noqa: BLE001
+        error = _error(exc, target)
+        counted = bool(await on_spent(None)) if on_spent else False
+        _log(target, model, started, error=error, spend_counted=counted)
+        raise error from None
+    if kwargs.get("stream"):
+        return guard(response, target, model, started, on_spent)
+    if isinstance(target, live.GroupTarget):
+        _mark_deployment(target, response)
+    spent = _spent_of(_answered(target, response)[3], response)
+    counted = bool(await on_spent(spent)) if on_spent else False
+    _log(target, model, started, response=response, spent=spent, spend_counted=counted)
+    return response
+
+
 async def acompletion(
     messages: list[dict[str, Any]],
     model: str | None = None,
@@ -536,39 +609,66 @@ async def acompletion(
     on_spent: Callable[[Spent | None], Awaitable[bool]] | None = None,
     **kwargs: Any,
 ) -> Any:
-    """As `completion`, awaited. `on_spent` is awaited with what the call used (its Spent;
-    None when it failed with nothing used) before a plain answer is returned, and when a
-    streamed one ends; it returns True when it put the call's cost in the spend ledger."""
-    # The gateway passes the snapshot it authenticated against, so a request is checked and
-    # routed by one configuration, never by two that a switch in between tells apart.
-    snap = snapshot or live.peek() or await sync_to_async(live.snapshot)()
-    target = _resolve(snap, model)
-    started = time.perf_counter()
+    """As `completion`, awaited, with `acall`'s `snapshot` and `on_spent`."""
     kwargs, asked = _with_usage(kwargs)
-    try:
-        kwargs = _extra_body(target, kwargs)
-        if isinstance(target, live.GroupTarget):
-            await alitellm()
-            response = await target.snapshot.router().acompletion(
-                model=target.group.name, messages=messages, **kwargs
-            )
-        else:
-            lib = await alitellm()
-            response = await lib.acompletion(messages=messages, **target.params, **kwargs)
-    except Exception as exc:  # noqa: BLE001
-        error = _error(exc, target)
-        counted = bool(await on_spent(None)) if on_spent else False
-        _log(target, model, started, error=error, spend_counted=counted)
-        raise error from None
-    call = _Call(messages, asked, on_spent)
-    if kwargs.get("stream"):
-        return _GuardedStream(response, target, model, started, call=call)
-    if isinstance(target, live.GroupTarget):
-        _mark_deployment(target, response)
-    spent = _spent_of(_answered(target, response)[3], response)
-    counted = bool(await on_spent(spent)) if on_spent else False
-    _log(target, model, started, response=response, spent=spent, spend_counted=counted)
-    return response
+    return await acall(
+        "acompletion",
+        model=model,
+        snapshot=snapshot,
+        on_spent=on_spent,
+        guard=_guard(messages, asked),
+        messages=messages,
+        **kwargs,
+    )
+
+
+def _guard(messages: list, asked: bool) -> StreamGuard:
+    """A stream guard for chat and text completions; `messages` what an estimate counts."""
+
+    def guard(stream, target, requested, started, on_spent) -> _GuardedStream:
+        call = _Call(messages, asked, on_spent)
+        return _GuardedStream(stream, target, requested, started, call=call)
+
+    return guard
+
+
+async def aembedding(
+    input: Any,
+    model: str | None = None,
+    *,
+    snapshot: live.Snapshot | None = None,
+    on_spent: Callable[[Spent | None], Awaitable[bool]] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Embeddings of `input` (a text, a list of texts, token IDs), routed as `acall` routes;
+    its prompt tokens are what it spent."""
+    return await acall(
+        "aembedding", model=model, snapshot=snapshot, on_spent=on_spent, input=input, **kwargs
+    )
+
+
+async def atext_completion(
+    prompt: Any,
+    model: str | None = None,
+    *,
+    snapshot: live.Snapshot | None = None,
+    on_spent: Callable[[Spent | None], Awaitable[bool]] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """A legacy text completion of `prompt`, plain or streamed (`stream=True`), routed as
+    `acall` routes. LiteLLM calls a provider's own /completions where it has one (OpenAI's
+    instruct models, OpenAI-compatible servers), else its chat completions."""
+    kwargs, asked = _with_usage(kwargs)
+    counted = [{"role": "user", "content": prompt if isinstance(prompt, str) else str(prompt)}]
+    return await acall(
+        "atext_completion",
+        model=model,
+        snapshot=snapshot,
+        on_spent=on_spent,
+        guard=_guard(counted, asked),
+        prompt=prompt,
+        **kwargs,
+    )
 
 
 def answered_by(response: Any) -> str:

@@ -134,7 +134,13 @@ def test_an_upstream_that_cannot_be_resolved_is_a_503(gateway, setup, make_provi
 
 @pytest.mark.parametrize(
     "method, path",
-    [("GET", "/v1/nope"), ("POST", "/v1/embeddings"), ("GET", "/v1/"), ("POST", "/v1")],
+    [
+        ("GET", "/v1/nope"),
+        ("POST", "/v1/images/generations"),
+        ("GET", "/v1/"),
+        ("POST", "/v1"),
+        ("POST", "/openai/deployments/default/images/generations"),
+    ],
 )
 def test_an_unknown_path_is_a_json_404(gateway, setup, method, path):
     _, _, token = setup
@@ -153,7 +159,7 @@ def test_healthz_answers_a_head_probe(gateway):
 def test_an_unknown_path_through_the_sdk_is_not_found(gateway, setup):
     _, _, token = setup
     with pytest.raises(openai.NotFoundError) as info:
-        client(gateway, token).embeddings.create(model="default", input="hi")
+        client(gateway, token).images.generate(model="default", prompt="hi")
     assert info.value.body["code"] == "unknown_url"
 
 

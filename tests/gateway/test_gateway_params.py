@@ -10,9 +10,11 @@ import pytest
 from openai.types.chat import completion_create_params
 
 from gateway.chat_params import (
+    CHAT,
     CHAT_PARAMETERS,
+    COMPLETIONS,
+    EMBEDDINGS,
     PARAMETER_REFUSED,
-    PARAMETER_UNKNOWN,
     READ_BY_GATEWAY,
     ROUTING_PARAMETERS,
 )
@@ -58,6 +60,18 @@ def test_the_list_is_the_openai_packages_own():
     keys |= set(typing.get_type_hints(completion_create_params.CompletionCreateParamsStreaming))
     assert keys - READ_BY_GATEWAY == CHAT_PARAMETERS
     assert not CHAT_PARAMETERS & ROUTING_PARAMETERS
+
+
+def test_the_embeddings_and_completions_lists_are_the_openai_packages_own():
+    from openai.types import completion_create_params as text
+    from openai.types import embedding_create_params
+
+    keys = set(typing.get_type_hints(embedding_create_params.EmbeddingCreateParams))
+    assert keys - EMBEDDINGS.read == EMBEDDINGS.accepted
+    keys = set(typing.get_type_hints(text.CompletionCreateParamsBase))
+    keys |= set(typing.get_type_hints(text.CompletionCreateParamsStreaming))
+    assert keys - COMPLETIONS.read == COMPLETIONS.accepted
+    assert not (EMBEDDINGS.accepted | COMPLETIONS.accepted) & ROUTING_PARAMETERS
 
 
 @pytest.mark.parametrize("param", sorted(DROPPED_BEFORE))
@@ -128,7 +142,7 @@ def test_an_unknown_parameter_is_refused_naming_it(gateway, setup):
     assert answer.status_code == 400
     error = answer.json()["error"]
     assert (error["message"], error["param"], error["code"]) == (
-        PARAMETER_UNKNOWN.format(name="top_k"), "top_k", "invalid_parameter"
+        CHAT.unknown("top_k"), "top_k", "invalid_parameter"
     )  # fmt: skip
     assert a.requests == []
 

@@ -1,14 +1,18 @@
 """Live switching across worker processes: uvicorn with two workers, a switch made from
-another process (the command line), and every following request goes to the new model."""
+another process (the command line), and every following request goes to the new model; and
+every endpoint (embeddings, legacy completions, Azure's paths) answering on every worker."""
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import openai
 import pytest
 from django.conf import settings as dj
 
@@ -39,14 +43,8 @@ def _ask(base: str, token: str) -> str:
     return response.json()["choices"][0]["message"]["content"]
 
 
-def test_switch_reaches_every_worker_without_restart(upstream_factory, make_provider):
-    a, b = upstream_factory("a"), upstream_factory("b")
-    a.reply_text, b.reply_text = "from A", "from B"
-    pa = make_provider(name="pa", base_url=a.base_url + "/v1")
-    make_provider(name="pb", base_url=b.base_url + "/v1")
-    services.default_model_set(provider=pa, model="m")
-    _, token = token_create(name="app")
-    env = {
+def _env() -> dict[str, str]:
+    return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "routing_admin.settings",
         "DATABASE_URL": shared_database_url(),
@@ -59,6 +57,11 @@ def test_switch_reaches_every_worker_without_restart(upstream_factory, make_prov
         "ROUTING_CONFIG_RECHECK_SECONDS": "3600",
         "ROUTING_PRELOAD_LITELLM": "1",
     }
+
+
+@contextlib.contextmanager
+def _two_workers(env: dict[str, str]) -> Iterator[str]:
+    """uvicorn with two workers, once every worker has LiteLLM loaded: its base URL."""
     port = _free_port()
     server = subprocess.Popen(
         [
@@ -95,6 +98,21 @@ def test_switch_reaches_every_worker_without_restart(upstream_factory, make_prov
             ready_in_a_row = ready_in_a_row + 1 if loaded else 0
             assert time.monotonic() < deadline and server.poll() is None, "gateway not ready"
             time.sleep(0.2)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def test_switch_reaches_every_worker_without_restart(upstream_factory, make_provider):
+    a, b = upstream_factory("a"), upstream_factory("b")
+    a.reply_text, b.reply_text = "from A", "from B"
+    pa = make_provider(name="pa", base_url=a.base_url + "/v1")
+    make_provider(name="pb", base_url=b.base_url + "/v1")
+    services.default_model_set(provider=pa, model="m")
+    _, token = token_create(name="app")
+    env = _env()
+    with _two_workers(env) as base:
         assert {_ask(base, token) for _ in range(6)} == {"from A"}
         subprocess.run(
             [sys.executable, "manage.py", "routing", "default", "set", "pb", "m2"],
@@ -107,6 +125,35 @@ def test_switch_reaches_every_worker_without_restart(upstream_factory, make_prov
         answers = [_ask(base, token) for _ in range(12)]
         assert answers == ["from B"] * 12
         assert b.last.json()["model"] == "m2"
-    finally:
-        server.terminate()
-        server.wait(30)
+
+
+def test_every_endpoint_answers_on_every_worker(upstream, make_provider):
+    """Embeddings, legacy completions (plain and streamed) and Azure's paths, each sent on new
+    connections often enough that both workers serve it."""
+    from tests.upstream_embeddings import vector_for
+
+    upstream.reply_text = "from A"
+    pa = make_provider(name="pa", base_url=upstream.base_url + "/v1")
+    services.default_model_set(provider=pa, model="gpt-4o-mini")
+    _, token = token_create(name="app")
+    with _two_workers(_env()) as base:
+        fresh = {"Connection": "close"}
+        c = openai.OpenAI(
+            base_url=base + "/v1", api_key=token, max_retries=0, timeout=180, default_headers=fresh
+        )
+        azure = openai.AzureOpenAI(
+            azure_endpoint=base, api_key=token, api_version="2024-10-21", max_retries=0,
+            timeout=180, default_headers=fresh,
+        )  # fmt: skip
+        for _ in range(4):
+            embedded = c.embeddings.create(model="pa/text-embedding-3-small", input="x")
+            assert embedded.data[0].embedding == vector_for("x")
+            assert c.completions.create(model="default", prompt="p").choices[0].text == "from A"
+            streamed = c.completions.create(model="default", prompt="p", stream=True)
+            assert "".join(chunk.choices[0].text for chunk in streamed if chunk.choices) == (
+                "from A"
+            )
+            answer = azure.chat.completions.create(model="default", messages=HI)
+            assert answer.choices[0].message.content == "from A"
+            vector = azure.embeddings.create(model="default", input=["y"]).data[0].embedding
+            assert vector == vector_for("y")

@@ -189,3 +189,23 @@ def test_a_cooldown_is_counted_with_its_deployment(
     after = _value(_scrape(client, Authorization=f"Bearer {TOKEN}").content.decode(),
                    "routing_cooldowns_total", **labels)  # fmt: skip
     assert after - before == 1
+
+
+AZURE = "/openai/deployments/{deployment}/"
+
+
+@pytest.mark.parametrize(
+    ("path", "endpoint"),
+    [
+        ("/v1/chat/completions", "/v1/chat/completions"),
+        ("/v1/embeddings", "/v1/embeddings"),
+        ("/openai/deployments/fast/chat/completions", AZURE + "chat/completions"),
+        ("/openai/deployments/pa/gpt-4o/embeddings", AZURE + "embeddings"),
+        ("/openai/deployments/pa/chat/chat/completions", AZURE + "chat/completions"),
+        ("/openai/deployments/pa/m/completions", AZURE + "completions"),
+    ],
+)
+def test_the_endpoint_label_names_the_api_never_the_deployment(path, endpoint):
+    from observability.asgi import endpoint_of
+
+    assert endpoint_of(path) == endpoint

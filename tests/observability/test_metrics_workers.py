@@ -98,6 +98,18 @@ def test_counts_add_up_across_two_workers(upstream_factory, make_provider):
                 sent["fast"] += 1
                 assert _ask(base, limited, "default") == 403
                 sent["refused"] += 1
+            # Every endpoint is counted at the same seam: embeddings, Azure's deployment paths.
+            for path in (
+                "/v1/embeddings",
+                "/openai/deployments/pa/text-embedding-3-small/embeddings",
+            ):
+                response = httpx.post(
+                    base + path + "?api-version=2024-10-21",
+                    json={"model": "pa/text-embedding-3-small", "input": "x"},
+                    headers={"Authorization": f"Bearer {token}", "Connection": "close"},
+                    timeout=180,
+                )
+                assert response.status_code == 200, response.text
             # Streamed answers go through Django's handler, not the fast path: counted too.
             for _ in range(2):
                 assert _stream(base, token) == 200
@@ -110,14 +122,19 @@ def test_counts_add_up_across_two_workers(upstream_factory, make_provider):
         deadline = time.monotonic() + 60
         samples = _samples(base)
         # Scraped again until the writer has priced the 14 calls to the priced model.
-        while abs(_total(samples, "routing_cost_usd_total") - 14 * each) > 1e-12:
-            assert time.monotonic() < deadline, _total(samples, "routing_cost_usd_total")
+        chat = {"endpoint": "/v1/chat/completions"}
+        while abs(_total(samples, "routing_cost_usd_total", **chat) - 14 * each) > 1e-12:
+            assert time.monotonic() < deadline, _total(samples, "routing_cost_usd_total", **chat)
             samples = _samples(base)
 
     assert scrapes, "no scrape ran while the traffic did"
     requests = "routing_requests_total"
-    assert _total(samples, requests) == sum(sent.values())
-    assert _total(samples, requests, token="app", team="research", status="200") == 26
+    embedded = _total(samples, requests, endpoint="/v1/embeddings")
+    azure = "/openai/deployments/{deployment}/embeddings"
+    assert (embedded, _total(samples, requests, endpoint=azure)) == (1, 1)
+    assert _total(samples, requests, model="text-embedding-3-small") == 2
+    assert _total(samples, requests) == sum(sent.values()) + 2
+    assert _total(samples, requests, token="app", team="research", status="200") == 28
     assert _total(samples, "routing_cost_usd_total", token="app", team="research") > 0
     assert _total(samples, requests, group="fast", provider="pa", model="small") == 12
     assert _total(samples, requests, group="", provider="pa", model="gpt-4o-mini") == 14
@@ -125,10 +142,10 @@ def test_counts_add_up_across_two_workers(upstream_factory, make_provider):
     assert _total(samples, requests, endpoint="/v1/chat/completions") == sum(sent.values())
     assert _total(samples, "routing_request_errors_total", token="narrow", status="403") == 12
     assert _total(samples, "routing_request_errors_total") == 12
-    assert _total(samples, "routing_request_duration_seconds_count") == sum(sent.values())
+    assert _total(samples, "routing_request_duration_seconds_count") == sum(sent.values()) + 2
     # The fake upstream answers 7 prompt tokens a call, and one completion token a word.
-    assert _total(samples, "routing_tokens_total", type="prompt") == 26 * 7
-    assert _total(samples, "routing_tokens_total", type="completion") == 26 * words
+    assert _total(samples, "routing_tokens_total", type="prompt", **chat) == 26 * 7
+    assert _total(samples, "routing_tokens_total", type="completion", **chat) == 26 * words
     # Counts only grow: a scrape during the traffic never saw more than the last one.
     for earlier in scrapes:
         assert _total(earlier, requests) <= _total(samples, requests)
