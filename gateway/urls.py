@@ -1,8 +1,10 @@
 from django.urls import path, re_path
 
+from observability.views import metrics
+
 from .views import api, azure, completions, embeddings, messages, responses, tokens
 
-# The /v1 endpoints the fast path (gateway/fastpath.py) serves itself, outside Django's
+# The endpoints the fast path (gateway/fastpath.py) serves itself, outside Django's
 # handler: one table, read by it and by the URL patterns below. This app is mounted at the
 # site's root (routing_admin/urls.py), so a route here is the request's path without "/".
 FAST_ROUTES = {
@@ -10,6 +12,7 @@ FAST_ROUTES = {
     "v1/embeddings": (embeddings.embeddings, "gateway_embeddings"),
     "v1/completions": (completions.completions, "gateway_completions"),
     "v1/models": (api.models, "gateway_models"),
+    "metrics": (metrics, "metrics"),
 }
 
 # Azure OpenAI's deployment paths. A deployment may be "provider/model", which the SDK puts

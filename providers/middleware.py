@@ -88,6 +88,9 @@ class LifespanShutdown:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await sync_to_async(_flush_request_log, thread_sensitive=False)()
+                from observability.setup import shutdown as send_last_spans
+
+                await sync_to_async(send_last_spans, thread_sensitive=False)()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -17,6 +17,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "routing_admin.settings")
 application = get_asgi_application()
 
 from gateway.fastpath import FastPath  # noqa: E402 - needs the settings above
+from observability import setup as observability_setup  # noqa: E402 - needs the settings
 from providers.checks import refuse_to_start_on_errors  # noqa: E402 - needs the settings above
 from providers.middleware import LifespanShutdown  # noqa: E402 - needs the settings above
 
@@ -26,6 +27,8 @@ refuse_to_start_on_errors()
 
 # /v1/chat/completions and /v1/models skip Django's per-request thread hops (fastpath.py).
 application = FastPath(application)
+# Metrics (/metrics) and traces (OTLP), when configured; else the application as it is.
+application = observability_setup.install(application)
 # uvicorn exits by re-raising SIGTERM, which skips atexit: flush the request log on shutdown.
 application = LifespanShutdown(application)
 

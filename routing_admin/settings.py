@@ -187,6 +187,12 @@ ROUTING_REDIS_URL = _env("ROUTING_REDIS_URL")
 # routing.E030 refuses any other value.
 ROUTING_LIMITS_ON_REDIS_FAILURE = _env("ROUTING_LIMITS_ON_REDIS_FAILURE", "open").lower()
 
+# Who may scrape GET /metrics (observability/views.py): scrapers send "Authorization: Bearer
+# <ROUTING_METRICS_TOKEN>", or come from ROUTING_METRICS_ALLOWED_IPS (IPs or CIDR networks);
+# with both set, a scrape needs both. With neither, /metrics refuses and nothing is counted.
+ROUTING_METRICS_TOKEN = _env("ROUTING_METRICS_TOKEN")
+ROUTING_METRICS_ALLOWED_IPS = _env_list("ROUTING_METRICS_ALLOWED_IPS")
+
 # Browsers: web pages on these origins (e.g. https://app.example.com) may call the gateway
 # (/v1/) with a token; the dashboard is never shared. None by default. django-cors-headers.
 # A trailing "/" (an address copied from the browser's bar) is not part of an origin. Entries

@@ -24,6 +24,17 @@ log = logging.getLogger(__name__)
 current_token: contextvars.ContextVar[str] = contextvars.ContextVar(
     "routing_token", default="in-process"
 )
+# Which endpoint a call came through ("/v1/chat/completions"...): set from the request's path
+# by observability/asgi.py, or by a view that knows better. Metrics and traces read it; it
+# is no column of the log.
+current_endpoint: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "routing_endpoint", default="in-process"
+)
+# Told of every record and of the queue's troubles (observability/setup.py): None unless
+# /metrics or traces are configured, so that a call pays nothing for them otherwise.
+observer: Any = None
+# Keys of a record that are no columns: read by the observer and the writer, not stored.
+NOT_STORED = ("spend_counted", "metric_labels")
 
 BATCH = 500
 
@@ -48,9 +59,13 @@ _writing = threading.Lock()
 _in_flight = 0
 
 
-def record(**fields: Any) -> None:
+def record(*, endpoint: str = "", **fields: Any) -> None:
     fields.setdefault("token_name", current_token.get())
+    if observer is not None:
+        observer.recorded(fields, endpoint or current_endpoint.get())
     _keep([fields])
+    if observer is not None:
+        observer.pending(_queue.qsize() + _in_flight)
     # Tests turn the thread off and call flush(), so rows land in the test's transaction.
     if getattr(settings, "ROUTING_REQUEST_LOG_BACKGROUND", True):
         _ensure_thread()
@@ -87,6 +102,8 @@ def _keep(items: list[dict[str, Any]]) -> None:
             _queue.put_nowait(item)
         lost = len(items) - kept
         _dropped += lost
+    if lost and observer is not None:
+        observer.dropped(lost)
     if lost and not _dropping.is_set():
         _dropping.set()
         log.warning(
@@ -154,7 +171,7 @@ def write(items: list[dict[str, Any]]) -> None:
         counted = item.get("spend_counted", False)
         if not counted and item["cost"]:
             spent.append(item)
-        rows.append(RequestLog(**{k: v for k, v in item.items() if k != "spend_counted"}))
+        rows.append(RequestLog(**{k: v for k, v in item.items() if k not in NOT_STORED}))
         name = item["token_name"]
         if name != "in-process":
             last_used[name] = max(last_used.get(name, item["at"]), item["at"])
@@ -166,6 +183,8 @@ def write(items: list[dict[str, Any]]) -> None:
         # In name order: two processes' writers lock the same tokens in the same order.
         for name, at in sorted(last_used.items()):
             AccessToken.objects.filter(name=name).update(last_used_at=at)
+    if observer is not None:
+        observer.written(items)
 
 
 def flush() -> int:
@@ -206,8 +225,12 @@ def write_round() -> None:
         _keep(items)
         _landed(items)
         _failed_writes += 1
+        if observer is not None:
+            observer.write_failed()
     finally:
         close_old_connections()
+        if observer is not None:
+            observer.pending(status()["pending"])
 
 
 def _run() -> None:

@@ -43,6 +43,7 @@ from django.db import connection, connections, transaction
 from limits.rules import Limits
 
 from .. import crypto
+from . import snapshot as _snapshot
 from . import watchers
 from .snapshot import (
     GROUP_EMPTY,
@@ -254,6 +255,8 @@ class _Cache:
 
     def _replace(self, snapshot: Snapshot | None) -> None:
         old, self.snapshot = self.snapshot, snapshot
+        if snapshot is not None and _snapshot.observer is not None:
+            _snapshot.observer.serving(snapshot)
         if old is not None and old is not snapshot:
             old.retire()
 

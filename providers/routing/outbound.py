@@ -57,6 +57,10 @@ COMPRESSED = (
     "asked for; it was refused."
 )
 
+# Told of each HTTP request to a provider (observability/setup.py, for traces): None unless
+# traces are on. `observer.attempt(request)` is a context manager, told of the answer.
+observer: Any = None
+
 # Set on a request that got a redirect answer. httpx copies a request's extensions into the
 # request that follows the redirect, so the transport recognises it and refuses it.
 _REDIRECTED = "routing_redirected"
@@ -286,6 +290,12 @@ class PinnedTransport(httpx.BaseTransport):
         self._inner._pool._network_backend = _PinnedBackend(local)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if observer is None:
+            return self._handle(request)
+        with observer.attempt(request) as attempt:
+            return attempt.answered(self._handle(request))
+
+    def _handle(self, request: httpx.Request) -> httpx.Response:
         self._guard.before(request)
         started = time.monotonic()
         response = self._inner.handle_request(request)
@@ -380,6 +390,12 @@ class AsyncPinnedTransport(httpx.AsyncBaseTransport):
         return pool
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if observer is None:
+            return await self._handle(request)
+        with observer.attempt(request) as attempt:
+            return attempt.answered(await self._handle(request))
+
+    async def _handle(self, request: httpx.Request) -> httpx.Response:
         self._guard.before(request)
         started = time.monotonic()
         response = await self._pool().handle_async_request(request)

@@ -37,6 +37,10 @@ KEY_UNDECRYPTABLE = (
 )
 
 
+# Told of each model resolved, each Router built and each snapshot served
+# (observability/setup.py: traces and metrics); None unless those are on.
+observer: Any = None
+
 GROUP_EMPTY = (
     "Routing group {name!r} has no enabled deployment: every provider it uses is disabled, "
     "or it has none. Add a deployment or enable a provider."
@@ -197,6 +201,11 @@ class Snapshot:
     _retired: bool = field(default=False, repr=False)
 
     def resolve(self, model: str | None) -> Target | GroupTarget:
+        if observer is None:
+            return self._resolve(model)
+        return observer.resolve(self._resolve, model)
+
+    def _resolve(self, model: str | None) -> Target | GroupTarget:
         if model in (None, "", "default"):
             if self.default is None:
                 raise UnknownModel(NO_DEFAULT)
@@ -282,4 +291,6 @@ class Snapshot:
             # Cooldowns, allowed_fails counts, usage-based routing's rpm/tpm: one Redis for
             # every Router of every process, instead of this Router's memory alone.
             router.update_redis_cache(shared)
+        if observer is not None:
+            observer.router_built(router, self)
         return router

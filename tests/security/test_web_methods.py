@@ -31,6 +31,8 @@ ENDPOINTS: dict[str, tuple[dict, str]] = {
     "gateway_providers": ({}, "token"),
     "gateway_not_found": ({"path": "embeddings"}, "token"),
     "healthz": ({}, "token"),
+    # Scrapers: a bearer token of its own (ROUTING_METRICS_TOKEN) or an allowed address.
+    "metrics": ({}, "token"),
     "overview": ({}, "viewer"),
     "default_set": ({}, "editor"),
     "default_revert": ({}, "editor"),
