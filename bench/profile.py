@@ -44,13 +44,26 @@ def _package(path: str) -> str:
     return path or "<unknown>"
 
 
-def _self_times(frame, packages: Counter, frames: Counter) -> None:
+def _self_times(frame, packages: Counter, frames: Counter, parent=("", "")) -> None:
+    """pyinstrument keeps a frame's own time in synthetic children ("[self]"): add them up
+    for the frame, by package and by function. A built-in (C) function counts for the
+    package that called it."""
+    parent_path, parent_package = parent
     own = frame.time - sum(child.time for child in frame.children)
-    if own > 0 and not frame.is_synthetic:
-        packages[_package(frame.file_path or "")] += own
-        frames[f"{frame.function} ({frame.file_path_short}:{frame.line_no})"] += own
+    own += sum(child.time for child in frame.children if child.is_synthetic)
+    path = frame.file_path or ""
+    if parent_path.endswith("selectors.py"):
+        # The event loop waiting for the mock or Redis: no CPU, and no one's cost.
+        package = name = "(idle: the event loop waiting in select)"
+    else:
+        package = parent_package if path in ("", "<built-in>") else _package(path)
+        name = f"{frame.function} ({frame.file_path_short}:{frame.line_no})"
+    if own > 0:
+        packages[package] += own
+        frames[name] += own
     for child in frame.children:
-        _self_times(child, packages, frames)
+        if not child.is_synthetic:
+            _self_times(child, packages, frames, (path, package))
 
 
 async def _calls(client, n: int, body: bytes, headers: dict[str, str]) -> None:
@@ -155,8 +168,12 @@ def summary(found: dict[str, dict], limits: str, machine: str) -> str:
         + " | ".join(f"{found[r]['cpu_ms_per_call']:.2f}" for r in settings)
         + " |",
     ]
-    for key, title in (("packages", "package"), ("frames", "frame")):
-        lines += ["", f"Top {title}s by share of own time (self time):", ""]
+    titles = {
+        "packages": "Top packages by share of own time (C functions count for their caller's):",
+        "frames": "Top functions by share of own time:",
+    }
+    for key, title in titles.items():
+        lines += ["", title, ""]
         for relay in settings:
             lines += [f"ROUTING_GATEWAY_RELAY={relay} ({found[relay]['tree']}):", ""]
             lines += [f"- {share:5.1%} `{name}`" for name, share in found[relay][key]]
