@@ -187,3 +187,14 @@ def test_the_chart_is_svg_with_a_bar_per_figure():
     # that has one (the cold arm has none).
     assert len(bars) == 1 + 3 * 6 + 3 + 5
     assert chart._scale(7.3) == 10 and chart._scale(0.42) == 0.5 and chart._scale(180) == 200
+
+
+def test_the_chart_has_a_streamed_panel_when_the_run_streamed():
+    result = _report()
+    result["streaming"] = {"arms": _streams(httpx=1.0, **{"litellm-proxy-1w": 11.0})}
+    report.derive(result)
+    svg = ET.fromstring(chart.render(result))
+    bars = svg.findall(".//{http://www.w3.org/2000/svg}rect")
+    # As without, and two bars per streamed arm and two legend swatches.
+    assert len(bars) == 1 + 3 * 6 + 3 + 5 + 2 * 2 + 2
+    assert "Streamed, one call at a time" in chart.render(result)
