@@ -300,9 +300,11 @@ def rows(report: dict) -> list[list[str]]:
 def text(report: dict) -> str:
     table = [list(COLUMNS), *rows(report)]
     widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS))]
+    machine = report["machine"]
+    at_end = machine.get("load_at_end")
     lines = [
-        f"machine: {report['machine']['description']}; load average at start "
-        f"{report['machine']['load_at_start'][0]}",
+        f"machine: {machine['description']}; load average (1 min) at start "
+        f"{machine['load_at_start'][0]}" + (f", at end {at_end[0]}" if at_end else ""),
         f"mock upstream (own process): {report['mock']['client_rps']:.0f} req/s to one "
         f"keep-alive client, {report['mock']['mock_cpu_ms_per_request']:.3f} ms CPU per "
         f"request (capacity about {report['mock']['mock_capacity_rps']:,.0f} req/s)",
