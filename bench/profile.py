@@ -5,8 +5,9 @@ The gateway runs in a process of its own per setting, every feature on (the toke
 model allow-list and an rpm limit, counted in Redis where the bench can start one, else in
 the database; the request log; metrics), against the bench's mock. Its ASGI application is
 called in-process (httpx.ASGITransport: no HTTP server, so the profile is the gateway's own
-code, LiteLLM's and the outbound call's), one call at a time: a warm-up, N calls timed
-without the profiler (wall and CPU per call), then N calls under pyinstrument.
+code, LiteLLM's and the outbound call's), one call at a time on asyncio's own event loop
+(uvloop's would hide its work in C), a warm-up, N calls timed without the profiler (wall and
+CPU per call), then N calls under pyinstrument.
 
 Writes, in DIR: profile-relay-0.txt and profile-relay-1.txt (pyinstrument's call tree), and
 profile.md (the README's summary: time per call, and the top packages and frames by share of
