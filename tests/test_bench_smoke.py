@@ -4,7 +4,7 @@
 import os
 import xml.etree.ElementTree as ET
 
-from bench import chart, report, stats, streaming
+from bench import chart, report, stats, streaming, verdicts
 
 
 def _arm(number: int, median: float, rps: float | None) -> dict:
@@ -85,7 +85,7 @@ def test_every_feature_arms_are_set_beside_the_same_gateway_with_none():
     assert "4 gateway-1w-all-redis" in table
     assert "gateway-1w-all-database: every feature adds +2.00 ms at c=1 over gateway-1w" in table
     # Redis first: the headline arm.
-    assert report.every_feature_arms(result["arms"]) == [
+    assert verdicts.every_feature_arms(result["arms"]) == [
         "gateway-1w-all-redis",
         "gateway-1w-all-database",
     ]
