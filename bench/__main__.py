@@ -1,5 +1,6 @@
-"""`uv run python -m bench [--quick] [--json FILE] [--with-litellm-proxy]`: what the routing
-layer costs per call, against a local mock upstream, and the dashboard at scale.
+"""`uv run python -m bench [--quick] [--json FILE] [--with-litellm-proxy] [--relay 0|1]`: what
+the routing layer costs per call, against a local mock upstream, and the dashboard at scale.
+`python -m bench --profile` profiles gateway calls instead (bench/profile.py).
 
 Everything runs on 127.0.0.1 in a temporary directory with its own database and keys (the
 project's db.sqlite3 and .env are never touched). See bench/arms.py for the arms.
@@ -15,23 +16,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import arms as arms_module
-from . import chart, env, mock, propagation, report, servers
+from . import chart, env, mock, propagation, report, servers, streaming
 from .driver import MARK, Driver
 from .env import die_with_parent
-from .load import HttpLoad
+from .load import HttpLoad, own_cpu
 from .redis_server import RedisServer
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WORKER_COUNTS = (1, 2)
-# The gateway with an rpm limit on its token, counted in the database and in Redis: at the
-# workers count where counting is shared between processes.
-LIMITED_WORKERS = 2
+# uvicorn without uvloop and httptools: one every-feature gateway at this many workers.
+PLAIN_STACK_WORKERS = 1
 CONCURRENCY = 16
 FULL = {
     "mock_seconds": 2.0,
     "warmup_s": 0.6,
     "c1": (10, 0.6),  # rounds, seconds per arm and round
     "c16": (8, 0.8),
+    "stream": (6, 0.6),
     "cold": 30,
     "switches": 10,
     "dashboard": {"providers": 1000, "groups": 100, "rows": 1_000_000},
@@ -42,6 +43,7 @@ QUICK = {
     "warmup_s": 0.3,
     "c1": (3, 0.25),
     "c16": (3, 0.3),
+    "stream": (2, 0.3),
     "cold": 10,
     "switches": 4,
     "dashboard": {"providers": 100, "groups": 10, "rows": 20_000},
@@ -50,21 +52,32 @@ QUICK = {
 
 
 def _start_servers(
-    world: env.World, proxy_python: Path | None, redis: RedisServer | None
+    world: env.World, proxy_python: Path | None, redis: RedisServer | None, relay: str
 ) -> list[servers.Server]:
-    started = [servers.start_gateway(world, w) for w in WORKER_COUNTS]
-    started.append(servers.start_gateway(world, LIMITED_WORKERS, limits="database"))
-    if redis is not None:
-        started.append(
-            servers.start_gateway(world, LIMITED_WORKERS, limits="redis", redis_url=redis.url)
+    """The bare gateways (a token for all models, no limit, no metrics), the every-feature
+    ones (limits in the database, and in Redis when it runs), one every-feature gateway on
+    uvicorn without uvloop and httptools, and LiteLLM's proxy when asked for."""
+    backends = {"database": ""} | ({"redis": redis.url} if redis is not None else {})
+    started = [servers.start_gateway(world, w, relay=relay) for w in WORKER_COUNTS]
+    for workers in WORKER_COUNTS:
+        for limits, url in backends.items():
+            started.append(
+                servers.start_gateway(world, workers, limits=limits, redis_url=url, relay=relay)
+            )
+    limits, url = list(backends.items())[-1]
+    started.append(
+        servers.start_gateway(
+            world, PLAIN_STACK_WORKERS, limits=limits, redis_url=url, stack="plain", relay=relay
         )
+    )
     if proxy_python is not None:
         started += [servers.start_proxy(world, proxy_python, w) for w in WORKER_COUNTS]
     return started
 
 
-def _body() -> bytes:
-    return json.dumps({"model": "default", "messages": env.MESSAGES}).encode()
+def _body(stream: bool = False) -> bytes:
+    body = {"model": "default", "messages": env.MESSAGES} | ({"stream": True} if stream else {})
+    return json.dumps(body).encode()
 
 
 def _proxy(args: argparse.Namespace) -> tuple[Path | None, dict]:
@@ -108,14 +121,40 @@ def _wait_ready(running: list[servers.Server], body: bytes, result: dict) -> Non
                 running.remove(proxy)
 
 
+def _stream_arms(world: env.World, running: list[servers.Server]) -> list[arms_module.Arm]:
+    """The floor (httpx straight to the mock), then every every-feature gateway on the
+    standard stack and every proxy, streamed."""
+    body = _body(stream=True)
+    floor = streaming.StreamLoad(
+        world.mock_url + "/v1/chat/completions",
+        {"authorization": "Bearer x", "content-type": "application/json"},
+        body,
+        own_cpu,
+    )
+    found = [arms_module.stream_arm("httpx", 1, floor)]
+    for server in running:
+        gateway = server.name.startswith("gateway")
+        if gateway and (not server.limits or server.name.endswith(servers.PLAIN_SUFFIX)):
+            continue
+        load = streaming.StreamLoad(
+            server.base_url + "/v1/chat/completions", server.headers, body, server.cpu_seconds
+        )
+        found.append(arms_module.stream_arm(server.name, 4 if gateway else 5, load))
+    return found
+
+
 def measure_arms(world: env.World, plan: dict, result: dict, proxy_python: Path | None) -> None:
     body = _body()
     config = {"mock_url": world.mock_url, "params": world.params}
     drivers = {name: Driver(name, world.env, config) for name in ("httpx", "direct", "service")}
     redis, redis_status = _redis(world)
-    result["limits"] = {"rpm": env.LIMITED_RPM, "workers": LIMITED_WORKERS, "redis": redis_status}
-    running = _start_servers(world, proxy_python, redis)
-    loads: list[HttpLoad] = []
+    result["limits"] = {
+        "rpm": env.LIMITED_RPM,
+        "allowed_models": env.ALLOWED_MODELS,
+        "redis": redis_status,
+    }
+    running = _start_servers(world, proxy_python, redis, result["relay"])
+    loads: list = []
     try:
         _wait_ready(running, body, result)
         arms = [
@@ -127,16 +166,26 @@ def measure_arms(world: env.World, plan: dict, result: dict, proxy_python: Path 
             loads.append(HttpLoad(server, body, CONCURRENCY))
             number = 4 if server.name.startswith("gateway") else 5
             arms.append(arms_module.http_arm(server.name, number, loads[-1]))
+        stream_arms = _stream_arms(world, running)
+        loads += [arm.load for arm in stream_arms]
         arms_module.warm_up(arms, plan["warmup_s"], CONCURRENCY)
+        arms_module.warm_up(stream_arms, plan["warmup_s"], 1)
         for concurrency in (1, CONCURRENCY):
             rounds, seconds = plan[f"c{concurrency}"]
             arms_module.interleave(arms, rounds=rounds, seconds=seconds, concurrency=concurrency)
+        rounds, seconds = plan["stream"]
+        arms_module.interleave(stream_arms, rounds=rounds, seconds=seconds, concurrency=1)
         summaries = {arm.name: arms_module.summary(arm) for arm in arms}
         cold = drivers["service"].ask(op="cold", n=plan["cold"])["samples"]
         summaries["service-cold"] = {"number": 3, "c1": arms_module.stats.latency(cold)}
         order = ["httpx", "direct", "service", "service-cold"]
         result["arms"] = {name: summaries[name] for name in order} | {
             name: s for name, s in summaries.items() if name not in order
+        }
+        result["streaming"] = {
+            "chunks": mock.CHUNKS,
+            "chunk_delay_ms": mock.CHUNK_DELAY_MS,
+            "arms": {arm.name: arms_module.stream_summary(arm) for arm in stream_arms},
         }
         result["propagation"] = [
             propagation.measure(server, body, plan["switches"])
@@ -189,6 +238,7 @@ def run(args: argparse.Namespace) -> dict:
         "machine": report.machine(),
         "worker_counts": list(WORKER_COUNTS),
         "concurrency": CONCURRENCY,
+        "relay": args.relay,
         "plan": plan,
     }
     proxy_python, result["proxy"] = _proxy(args)
@@ -229,16 +279,36 @@ def main() -> None:
         help="install LiteLLM's proxy into .bench/litellm-proxy and measure it too",
     )
     parser.add_argument("--no-dashboard", action="store_true", help="skip the dashboard pages")
+    parser.add_argument(
+        "--relay",
+        choices=("0", "1"),
+        default="1",
+        help="ROUTING_GATEWAY_RELAY for every gateway arm (0: every call through LiteLLM)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead: profile gateway calls with relay off and on (bench/profile.py)",
+    )
+    parser.add_argument("--calls", type=int, default=2000, help="--profile: calls profiled")
+    parser.add_argument("--profile-dir", default=str(RESULTS), help="--profile: where its files go")
     args = parser.parse_args()
+    if args.profile:
+        from . import profile
+
+        profile.main(calls=args.calls, out=Path(args.profile_dir))
+        return
     result = run(args)
     print(report.text(result))
+    verdicts = Path(args.json).with_suffix(".verdicts.md")
     for path, content in (
         (args.json, json.dumps(result, indent=2)),
         (args.svg, chart.render(result)),
+        (verdicts, report.verdicts_markdown(result) + "\n"),
     ):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(content)
-    print(f"\nwrote {args.json} and {args.svg} in {result['duration_s']:.0f} s")
+    print(f"\nwrote {args.json}, {args.svg} and {verdicts} in {result['duration_s']:.0f} s")
 
 
 if __name__ == "__main__":

@@ -4,15 +4,22 @@
   2 direct         litellm.completion with the same parameters
   3 service        providers.services.completion, configuration in the database (hot)
     service-cold   its first call right after a configuration change (rebuild)
-  4 gateway-Nw     this project's gateway over HTTP, N uvicorn workers
-    gateway-Nw-rpm-database, gateway-Nw-rpm-redis
-                   the same with a token whose rpm limit (never reached) is counted at
-                   every call, in the database or in a redis-server of the bench's own
+  4 gateway-Nw     this project's gateway over HTTP, N uvicorn workers (uvloop, httptools),
+                   a token for all models, no limit, no metrics: the routing alone
+    gateway-Nw-all-database, gateway-Nw-all-redis
+                   every feature on: a token with a model allow-list and an rpm limit
+                   (never reached) counted at every call, in the database or in a
+                   redis-server of the bench's own; the request log; metrics (/metrics)
+    gateway-1w-all-...-asyncio-h11
+                   the same on uvicorn without uvloop and httptools
   5 litellm-proxy-Nw   LiteLLM's own proxy over HTTP, N workers
 
 Every arm runs the same request body against the same mock. Arms 1-3 run in processes of
 their own (their CPU and memory are theirs); arms 4-5 are loaded from this process over
 loopback, and their CPU and memory are read from the servers' processes.
+
+Streamed (`"stream": true`, one call at a time, bench/streaming.py): the floor (httpx to the
+mock), every every-feature gateway and every proxy.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import stats
+from . import stats, streaming
 from .driver import Driver
 from .load import HttpLoad
 
@@ -32,6 +39,8 @@ class Arm:
     run: Callable[[float, int], dict]
     peak_rss: Callable[[], dict]
     blocks: dict[int, list[dict]] = field(default_factory=dict)
+    # What to close after the run, for the arms that hold a client of their own.
+    load: object = None
 
     def measure(self, seconds: float, concurrency: int) -> None:
         self.blocks.setdefault(concurrency, []).append(self.run(seconds, concurrency))
@@ -48,6 +57,14 @@ def driver_arm(name: str, number: int, driver: Driver) -> Arm:
 
 def http_arm(name: str, number: int, load: HttpLoad) -> Arm:
     return Arm(name=name, number=number, run=load.run, peak_rss=load.server.peak_rss_mb)
+
+
+def stream_arm(name: str, number: int, load: streaming.StreamLoad) -> Arm:
+    return Arm(name=name, number=number, run=load.run, peak_rss=dict, load=load)
+
+
+def stream_summary(arm: Arm) -> dict:
+    return {"number": arm.number} | streaming.summary(arm.blocks[1])
 
 
 def warm_up(arms: list[Arm], seconds: float, concurrency: int) -> None:

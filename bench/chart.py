@@ -1,5 +1,6 @@
 """The chart of a report, as hand-written SVG (no plotting library): latency by arm at
-concurrency 1 (median, p90, p99), and throughput by arm at concurrency 16."""
+concurrency 1 (median, p90, p99), throughput by arm at concurrency 16, and, when the run
+streamed, time to first byte and lag per chunk by streamed arm."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 from html import escape
 
 WIDTH = 860
-LABEL = 190  # room for the arm names, left of the bars
+LABEL = 235  # room for the arm names, left of the bars
 BAR, GAP = 9, 10
 PLOT = WIDTH - LABEL - 110  # room after the longest bar for its value
 LATENCY = (
@@ -16,6 +17,10 @@ LATENCY = (
     ("p99_ms", "p99", "#1d3a8f"),
 )
 THROUGHPUT_COLOUR = "#2f7d4f"
+STREAMED = (
+    ("ttfb_median_ms", "first byte", "#d9822b"),
+    ("chunk_lag_median_ms", "lag per chunk", "#8a4b0f"),
+)
 
 
 def _scale(top: float) -> float:
@@ -92,17 +97,34 @@ def render(report: dict) -> str:
     throughput, extra = _panel(
         throughput_rows, throughput_series, "Throughput at concurrency 16", "requests/s", top
     )
-    machine = report["machine"]
-    caption = f"{machine['description']} · {report['finished_at']}"
     body = [
         *latency,
         *legend,
         f'<g transform="translate(0,{height + 10:.1f})">',
         *throughput,
         "</g>",
-        _text(0, height + extra + 24, caption, size=10),
     ]
-    total = height + extra + 34
+    height += extra
+    streams = report.get("streaming", {}).get("arms", {})
+    if streams:
+        rows = [
+            (f"{arm['number']} {name}", [arm[key] for key, _, _ in STREAMED])
+            for name, arm in streams.items()
+        ]
+        top = max(v for _, values in rows for v in values)
+        title = "Streamed, one call at a time (medians)"
+        streamed, extra = _panel(rows, STREAMED, title, "ms", top)
+        body += [
+            f'<g transform="translate(0,{height + 10:.1f})">',
+            *streamed,
+            *_legend(STREAMED, extra - 8),
+            "</g>",
+        ]
+        height += extra + 14
+    machine = report["machine"]
+    caption = f"{machine['description']} · {report['finished_at']}"
+    body.append(_text(0, height + 24, caption, size=10))
+    total = height + 34
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{total:.0f}" '
         f'viewBox="-10 -5 {WIDTH + 10} {total + 5:.0f}" font-family="sans-serif" '

@@ -16,9 +16,12 @@ ROOT = Path(__file__).resolve().parent.parent
 MESSAGES = [{"role": "user", "content": "hi"}]
 PROVIDER, PROVIDER_B, MODEL = "bench", "bench-b", "bench-model"
 API_KEY = "sk-fake-bench-key-0000000"
-# The limited arms' token: counted at every call, never refused (a run makes far fewer calls
-# in any minute).
+# The every-feature arms' token: its rpm limit is counted at every call, never refused (a run
+# makes far fewer calls in any minute), and it may call these models only (not "all models").
 LIMITED_RPM = 1_000_000
+ALLOWED_MODELS = ["default", f"{PROVIDER}/{MODEL}"]
+# What turns metrics on in the every-feature arms (observability/setup.py), and scrapes them.
+METRICS_TOKEN = "bench-metrics-token-0000000"
 
 
 @dataclass
@@ -96,8 +99,9 @@ def create_world() -> World:
 
 
 def configure(world: World, mock_url: str) -> None:
-    """Two providers on the mock (B answers under /b/), A the default, a gateway token and
-    one with a requests-per-minute limit: all through the service layer, as an admin would."""
+    """Two providers on the mock (B answers under /b/), A the default, a gateway token for
+    all models, and one with a model allow-list and a requests-per-minute limit: all through
+    the service layer, as an admin would."""
     from gateway.services import token_create
     from providers import services
     from providers.routing import live
@@ -110,7 +114,9 @@ def configure(world: World, mock_url: str) -> None:
     )
     services.default_model_set(provider=provider, model=MODEL, actor="bench")
     _, world.token = token_create(name="bench", actor="bench")
-    _, world.limited_token = token_create(name="bench-limited", rpm=LIMITED_RPM, actor="bench")
+    _, world.limited_token = token_create(
+        name="bench-every-feature", rpm=LIMITED_RPM, allowed_models=ALLOWED_MODELS, actor="bench"
+    )
     world.mock_url = mock_url
     world.params = dict(live.snapshot().resolve(None).params)
 

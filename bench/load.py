@@ -12,7 +12,7 @@ import httpx
 from .servers import Server
 
 
-def _own_cpu() -> float:
+def own_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
@@ -31,7 +31,7 @@ class HttpLoad:
 
     def run(self, seconds: float, concurrency: int) -> dict:
         """Requests for `seconds`, `concurrency` at a time."""
-        cpu0, client0 = self.server.cpu_seconds(), _own_cpu()
+        cpu0, client0 = self.server.cpu_seconds(), own_cpu()
         started = time.perf_counter()
         deadline = started + seconds
         if concurrency == 1:
@@ -43,7 +43,7 @@ class HttpLoad:
             "samples": samples,
             "wall": wall,
             "cpu": self.server.cpu_seconds() - cpu0,
-            "client_cpu": _own_cpu() - client0,
+            "client_cpu": own_cpu() - client0,
         }
 
     def _check(self, response: httpx.Response) -> None:

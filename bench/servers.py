@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import stats
-from .env import ROOT, World, die_with_parent, stop_process
+from .env import METRICS_TOKEN, ROOT, World, die_with_parent, stop_process
 
 PROXY_DIR = ROOT / ".bench" / "litellm-proxy"
 MASTER_KEY = "sk-bench-master-key"
@@ -35,7 +35,8 @@ class Server:
     port: int
     token: str
     log: Path
-    # Where the token's rpm limit is counted: "" (no limit), "database" or "redis".
+    # Where the token's rpm limit is counted: "" (no limit), "database" or "redis". A gateway
+    # with a limit runs with every feature on: allow-list, limit, request log, metrics.
     limits: str = ""
     worker_pids: list[int] = field(default_factory=list)
 
@@ -67,37 +68,85 @@ class Server:
         stop_process(self.process, 20)
 
 
-def _uvicorn_args(port: int, workers: int) -> list[str]:
-    return [
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ] + (
-        # A loaded 2-core machine may take a minute to import LiteLLM in every worker: they
-        # must not be killed as unhealthy meanwhile.
-        ["--workers", str(workers), "--timeout-worker-healthcheck", "300"] if workers > 1 else []
+# uvicorn's event loop and HTTP parser: "standard" is what `uvicorn[standard]` (a dependency)
+# gives bin/run and production (uvloop, httptools); "plain" is uvicorn without its extras.
+STACKS = {
+    "standard": ["--loop", "uvloop", "--http", "httptools"],
+    "plain": ["--loop", "asyncio", "--http", "h11"],
+}
+
+
+PLAIN_SUFFIX = "-asyncio-h11"
+
+
+def gateway_name(workers: int, limits: str = "", stack: str = "standard") -> str:
+    return (
+        f"gateway-{workers}w"
+        + (f"-all-{limits}" if limits else "")
+        + (PLAIN_SUFFIX if stack == "plain" else "")
     )
 
 
-def start_gateway(world: World, workers: int, *, limits: str = "", redis_url: str = "") -> Server:
-    """The gateway with `workers` workers. `limits`: its calls carry the token with an rpm
-    limit, counted in the database ("database") or in Redis at `redis_url` ("redis")."""
+def _uvicorn_args(port: int, workers: int, stack: str) -> list[str]:
+    return (
+        STACKS[stack]
+        + [
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
+        + (
+            # A loaded 2-core machine may take a minute to import LiteLLM in every worker: they
+            # must not be killed as unhealthy meanwhile.
+            ["--workers", str(workers), "--timeout-worker-healthcheck", "300"]
+            if workers > 1
+            else []
+        )
+    )
+
+
+def start_gateway(
+    world: World,
+    workers: int,
+    *,
+    limits: str = "",
+    redis_url: str = "",
+    stack: str = "standard",
+    relay: str = "1",
+) -> Server:
+    """The gateway with `workers` workers on uvicorn's `stack`, and ROUTING_GATEWAY_RELAY set
+    to `relay` ("0": every call through LiteLLM). With `limits`, every feature is on: its
+    calls carry the token with a model allow-list and an rpm limit, counted in the database
+    ("database") or in Redis at `redis_url` ("redis"), and metrics are counted (/metrics);
+    without, the token may call all models, no limit, no metrics. The request log is on in
+    both (it always is)."""
     port = free_port()
-    name = f"gateway-{workers}w" + (f"-rpm-{limits}" if limits else "")
+    name = gateway_name(workers, limits, stack)
     log = world.tmp / f"{name}.log"
+    metrics = {"ROUTING_METRICS_TOKEN": "", "ROUTING_METRICS_ALLOWED_IPS": ""}
+    if limits:
+        # A new, empty directory for each server (observability/multiproc.py).
+        metrics_dir = world.tmp / f"metrics-{name}"
+        metrics_dir.mkdir(mode=0o700)
+        metrics = {
+            "ROUTING_METRICS_TOKEN": METRICS_TOKEN,
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        }
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "routing_admin.asgi:application"]
-        + _uvicorn_args(port, workers),
+        + _uvicorn_args(port, workers, stack),
         preexec_fn=die_with_parent,
         cwd=ROOT,
         env={
-            **world.env,
+            **{k: v for k, v in world.env.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
+            **metrics,
             "ROUTING_SERVE_STATIC": "0",
             "ROUTING_REDIS_URL": redis_url,
+            "ROUTING_GATEWAY_RELAY": relay,
             # Should Redis fail mid-run, the run stops on a 429 rather than measure calls
             # that were let through uncounted.
             "ROUTING_LIMITS_ON_REDIS_FAILURE": "closed",
@@ -197,4 +246,18 @@ def wait_ready(server: Server, body: bytes, deadline: float) -> str:
             time.sleep(0.25)
     pids = server.pids()
     server.worker_pids = pids if server.workers == 1 else pids[1:]
+    return _metrics_counted(server) if server.limits else ""
+
+
+def _metrics_counted(server: Server) -> str:
+    """An every-feature gateway must count its calls in /metrics; the reason when not."""
+    import httpx
+
+    response = httpx.get(
+        server.base_url + "/metrics",
+        headers={"authorization": f"Bearer {METRICS_TOKEN}"},
+        timeout=30,
+    )
+    if response.status_code != 200 or "routing_requests_total" not in response.text:
+        return f"/metrics answered HTTP {response.status_code} without routing_requests_total"
     return ""
