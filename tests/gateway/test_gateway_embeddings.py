@@ -212,3 +212,25 @@ def test_models_say_what_they_serve(gateway, setup, make_provider):
     assert serves["pb/mine"] is None and serves["mixed"] is None
     one = client(gateway, token).models.retrieve("emb")
     assert one.model_extra["serves"] == ["embeddings"]
+
+
+def test_a_group_of_ollama_deployments_embeds_with_ollamas_embed_api(
+    gateway, setup, upstream_factory, make_provider
+):
+    _, _, token = setup
+    ollama = upstream_factory("ollama")
+    make_provider(name="po", kind="ollama", base_url=ollama.base_url, api_key="")
+    services.group_save(name="local-emb", deployments=[D("po", "nomic-embed-text")])
+    c = client(gateway, token)
+    answer = c.embeddings.create(model="local-emb", input=["a b", "c"])
+    assert [d.embedding for d in answer.data] == [vector_for("a b"), vector_for("c")]
+    assert ollama.last.path == "/api/embed"
+    assert ollama.last.json()["model"] == "nomic-embed-text"
+    # The group's chat still goes to Ollama's chat API: the embeddings' route is theirs only.
+    c.chat.completions.create(model="local-emb", messages=[{"role": "user", "content": "hi"}])
+    assert ollama.last.path == "/api/chat"
+    request_log.flush()
+    row = RequestLog.objects.filter(requested_model="local-emb").order_by("id").first()
+    assert (row.provider, row.model, row.ok, row.prompt_tokens) == (
+        "po", "nomic-embed-text", True, 3
+    )  # fmt: skip
