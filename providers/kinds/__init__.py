@@ -92,6 +92,7 @@ KINDS: dict[str, ProviderKind] = {
             default_base_url="https://api.anthropic.com",
             model_example="claude-sonnet-4-5",
             serves=("chat",),
+            embeds=False,
             env_conventions=(
                 EnvConvention(api_key=("ANTHROPIC_API_KEY",), base_url=("ANTHROPIC_BASE_URL",)),
             ),
@@ -164,6 +165,7 @@ KINDS: dict[str, ProviderKind] = {
             litellm_prefix="groq",
             default_base_url="https://api.groq.com/openai/v1",
             model_example="llama-3.3-70b-versatile",
+            embeds=False,
             env_conventions=(EnvConvention(api_key=("GROQ_API_KEY",)),),
         ),
         TogetherKind(
@@ -190,6 +192,7 @@ KINDS: dict[str, ProviderKind] = {
             default_base_url="https://api.deepseek.com/v1",
             model_example="deepseek-chat",
             serves=("chat",),
+            embeds=False,
             env_conventions=(EnvConvention(api_key=("DEEPSEEK_API_KEY",)),),
         ),
         ProviderKind(

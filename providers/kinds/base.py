@@ -171,6 +171,9 @@ class ProviderKind:
     # instead: LiteLLM calls `/responses` on any server it knows as "openai", and servers that
     # copy OpenAI's chat API mostly lack it. Kinds LiteLLM knows to lack it, it bridges itself.
     bridges_responses: bool = False
+    # Whether the vendor has an embeddings API that LiteLLM calls; without one, /v1/embeddings
+    # is refused before any call (providers/services/apis.py).
+    embeds: bool = True
     # What every model of this kind serves ("chat", "embeddings"...), for a vendor whose API
     # has one kind of model only; empty: its models say (providers/routing/modes.py).
     serves: tuple[str, ...] = ()
