@@ -2,7 +2,8 @@
 
 Everything kind-specific (defaults, required fields, the LiteLLM prefix, how to list
 models, whether the kind may live on this machine) is a property or method of a kind's
-class: base.py holds the defaults, vendors.py, azure.py and cloud.py the kinds that differ.
+class: base.py holds the defaults, vendors.py, azure.py, bedrock.py and vertex.py the kinds
+that differ.
 Forms, the command line, validation and the service layer all read KINDS; nothing else
 branches on the kind.
 """
