@@ -194,21 +194,29 @@ ROUTING_METRICS_TOKEN = _env("ROUTING_METRICS_TOKEN")
 ROUTING_METRICS_ALLOWED_IPS = _env_list("ROUTING_METRICS_ALLOWED_IPS")
 
 # Browsers: web pages on these origins (e.g. https://app.example.com) may call the gateway
-# (/v1/) with a token; the dashboard is never shared. None by default. django-cors-headers.
+# (/v1/, and Azure OpenAI's /openai/) with a token; the dashboard is never shared. None by
+# default. django-cors-headers.
 # A trailing "/" (an address copied from the browser's bar) is not part of an origin. Entries
 # are checked by providers/checks.py (routing.E007), which names ROUTING_CORS_ALLOWED_ORIGINS.
 CORS_ALLOWED_ORIGINS = [o.rstrip("/") for o in _env_list("ROUTING_CORS_ALLOWED_ORIGINS")]
 SILENCED_SYSTEM_CHECKS += ["corsheaders.E013", "corsheaders.E014"]
-CORS_URLS_REGEX = r"^/v1/"
+# The gateway's paths, providers.middleware.GATEWAY_PREFIXES (tests check that they agree).
+CORS_URLS_REGEX = r"^/(v1|openai)/"
 CORS_ALLOW_CREDENTIALS = False  # bearer tokens, never cookies
 CORS_ALLOW_METHODS = ("GET", "POST", "OPTIONS")
-# Authorization and Content-Type, and what the OpenAI SDKs send from a browser.
+# Authorization and Content-Type, the keys' other headers (AzureOpenAI's api-key, Anthropic's
+# x-api-key), and what the OpenAI and Anthropic SDKs send from a browser.
 CORS_ALLOW_HEADERS = (
     "accept",
+    "anthropic-beta",
+    "anthropic-dangerous-direct-browser-access",
+    "anthropic-version",
+    "api-key",
     "authorization",
     "content-type",
     "openai-organization",
     "openai-project",
+    "x-api-key",
     "x-stainless-arch",
     "x-stainless-lang",
     "x-stainless-os",
@@ -247,7 +255,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    # Before anything that may answer: preflights and CORS headers, on /v1/ only (see below).
+    # Before anything that may answer: preflights and CORS headers, on the gateway's paths only
+    # (see above).
     # gateway/fastpath.py calls it in this same order.
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",

@@ -3,7 +3,7 @@
 Tests do not mock LiteLLM: they point a provider's base URL at an `Upstream` and
 check the request LiteLLM really built. The server speaks just enough of each
 wire format (OpenAI and its many clones, Azure OpenAI, Anthropic, Gemini, Ollama, Bedrock's
-Converse, Vertex AI) for litellm to parse the answers, streamed or not (Bedrock: not streamed);
+Converse, Vertex AI) for litellm to parse the answers, streamed or not;
 the answers themselves are in tests/upstream_routes.py and, for the clouds' model services,
 tests/upstream_clouds.py.
 """
@@ -296,7 +296,7 @@ class _Handler(BaseHTTPRequestHandler):
         for number, event in enumerate(stream.events):
             if held and number == held[0]:
                 held[1].wait(MAX_HANG_SECONDS)
-            self.wfile.write(event.encode())
+            self.wfile.write(event if isinstance(event, bytes) else event.encode())
             self.wfile.flush()
         upstream.stream_finished.set()
 

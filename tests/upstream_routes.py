@@ -25,7 +25,8 @@ GEMINI_CALL = re.compile(
 @dataclass
 class Stream:
     content_type: str
-    events: list[str]
+    # Text (server-sent events), or bytes as sent (AWS's binary event-stream messages).
+    events: list[str] | list[bytes]
 
 
 @dataclass

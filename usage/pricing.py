@@ -4,7 +4,8 @@ both use, so that a budget and the usage page never disagree about a call's pric
 `litellm.cost_per_token` takes 170-520 µs of CPU a call. For a model whose price is a plain
 rate per prompt token and per completion token (most of them), the two rates are read once
 and the cost is then two multiplications; a model with tiers (`..._above_200k_tokens`) or
-any other shape keeps going through `cost_per_token` itself.
+any other shape keeps going through `cost_per_token` itself. A model the map keeps under
+another name than a call's (OpenAI's instruct models) is priced under the map's.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from typing import Any
 
 # A model not in LiteLLM's price map (a custom vLLM model, most of OpenRouter's).
 UNPRICED: Any = object()
+TEXT_COMPLETION_PREFIX = "text-completion-"
 
 _lock = threading.Lock()
-# litellm model -> (prompt rate, completion rate), None (priced, not linear), or UNPRICED.
+# litellm model -> (prompt rate, completion rate), the price map's name for it (priced, not
+# linear: cost_per_token is asked each time), or UNPRICED.
 _rates: dict[str, Any] = {}
 # Checked against cost_per_token at a count well past any tier, so a tiered price is caught
 # even where the price map has no "above_" key for it.
@@ -37,7 +40,23 @@ def _cost_per_token(model: str, prompt: int, completion: int) -> float:
     return prompt_cost + completion_cost
 
 
+def text_completion_name(litellm_model: str) -> str:
+    """Where LiteLLM's price map keeps a provider's legacy text-completion models: OpenAI's
+    instruct models are `text-completion-openai/...` there, while a call names them
+    `openai/...`."""
+    provider, _, model = litellm_model.partition("/")
+    return f"{TEXT_COMPLETION_PREFIX}{provider}/{model}" if model else ""
+
+
 def _learn(model: str) -> Any:
+    found = _learn_named(model)
+    alias = text_completion_name(model)
+    if found is UNPRICED and alias:
+        return _learn_named(alias)
+    return found
+
+
+def _learn_named(model: str) -> Any:
     try:
         prompt_rate = _cost_per_token(model, 1, 0)
         completion_rate = _cost_per_token(model, 0, 1)
@@ -47,15 +66,15 @@ def _learn(model: str) -> Any:
     try:
         info = dict(_lib().get_model_info(model))
     except Exception:  # noqa: BLE001 - priced by a path of its own: ask it every time
-        return None
+        return model
     tiered = any("above_" in key and value for key, value in info.items())
     linear = abs(probe - _PROBE * (prompt_rate + completion_rate)) <= 1e-9 * max(probe, 1.0)
-    return (prompt_rate, completion_rate) if linear and not tiered else None
+    return (prompt_rate, completion_rate) if linear and not tiered else model
 
 
 def _rates_of(model: str) -> Any:
     found = _rates.get(model)
-    if found is None and model not in _rates:
+    if found is None:
         found = _learn(model)
         with _lock:
             _rates[model] = found
@@ -75,9 +94,9 @@ def cost(litellm_model: str, prompt_tokens: int | None, completion_tokens: int |
     rates = _rates_of(litellm_model)
     if rates is UNPRICED:
         return None
-    if rates is None:
+    if isinstance(rates, str):
         try:
-            return _cost_per_token(litellm_model, prompt_tokens, completion_tokens)
+            return _cost_per_token(rates, prompt_tokens, completion_tokens)
         except Exception:  # noqa: BLE001
             return None
     return prompt_tokens * rates[0] + completion_tokens * rates[1]

@@ -227,7 +227,7 @@ def upstream_error(
         response = error(504, str(exc), "api_error", code)
         # SDKs retry a 5xx by default: a call that took the whole timeout would be sent again.
         response["x-should-retry"] = "false"
-    elif code == "unsupported_parameter":
+    elif code in ("unsupported_parameter", "unsupported_endpoint"):
         response = error(400, str(exc), "invalid_request_error", code, exc.param)
     elif status == 429:
         response = error(429, str(exc), "rate_limit_error", "upstream_rate_limited")

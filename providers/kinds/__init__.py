@@ -2,7 +2,8 @@
 
 Everything kind-specific (defaults, required fields, the LiteLLM prefix, how to list
 models, whether the kind may live on this machine) is a property or method of a kind's
-class: base.py holds the defaults, vendors.py, azure.py and cloud.py the kinds that differ.
+class: base.py holds the defaults, vendors.py, azure.py, bedrock.py and vertex.py the kinds
+that differ.
 Forms, the command line, validation and the service layer all read KINDS; nothing else
 branches on the kind.
 """
@@ -92,6 +93,7 @@ KINDS: dict[str, ProviderKind] = {
             default_base_url="https://api.anthropic.com",
             model_example="claude-sonnet-4-5",
             serves=("chat",),
+            embeds=False,
             env_conventions=(
                 EnvConvention(api_key=("ANTHROPIC_API_KEY",), base_url=("ANTHROPIC_BASE_URL",)),
             ),
@@ -164,6 +166,7 @@ KINDS: dict[str, ProviderKind] = {
             litellm_prefix="groq",
             default_base_url="https://api.groq.com/openai/v1",
             model_example="llama-3.3-70b-versatile",
+            embeds=False,
             env_conventions=(EnvConvention(api_key=("GROQ_API_KEY",)),),
         ),
         TogetherKind(
@@ -190,6 +193,7 @@ KINDS: dict[str, ProviderKind] = {
             default_base_url="https://api.deepseek.com/v1",
             model_example="deepseek-chat",
             serves=("chat",),
+            embeds=False,
             env_conventions=(EnvConvention(api_key=("DEEPSEEK_API_KEY",)),),
         ),
         ProviderKind(

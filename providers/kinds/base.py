@@ -2,7 +2,7 @@
 OpenAI-style API with a Bearer key), the connection test's Probe and the `.env` conventions.
 
 Kinds that differ say so by overriding a field or a method in their own module (vendors.py,
-azure.py, cloud.py); the registry itself is the KINDS dict in __init__.py.
+azure.py, bedrock.py, vertex.py); the registry itself is the KINDS dict in __init__.py.
 """
 
 from __future__ import annotations
@@ -171,6 +171,9 @@ class ProviderKind:
     # instead: LiteLLM calls `/responses` on any server it knows as "openai", and servers that
     # copy OpenAI's chat API mostly lack it. Kinds LiteLLM knows to lack it, it bridges itself.
     bridges_responses: bool = False
+    # Whether the vendor has an embeddings API that LiteLLM calls; without one, /v1/embeddings
+    # is refused before any call (providers/services/apis.py).
+    embeds: bool = True
     # What every model of this kind serves ("chat", "embeddings"...), for a vendor whose API
     # has one kind of model only; empty: its models say (providers/routing/modes.py).
     serves: tuple[str, ...] = ()
@@ -323,23 +326,37 @@ class ProviderKind:
         max_retries: int,
         options: dict | None = None,
     ) -> dict[str, Any]:
-        # Base URL and key are always passed explicitly: LiteLLM would otherwise read
-        # OPENAI_API_KEY & co. from os.environ, and the database is the only source here.
+        """LiteLLM's arguments for calls to `model`: the kind's own (connection_params), then
+        what every kind sends alike."""
         params: dict[str, Any] = {
             "model": self.litellm_model(model),
-            "api_base": base_url,
-            "api_key": self.effective_api_key(api_key) or "no-key",
+            **self.connection_params(
+                base_url=base_url, api_key=api_key, api_version=api_version, options=options or {}
+            ),
             "timeout": timeout,
             # Both: LiteLLM's own retries, and the OpenAI client's (which default to 2).
             "num_retries": max_retries,
             "max_retries": max_retries,
         }
-        api_version = self.effective_api_version(api_version)
-        if api_version:
-            params["api_version"] = api_version
         extra = self.merged_headers(headers)
         if extra:
             params["extra_headers"] = extra
+        return params
+
+    def connection_params(
+        self, *, base_url: str, api_key: str, api_version: str, options: dict
+    ) -> dict[str, Any]:
+        """Where a call goes and how it authenticates, as LiteLLM's parameters; kinds with a
+        region, a project or another credential (Bedrock, Vertex AI) override this."""
+        # Base URL and key are always passed explicitly: LiteLLM would otherwise read
+        # OPENAI_API_KEY & co. from os.environ, and the database is the only source here.
+        params: dict[str, Any] = {
+            "api_base": base_url,
+            "api_key": self.effective_api_key(api_key) or "no-key",
+        }
+        api_version = self.effective_api_version(api_version)
+        if api_version:
+            params["api_version"] = api_version
         return params
 
     def call_params(self, function: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -352,6 +369,12 @@ class ProviderKind:
         merged = {name: value for name, value in self.default_headers if name.lower() not in own}
         merged.update(headers)
         return merged
+
+
+def _next_page_token_url(url: str, payload: Any) -> str | None:
+    """Google's paging (Gemini, Vertex AI): the next page is asked with its nextPageToken."""
+    token = payload.get("nextPageToken") if isinstance(payload, dict) else None
+    return _with_query(url, pageToken=str(token)) if token else None
 
 
 def _ids(items: Any, key: str) -> list[str]:

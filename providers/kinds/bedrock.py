@@ -63,27 +63,13 @@ class BedrockKind(ProviderKind):
     def litellm_model(self, model: str) -> str:
         return f"{self.litellm_prefix}/converse/{model}"
 
-    def litellm_params(
-        self,
-        *,
-        model: str,
-        base_url: str,
-        api_key: str,
-        api_version: str,
-        headers: dict[str, str],
-        timeout: float,
-        max_retries: int,
-        options: dict | None = None,
+    def connection_params(
+        self, *, base_url: str, api_key: str, api_version: str, options: dict
     ) -> dict[str, Any]:
-        options = options or {}
         params: dict[str, Any] = {
-            "model": self.litellm_model(model),
             "aws_region_name": options.get("region", ""),
             # Always explicit: LiteLLM would otherwise read AWS_BEDROCK_RUNTIME_ENDPOINT.
             "aws_bedrock_runtime_endpoint": base_url,
-            "timeout": timeout,
-            "num_retries": max_retries,
-            "max_retries": max_retries,
         }
         if self._signs(options):
             params["aws_access_key_id"] = options["access_key_id"]
@@ -94,9 +80,6 @@ class BedrockKind(ProviderKind):
             params["aws_session_token"] = ""
         else:
             params["api_key"] = api_key
-        extra = self.merged_headers(headers)
-        if extra:
-            params["extra_headers"] = extra
         return params
 
     def probe(self, base_url: str, api_version: str) -> Probe:

@@ -6,7 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .base import NOT_A_MODEL_LIST, ModelListError, ProviderKind, _ids, _with_query
+from .base import (
+    NOT_A_MODEL_LIST,
+    ModelListError,
+    ProviderKind,
+    _ids,
+    _next_page_token_url,
+    _with_query,
+)
 
 
 @dataclass(frozen=True)
@@ -50,8 +57,7 @@ class GeminiKind(ProviderKind):
         return _with_query(self._root(base_url) + self.models_path, pageSize="1000")
 
     def next_models_url(self, url: str, payload: Any) -> str | None:
-        token = payload.get("nextPageToken") if isinstance(payload, dict) else None
-        return _with_query(url, pageToken=str(token)) if token else None
+        return _next_page_token_url(url, payload)
 
     def parse_models(self, payload: Any) -> list[str]:
         # The last page of a list may have no "models" at all.

@@ -20,6 +20,7 @@ from .base import (
     ModelListError,
     ProviderKind,
     _ids,
+    _next_page_token_url,
     _with_query,
 )
 
@@ -92,41 +93,22 @@ class VertexKind(ProviderKind):
         lines = tuple(line for line in private_key.splitlines() if len(line) >= 16)
         return tuple(s for s in (api_key, private_key, *lines) if s)
 
-    def litellm_params(
-        self,
-        *,
-        model: str,
-        base_url: str,
-        api_key: str,
-        api_version: str,
-        headers: dict[str, str],
-        timeout: float,
-        max_retries: int,
-        options: dict | None = None,
+    def connection_params(
+        self, *, base_url: str, api_key: str, api_version: str, options: dict
     ) -> dict[str, Any]:
-        options = options or {}
-        params: dict[str, Any] = {
-            "model": self.litellm_model(model),
+        return {
             # Always explicit: without it LiteLLM picks the host from the location itself.
             "api_base": base_url,
             "vertex_project": options.get("project", ""),
             "vertex_location": options.get("location", ""),
             "vertex_credentials": _credentials(api_key),
-            "timeout": timeout,
-            "num_retries": max_retries,
-            "max_retries": max_retries,
         }
-        extra = self.merged_headers(headers)
-        if extra:
-            params["extra_headers"] = extra
-        return params
 
     def models_url(self, base_url: str, api_version: str) -> str:
         return _with_query(base_url.rstrip("/") + self.models_path, pageSize="1000")
 
     def next_models_url(self, url: str, payload: Any) -> str | None:
-        token = payload.get("nextPageToken") if isinstance(payload, dict) else None
-        return _with_query(url, pageToken=str(token)) if token else None
+        return _next_page_token_url(url, payload)
 
     def parse_models(self, payload: Any) -> list[str]:
         if not isinstance(payload, dict):

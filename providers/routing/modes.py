@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from usage.pricing import TEXT_COMPLETION_PREFIX
+
 from .. import kinds
 from .llm import litellm
 
@@ -32,7 +34,7 @@ def serves(kind: kinds.ProviderKind, model: str) -> tuple[str, ...]:
         # OpenAI's own models are keyed without a prefix, and its instruct models under
         # "text-completion-openai": the entry counts when it is this kind's.
         bare = prices.get(model)
-        owners = (kind.litellm_prefix, f"text-completion-{kind.litellm_prefix}")
+        owners = (kind.litellm_prefix, TEXT_COMPLETION_PREFIX + kind.litellm_prefix)
         if bare is not None and bare.get("litellm_provider") in owners:
             entry = bare
     api = API_OF_MODE.get((entry or {}).get("mode"))

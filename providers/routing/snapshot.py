@@ -7,6 +7,7 @@ target, and builds the LiteLLM Router for the groups once.
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -274,7 +275,11 @@ class Snapshot:
             {
                 "model_name": group.name,
                 "litellm_params": deployment.router_params(),
-                "model_info": {"id": str(deployment.id), "deployment": deployment.label},
+                "model_info": {
+                    "id": str(deployment.id),
+                    "deployment": deployment.label,
+                    "kind": deployment.provider.kind.slug,
+                },
             }
             for group in self.groups.values()
             for deployment in group.deployments
@@ -285,6 +290,7 @@ class Snapshot:
             if any(f in serving for f in group.fallbacks)
         ]
         settings = self.router_settings
+        _call_params_per_function()
         router = litellm().Router(model_list=model_list, fallbacks=fallbacks, **settings)
         shared = router_redis()
         if shared is not None:
@@ -294,3 +300,22 @@ class Snapshot:
         if observer is not None:
             observer.router_built(router, self)
         return router
+
+
+@functools.cache
+def _call_params_per_function() -> None:
+    """A Router calls a deployment with the same parameters whatever the function; a kind
+    whose parameters differ by function (Ollama and Bedrock embed through another LiteLLM
+    prefix than they chat with) gets its own for the call here, from the registry's
+    ProviderKind.call_params, as a call to one provider does (services/calls.py)."""
+    from litellm.integrations.custom_logger import CustomLogger
+
+    class CallParams(CustomLogger):
+        async def async_pre_call_deployment_hook(self, kwargs: dict, call_type: Any) -> dict | None:
+            metadata = kwargs.get("metadata") or kwargs.get("litellm_metadata") or {}
+            kind = kinds.KINDS.get(str((metadata.get("model_info") or {}).get("kind")))
+            if kind is None or call_type is None:
+                return None
+            return kind.call_params(str(getattr(call_type, "value", call_type)), kwargs)
+
+    litellm().callbacks.append(CallParams())

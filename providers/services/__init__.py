@@ -9,14 +9,13 @@ from ..importexport.env_import import MAX_ENV_BYTES, import_env
 from ..importexport.litellm_export import export_config, render_env, render_yaml, write_env_file
 from ..importexport.litellm_import import ImportReport, import_config
 from ..importexport.litellm_read import MAX_CONFIG_BYTES, parse_env, parse_yaml
-from .apis import amessages, aresponses
+from .apis import NO_EMBEDDINGS, NO_EMBEDDINGS_IN_GROUP, aembedding, amessages, aresponses
 from .calls import (
     ProviderError,
     Unavailable,
     UnknownModel,
     acall,
     acompletion,
-    aembedding,
     answered_by,
     atext_completion,
     completion,
@@ -95,6 +94,8 @@ __all__ = [
     "amessages",
     "aresponses",
     "acompletion",
+    "NO_EMBEDDINGS",
+    "NO_EMBEDDINGS_IN_GROUP",
     "aembedding",
     "atext_completion",
     "completion",

@@ -1,10 +1,12 @@
-"""OpenAI's Responses API and Anthropic's Messages API, for any provider.
+"""OpenAI's Responses API and Anthropic's Messages API, for any provider; embeddings, for the
+providers whose kind has an embeddings API.
 
-Both go through `acall` (routing, fallbacks, errors, the request log and usage, as chat
+All go through `acall` (routing, fallbacks, errors, the request log and usage, as chat
 does); LiteLLM speaks each API to the providers that have it and translates for the others
 (chat completions underneath). What is theirs here is reading a stream: its usage comes in
 its own events (Responses' `response.completed`, Anthropic's `message_start` and
-`message_delta`), and the call is logged and counted when the stream ends.
+`message_delta`), and the call is logged and counted when the stream ends. Embeddings have
+no translation: a kind without the API (its `embeds`) is refused before any call.
 """
 
 from __future__ import annotations
@@ -17,10 +19,22 @@ from asgiref.sync import sync_to_async
 
 from usage.pricing import Spent
 
+from .. import kinds
 from ..routing import live
-from .calls import _Call, _GuardedStream, acall
+from .calls import ProviderError, _Call, _GuardedStream, acall, log_refused
+from .calls import aembedding as _embed
 
 OnSpent = Callable[[Spent | None], Awaitable[bool]] | None
+NO_EMBEDDINGS = (
+    "Provider {provider!r} ({kind}) has no embeddings API; use a provider that serves "
+    "embeddings ({kinds})."
+)
+NO_EMBEDDINGS_IN_GROUP = (
+    "Routing group {group!r} cannot embed: its deployment {deployment!r} is on provider "
+    "{provider!r} ({kind}), which has no embeddings API; use a group whose deployments "
+    "serve embeddings ({kinds})."
+)
+NO_EMBEDDINGS_CODE = "unsupported_endpoint"
 
 
 class _ResponsesStream(_GuardedStream):
@@ -94,20 +108,66 @@ def _guard(cls: type[_GuardedStream], prompt: list) -> Callable[..., _GuardedStr
     return guard
 
 
-def _bridged(snap: live.Snapshot, model: str | None) -> bool:
-    """Whether a Responses call must go to chat completions: some provider that may answer
-    it has no Responses API of its own that LiteLLM would know to avoid (its kind says)."""
+def _may_answer(
+    snap: live.Snapshot, model: str | None
+) -> tuple[live.GroupEntry | None, list[tuple[str, live.ProviderEntry]]]:
+    """The group `model` names (or None), and every (deployment label, provider) that may
+    answer a call to it: a group's deployments and its fallback groups'."""
     try:
         target = snap.resolve(model)
     except (live.UnknownModel, live.Unavailable):
-        return False  # acall refuses it, and logs that
-    if isinstance(target, live.GroupTarget):
-        fallbacks = [snap.groups[n] for n in target.group.fallbacks if n in snap.groups]
-        groups = [target.group, *fallbacks]
-        kinds = [d.provider.kind for g in groups for d in g.deployments]
-    else:
-        kinds = [target.provider.kind]
-    return any(kind.bridges_responses for kind in kinds)
+        return None, []  # acall refuses it, and logs that
+    if not isinstance(target, live.GroupTarget):
+        return None, [(f"{target.provider.name}/{target.model}", target.provider)]
+    fallbacks = [snap.groups[n] for n in target.group.fallbacks if n in snap.groups]
+    groups = [target.group, *fallbacks]
+    return target.group, [(d.label, d.provider) for g in groups for d in g.deployments]
+
+
+def _bridged(snap: live.Snapshot, model: str | None) -> bool:
+    """Whether a Responses call must go to chat completions: some provider that may answer
+    it has no Responses API of its own that LiteLLM would know to avoid (its kind says)."""
+    return any(p.kind.bridges_responses for _, p in _may_answer(snap, model)[1])
+
+
+def _cannot_embed(snap: live.Snapshot, model: str | None) -> ProviderError | None:
+    """The refusal of an embeddings call that some provider which may answer it could not
+    make (its kind has no embeddings API), or None."""
+    group, answering = _may_answer(snap, model)
+    for label, provider in answering:
+        if provider.kind.embeds:
+            continue
+        able = ", ".join(dict.fromkeys(k.product for k in kinds.KINDS.values() if k.embeds))
+        names = {"provider": provider.name, "kind": provider.kind.label, "kinds": able}
+        if group is None:
+            name, message = provider.name, NO_EMBEDDINGS.format(**names)
+        else:
+            name = group.name
+            message = NO_EMBEDDINGS_IN_GROUP.format(group=name, deployment=label, **names)
+        return ProviderError(
+            provider=name, kind=provider.kind.label, status=400, detail=message,
+            message=message, code=NO_EMBEDDINGS_CODE, param="model",
+        )  # fmt: skip
+    return None
+
+
+async def aembedding(
+    input: Any,
+    model: str | None = None,
+    *,
+    snapshot: live.Snapshot | None = None,
+    on_spent: OnSpent = None,
+    **kwargs: Any,
+) -> Any:
+    """Embeddings of `input` (a text, a list of texts, token IDs), routed as `acall` routes;
+    its prompt tokens are what it spent. Refused (ProviderError, code NO_EMBEDDINGS_CODE, and
+    logged) before any call when a provider that may answer has no embeddings API."""
+    snap = snapshot or await _snapshot()
+    refused = _cannot_embed(snap, model)
+    if refused is not None:
+        log_refused(requested=model, status=400, message=str(refused))
+        raise refused
+    return await _embed(input, model, snapshot=snap, on_spent=on_spent, **kwargs)
 
 
 async def aresponses(

@@ -9,6 +9,7 @@ import pytest
 from gateway.chat_params import COMPLETIONS
 from gateway.services import token_create
 from providers import services
+from providers.routing.llm import litellm
 from providers.services import DeploymentSpec as D
 from tests.gateway import test_gateway
 from tests.gateway.test_gateway import client
@@ -90,6 +91,19 @@ def test_logged_with_its_token_tokens_and_cost(gateway, setup):
         "app", "pa", "gpt-4o-mini", 7, True
     )  # fmt: skip
     assert row.cost and row.cost > 0
+
+
+def test_an_instruct_model_is_priced_as_litellms_text_completion_model(gateway, setup):
+    _, _, token = setup
+    client(gateway, token).completions.create(model=INSTRUCT, prompt="Say hello")
+    request_log.flush()
+    row = RequestLog.objects.get()
+    assert (row.model, row.prompt_tokens, row.completion_tokens) == ("gpt-3.5-turbo-instruct", 7, 2)
+    # The price map keeps it as text-completion-openai's.
+    price = litellm().model_cost["gpt-3.5-turbo-instruct"]
+    assert price["litellm_provider"] == "text-completion-openai"
+    expected = 7 * price["input_cost_per_token"] + 2 * price["output_cost_per_token"]
+    assert row.cost == pytest.approx(expected) and row.cost > 0
 
 
 def test_allowed_models_and_refused_parameters(gateway, setup):

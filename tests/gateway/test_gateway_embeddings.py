@@ -212,3 +212,67 @@ def test_models_say_what_they_serve(gateway, setup, make_provider):
     assert serves["pb/mine"] is None and serves["mixed"] is None
     one = client(gateway, token).models.retrieve("emb")
     assert one.model_extra["serves"] == ["embeddings"]
+
+
+def test_a_group_of_ollama_deployments_embeds_with_ollamas_embed_api(
+    gateway, setup, upstream_factory, make_provider
+):
+    _, _, token = setup
+    ollama = upstream_factory("ollama")
+    make_provider(name="po", kind="ollama", base_url=ollama.base_url, api_key="")
+    services.group_save(name="local-emb", deployments=[D("po", "nomic-embed-text")])
+    c = client(gateway, token)
+    answer = c.embeddings.create(model="local-emb", input=["a b", "c"])
+    assert [d.embedding for d in answer.data] == [vector_for("a b"), vector_for("c")]
+    assert ollama.last.path == "/api/embed"
+    assert ollama.last.json()["model"] == "nomic-embed-text"
+    # The group's chat still goes to Ollama's chat API: the embeddings' route is theirs only.
+    c.chat.completions.create(model="local-emb", messages=[{"role": "user", "content": "hi"}])
+    assert ollama.last.path == "/api/chat"
+    request_log.flush()
+    row = RequestLog.objects.filter(requested_model="local-emb").order_by("id").first()
+    assert (row.provider, row.model, row.ok, row.prompt_tokens) == (
+        "po", "nomic-embed-text", True, 3
+    )  # fmt: skip
+
+
+def test_a_provider_without_an_embeddings_api_is_refused_before_any_call(
+    gateway, setup, upstream_factory, make_provider
+):
+    a, _, token = setup
+    claude = upstream_factory("claude")
+    make_provider(name="claude", kind="anthropic", base_url=claude.base_url)
+    answer = _post(gateway, token, {"model": "claude/claude-sonnet-4-5", "input": "x"})
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert (error["type"], error["code"], error["param"]) == (
+        "invalid_request_error", "unsupported_endpoint", "model"
+    )  # fmt: skip
+    able = (
+        "OpenAI, Google Gemini (AI Studio), Azure OpenAI, Azure AI Foundry, OpenRouter, "
+        "Together AI, Mistral, OpenAI-compatible endpoint, Ollama, LM Studio, vLLM, "
+        "AWS Bedrock, Google Vertex AI"
+    )
+    assert error["message"] == services.NO_EMBEDDINGS.format(
+        provider="claude", kind="Anthropic", kinds=able
+    )
+    assert error["message"].startswith("Provider 'claude' (Anthropic) has no embeddings API")
+    # A group with such a deployment (here a fallback's) is refused likewise, naming it.
+    services.group_save(name="chatty", deployments=[D("claude", "claude-sonnet-4-5")])
+    services.group_save(
+        name="emb", deployments=[D("pa", "text-embedding-3-small")], fallbacks=["chatty"]
+    )
+    with pytest.raises(openai.BadRequestError) as caught:
+        client(gateway, token).embeddings.create(model="emb", input="x")
+    assert caught.value.code == "unsupported_endpoint"
+    assert caught.value.body["message"].startswith(
+        "Routing group 'emb' cannot embed: its deployment 'claude/claude-sonnet-4-5' is on "
+        "provider 'claude' (Anthropic), which has no embeddings API"
+    )
+    assert claude.requests == [] and a.requests == []
+    request_log.flush()
+    rows = list(RequestLog.objects.order_by("id").values_list("requested_model", "status", "ok"))
+    assert rows == [("claude/claude-sonnet-4-5", 400, False), ("emb", 400, False)]
+    first = RequestLog.objects.order_by("id").first()
+    assert first.error.startswith("Provider 'claude' (Anthropic) has no embeddings API")
+    assert first.token_name == "app"

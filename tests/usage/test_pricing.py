@@ -24,5 +24,18 @@ def test_a_model_without_a_price_is_unpriced_and_a_free_one_is_not():
     assert pricing.priced("ollama/llama3") and pricing.cost("ollama/llama3", 10, 10) == 0
 
 
+def test_an_instruct_model_is_priced_under_the_maps_text_completion_name():
+    p, c = litellm().cost_per_token(
+        model="text-completion-openai/gpt-3.5-turbo-instruct",
+        prompt_tokens=10,
+        completion_tokens=5,
+    )
+    assert p + c > 0
+    assert pricing.priced("openai/gpt-3.5-turbo-instruct")
+    assert pricing.cost("openai/gpt-3.5-turbo-instruct", 10, 5) == pytest.approx(p + c)
+    assert pricing.text_completion_name("openai/x") == "text-completion-openai/x"
+    assert pricing.text_completion_name("bare") == ""
+
+
 def test_nanos_count_billionths():
     assert pricing.nanos(0.000123456789) == 123457 and pricing.nanos(None) == 0

@@ -257,3 +257,31 @@ def test_model_list_in_another_shape_is_reported_as_such(slug, upstream, make_pr
     assert not result.ok
     example = kind.default_base_url or kind.base_url_example
     assert result.message == NOT_A_MODEL_LIST.format(label=kind.label, example=example)
+
+
+@pytest.mark.parametrize("slug", ALL_KINDS)
+def test_embeds_says_whether_litellm_has_an_embeddings_call_for_the_kind(
+    slug, upstream, make_provider
+):
+    import asyncio
+
+    from providers.routing import live
+
+    case, kind = CASES[slug], kinds.KINDS[slug]
+    if kind.serves:
+        assert kind.embeds == ("embeddings" in kind.serves)
+    make_provider(name="p", **case.provider(slug, upstream.base_url))
+    snap = live.snapshot()
+    # acall itself, past the refusal of services.aembedding: what LiteLLM would do.
+    call = services.acall("aembedding", model=f"p/{case.model}", snapshot=snap, input="x")
+    try:
+        asyncio.run(call)
+    except services.ProviderError as exc:
+        failure = str(exc)
+    else:
+        failure = ""
+    sent = [r.path for r in upstream.requests if r.path != "/token"]
+    if kind.embeds:
+        assert sent, failure
+    else:
+        assert not sent and failure, (sent, failure)
