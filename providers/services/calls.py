@@ -192,6 +192,8 @@ def _relayed_headers(exc: Exception, secrets: tuple[str, ...]) -> dict[str, str]
 
 
 def _error(exc: Exception, target: live.Target | live.GroupTarget) -> ProviderError:
+    if isinstance(exc, ProviderError):
+        return exc  # the relay's (relay.py), already worded
     name, kind, secrets = _describe(target)
     special = _special(exc, target, name, kind)
     if special is not None:
@@ -396,6 +398,10 @@ class _GuardedStream:
             chunk.usage = None
         return True
 
+    def _shown(self, chunk: Any) -> Any:
+        """The chunk as the caller gets it, or None for one it does not."""
+        return chunk if self._seen(chunk) else None
+
     def _spent(self, complete: bool) -> Spent:
         litellm_model = _answered(self._target, deployment=self._deployment)[3]
         found = _spent_of(litellm_model, self._usage) if self._usage is not None else None
@@ -420,8 +426,8 @@ class _GuardedStream:
     def __iter__(self) -> Iterator[Any]:
         try:
             for chunk in self._stream:
-                if self._seen(chunk):
-                    yield chunk
+                if (shown := self._shown(chunk)) is not None:
+                    yield shown
         except Exception as exc:  # noqa: BLE001
             error = _error(exc, self._target)
             self._finish(self._spent(False), error)
@@ -438,8 +444,8 @@ class _GuardedStream:
     async def __aiter__(self) -> AsyncIterator[Any]:
         try:
             async for chunk in self._stream:
-                if self._seen(chunk):
-                    yield chunk
+                if (shown := self._shown(chunk)) is not None:
+                    yield shown
         except Exception as exc:  # noqa: BLE001
             error = _error(exc, self._target)
             spent = await asyncio.to_thread(self._spent, False)
@@ -608,6 +614,10 @@ async def acall(
 
 
 async def _acall(function, target, model, started, on_spent, guard, kwargs) -> Any:
+    from . import relay
+
+    if relay.relays(function, target, kwargs):
+        return await relay.call(function, target, model, started, on_spent, guard, kwargs)
     try:
         kwargs = _extra_body(target, kwargs)
         lib = await alitellm()
@@ -658,14 +668,17 @@ async def acompletion(
     )
 
 
-def _guard(messages: list, asked: bool) -> StreamGuard:
-    """A stream guard for chat and text completions; `messages` what an estimate counts."""
+@dataclass(frozen=True)
+class _guard:  # noqa: N801 - a StreamGuard, called like the functions other APIs pass
+    """A stream guard for chat and text completions; `messages` what an estimate counts,
+    `asked` whether the caller asked for the usage chunk (the relay reads both)."""
 
-    def guard(stream, target, requested, started, on_spent) -> _GuardedStream:
-        call = _Call(messages, asked, on_spent)
+    messages: list
+    asked: bool
+
+    def __call__(self, stream, target, requested, started, on_spent) -> _GuardedStream:
+        call = _Call(self.messages, self.asked, on_spent)
         return _GuardedStream(stream, target, requested, started, call=call)
-
-    return guard
 
 
 async def aembedding(
