@@ -114,7 +114,7 @@ async def chat(door: gate.Door, model: str | HttpResponse) -> HttpResponse:
     return await gate.respond(
         admitted,
         lambda on_spent: provider_services.acompletion(
-            messages, model=model, snapshot=door.snap, on_spent=on_spent, **params
+            messages, model=model, snapshot=door.snap, on_spent=on_spent, relayable=True, **params
         ),
         stream=bool(params.get("stream")),
         events=_sse,

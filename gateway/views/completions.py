@@ -68,7 +68,7 @@ async def complete(door: gate.Door, model: str | HttpResponse) -> HttpResponse:
     return await gate.respond(
         admitted,
         lambda on_spent: provider_services.atext_completion(
-            prompt, model=model, snapshot=door.snap, on_spent=on_spent, **params
+            prompt, model=model, snapshot=door.snap, on_spent=on_spent, relayable=True, **params
         ),
         stream=bool(params.get("stream")),
         events=lambda stream: _sse(stream, _text_chunk),

@@ -90,7 +90,7 @@ async def embed(door: gate.Door, model: str | HttpResponse) -> HttpResponse:
     return await gate.respond(
         admitted,
         lambda on_spent: provider_services.aembedding(
-            inputs, model=model, snapshot=door.snap, on_spent=on_spent, **params
+            inputs, model=model, snapshot=door.snap, on_spent=on_spent, relayable=True, **params
         ),
         stream=False,
         events=None,

@@ -85,7 +85,9 @@ KINDS: dict[str, ProviderKind] = {
             litellm_prefix="openai",
             default_base_url="https://api.openai.com/v1",
             model_example="gpt-4o-mini",
-            relays=(("acompletion", CHAT), ("aembedding", NONE), ("atext_completion", TEXT)),
+            # Not legacy completions: LiteLLM sends those to /completions or bridges them
+            # through chat completions by its own list of OpenAI's chat models.
+            relays=(("acompletion", CHAT), ("aembedding", NONE)),
             relay_error_name="OpenAI",
             relay_error_message=True,
             env_conventions=(
@@ -229,7 +231,9 @@ KINDS: dict[str, ProviderKind] = {
             api_key_required=False,
             model_example="my-model",
             bridges_responses=True,
-            relays=(("acompletion", CHAT), ("aembedding", NONE), ("atext_completion", TEXT)),
+            # Not legacy completions: LiteLLM sends those to /completions or bridges them
+            # through chat completions by its own list of OpenAI's chat models.
+            relays=(("acompletion", CHAT), ("aembedding", NONE)),
             relay_error_name="OpenAI",
             relay_error_message=True,
             env_conventions=(

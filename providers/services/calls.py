@@ -588,6 +588,7 @@ async def acall(
     snapshot: live.Snapshot | None = None,
     on_spent: Callable[[Spent | None], Awaitable[bool]] | None = None,
     guard: StreamGuard | None = None,
+    relayable: bool = False,
     **kwargs: Any,
 ) -> Any:
     """Any async LiteLLM call by its function's name ("acompletion", "aembedding",
@@ -598,7 +599,11 @@ async def acall(
     nothing used) before a plain answer is returned; it returns True when it put the call's
     cost in the spend ledger. A streamed answer (`stream=True`) is handed to `guard`, which
     logs and counts it when it ends; without a guard a stream is refused (a call must never
-    go uncounted)."""
+    go uncounted).
+
+    `relayable`: the caller takes a relayed answer (the gateway does): for a provider whose
+    kind relays the call, a `Relayed` (the answer's bytes and JSON) or a stream of server-sent
+    events as bytes, made without LiteLLM (relay.py); else LiteLLM's objects, always."""
     if kwargs.get("stream") and guard is None:
         raise TypeError(f"{function}(stream=True) needs a stream guard")
     # The gateway passes the snapshot it authenticated against, so a request is checked and
@@ -608,16 +613,17 @@ async def acall(
     started = time.perf_counter()
     reset = _tried.set([])
     try:
+        if relayable:
+            from . import relay
+
+            if relay.relays(function, target, kwargs):
+                return await relay.call(function, target, model, started, on_spent, guard, kwargs)
         return await _acall(function, target, model, started, on_spent, guard, kwargs)
     finally:
         _tried.reset(reset)
 
 
 async def _acall(function, target, model, started, on_spent, guard, kwargs) -> Any:
-    from . import relay
-
-    if relay.relays(function, target, kwargs):
-        return await relay.call(function, target, model, started, on_spent, guard, kwargs)
     try:
         kwargs = _extra_body(target, kwargs)
         lib = await alitellm()
@@ -653,9 +659,10 @@ async def acompletion(
     *,
     snapshot: live.Snapshot | None = None,
     on_spent: Callable[[Spent | None], Awaitable[bool]] | None = None,
+    relayable: bool = False,
     **kwargs: Any,
 ) -> Any:
-    """As `completion`, awaited, with `acall`'s `snapshot` and `on_spent`."""
+    """As `completion`, awaited, with `acall`'s `snapshot`, `on_spent` and `relayable`."""
     kwargs, asked = _with_usage(kwargs)
     return await acall(
         "acompletion",
@@ -663,6 +670,7 @@ async def acompletion(
         snapshot=snapshot,
         on_spent=on_spent,
         guard=_guard(messages, asked),
+        relayable=relayable,
         messages=messages,
         **kwargs,
     )
@@ -687,12 +695,19 @@ async def aembedding(
     *,
     snapshot: live.Snapshot | None = None,
     on_spent: Callable[[Spent | None], Awaitable[bool]] | None = None,
+    relayable: bool = False,
     **kwargs: Any,
 ) -> Any:
     """Embeddings of `input` (a text, a list of texts, token IDs), routed as `acall` routes;
     its prompt tokens are what it spent."""
     return await acall(
-        "aembedding", model=model, snapshot=snapshot, on_spent=on_spent, input=input, **kwargs
+        "aembedding",
+        model=model,
+        snapshot=snapshot,
+        on_spent=on_spent,
+        relayable=relayable,
+        input=input,
+        **kwargs,
     )
 
 
@@ -702,6 +717,7 @@ async def atext_completion(
     *,
     snapshot: live.Snapshot | None = None,
     on_spent: Callable[[Spent | None], Awaitable[bool]] | None = None,
+    relayable: bool = False,
     **kwargs: Any,
 ) -> Any:
     """A legacy text completion of `prompt`, plain or streamed (`stream=True`), routed as
@@ -715,6 +731,7 @@ async def atext_completion(
         snapshot=snapshot,
         on_spent=on_spent,
         guard=_guard(counted, asked),
+        relayable=relayable,
         prompt=prompt,
         **kwargs,
     )
