@@ -179,6 +179,16 @@ ROUTING_REQUEST_LOG_INTERVAL_SECONDS = _env_number(
 # away); further records are dropped and counted on /healthz (request_log.dropped).
 ROUTING_REQUEST_LOG_MAX_PENDING = max(1, _env_number("ROUTING_REQUEST_LOG_MAX_PENDING", "100000"))
 
+# The gateway relays calls to kinds that speak OpenAI's wire format itself, through the
+# outbound pool, instead of through LiteLLM (providers/services/relay.py); "0", "false" or
+# "off" sends every call through LiteLLM.
+ROUTING_GATEWAY_RELAY = _env("ROUTING_GATEWAY_RELAY", "on").lower() not in {
+    "0",
+    "false",
+    "off",
+    "no",
+}
+
 # Where limits are counted across machines (redis://host:6379/0). Unset: in the database,
 # exact on one machine with any number of workers (and across machines on PostgreSQL).
 ROUTING_REDIS_URL = _env("ROUTING_REDIS_URL")

@@ -86,3 +86,12 @@ def login_as(db, client):
         return user
 
     return login
+
+
+@pytest.fixture(params=[True, False], ids=["relay", "litellm"])
+def both_paths(request, settings):
+    """Run a test twice: calls relayed without LiteLLM where the kind allows it, then every
+    call through LiteLLM (ROUTING_GATEWAY_RELAY=0). A caller must see the same either way.
+    The value is whether the relay is on."""
+    settings.ROUTING_GATEWAY_RELAY = request.param
+    return request.param

@@ -13,7 +13,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from limits import counters
@@ -52,8 +52,8 @@ UNKNOWN_PATH = (
 )
 
 
-def _dump(obj: Any) -> dict:
-    return obj.model_dump(mode="json") if hasattr(obj, "model_dump") else dict(obj)
+_dump = gate.dump
+streamed = gate.streamed
 
 
 def _usage_chunk(data: dict) -> dict:
@@ -72,21 +72,21 @@ def _usage_chunk(data: dict) -> dict:
     return data
 
 
-async def _sse(stream: Any, shape: Callable[[dict], dict] = _usage_chunk) -> AsyncIterator[str]:
-    """Server-sent events of a stream's chunks, each made into OpenAI's shape by `shape`."""
+async def _sse(
+    stream: Any, shape: Callable[[dict], dict] = _usage_chunk
+) -> AsyncIterator[str | bytes]:
+    """Server-sent events of a stream's chunks, each made into OpenAI's shape by `shape`; a
+    relayed stream's events are in it already, as bytes."""
     try:
         async for chunk in stream:
-            yield f"data: {json.dumps(shape(_dump(chunk)))}\n\n"
+            if isinstance(chunk, bytes):
+                yield chunk
+            else:
+                yield f"data: {json.dumps(shape(_dump(chunk)))}\n\n"
     except provider_services.ProviderError as exc:
         payload = json.loads(gate.upstream_error(exc).content)
         yield f"data: {json.dumps(payload)}\n\n"
     yield "data: [DONE]\n\n"
-
-
-def streamed(events: AsyncIterator[str]) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(events, content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    return response
 
 
 @csrf_exempt
@@ -111,19 +111,14 @@ async def chat(door: gate.Door, model: str | HttpResponse) -> HttpResponse:
     admitted = await gate.admit(door, model)
     if isinstance(admitted, HttpResponse):
         return admitted
-    answer = await gate.call(
+    return await gate.respond(
         admitted,
         lambda on_spent: provider_services.acompletion(
-            messages, model=model, snapshot=door.snap, on_spent=on_spent, **params
+            messages, model=model, snapshot=door.snap, on_spent=on_spent, relayable=True, **params
         ),
+        stream=bool(params.get("stream")),
+        events=_sse,
     )
-    if isinstance(answer, HttpResponse):
-        response = answer
-    elif params.get("stream"):
-        response = streamed(_sse(answer))
-    else:
-        response = JsonResponse(_dump(answer))
-    return await gate.finish(admitted, response)
 
 
 def _model_objects(snap: live.Snapshot, token: live.TokenEntry) -> dict[str, dict]:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from providers import services as provider_services
 
 from ..chat_params import COMPLETIONS, RefusedParameter, chat_params
 from . import gate
-from .api import _dump, _sse, streamed
+from .api import _sse
 from .embeddings import valid_input
 from .gate import openai_error as _error
 
@@ -65,16 +65,18 @@ async def complete(door: gate.Door, model: str | HttpResponse) -> HttpResponse:
     admitted = await gate.admit(door, model)
     if isinstance(admitted, HttpResponse):
         return admitted
-    answer = await gate.call(
+    return await gate.respond(
         admitted,
         lambda on_spent: provider_services.atext_completion(
-            prompt, model=model, snapshot=door.snap, on_spent=on_spent, **params
+            prompt, model=model, snapshot=door.snap, on_spent=on_spent, relayable=True, **params
         ),
+        stream=bool(params.get("stream")),
+        events=lambda stream: _sse(stream, _text_chunk),
+        body=_body,
     )
-    if isinstance(answer, HttpResponse):
-        response = answer
-    elif params.get("stream"):
-        response = streamed(_sse(answer, _text_chunk))
-    else:
-        response = JsonResponse(_answer(_dump(answer)))
-    return await gate.finish(admitted, response)
+
+
+def _body(answer: Any) -> bytes | dict:
+    # A relayed answer is OpenAI's wire format already: every `text` a string.
+    body = gate.answer_body(answer)
+    return body if isinstance(body, bytes) else _answer(body)

@@ -12,14 +12,13 @@ import base64
 import struct
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from providers import services as provider_services
 
 from ..chat_params import EMBEDDINGS, RefusedParameter, chat_params
 from . import gate
-from .api import _dump
 from .gate import openai_error as _error
 
 BAD_INPUT = (
@@ -88,14 +87,15 @@ async def embed(door: gate.Door, model: str | HttpResponse) -> HttpResponse:
     admitted = await gate.admit(door, model)
     if isinstance(admitted, HttpResponse):
         return admitted
-    answer = await gate.call(
+    return await gate.respond(
         admitted,
         lambda on_spent: provider_services.aembedding(
-            inputs, model=model, snapshot=door.snap, on_spent=on_spent, **params
+            inputs, model=model, snapshot=door.snap, on_spent=on_spent, relayable=True, **params
         ),
+        stream=False,
+        events=None,
+        # Floats as they came; base64 is the gateway's to encode.
+        body=gate.answer_body
+        if encoding == "float"
+        else lambda a: _encoded(gate.dump(a), encoding),
     )
-    if isinstance(answer, HttpResponse):
-        response = answer
-    else:
-        response = JsonResponse(_encoded(_dump(answer), encoding))
-    return await gate.finish(admitted, response)

@@ -10,6 +10,9 @@ hands the rest to these steps:
     response = await call(admitted, lambda on_spent: provider_services.acall(...))
     return await finish(admitted, response)      # frees an unused slot, rate headers
 
+or, for the last two, `respond(admitted, make_call, stream=..., events=...)`: the call, its
+answer as a stream or JSON (a relayed answer's bytes as they came), then `finish`.
+
 Each step answers a refusal as a ready response; `error` makes it in the endpoint's API's
 own shape (OpenAI's by default, Anthropic's for /v1/messages).
 """
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import contextvars
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -281,6 +284,48 @@ async def finish(admitted: Admitted, response: HttpResponse) -> HttpResponse:
     for name, value in counters.rate_headers(ticket).items():
         response[name] = value
     return response
+
+
+def dump(answer: Any) -> dict:
+    """A plain answer's JSON: LiteLLM's object dumped, a relayed answer's as it came."""
+    if isinstance(answer, provider_services.Relayed):
+        return answer.data
+    return answer.model_dump(mode="json") if hasattr(answer, "model_dump") else dict(answer)
+
+
+def answer_body(answer: Any) -> bytes | dict:
+    """What a plain answer's response holds: a relayed answer's very bytes, else its JSON."""
+    return answer.content if isinstance(answer, provider_services.Relayed) else dump(answer)
+
+
+def streamed(events: AsyncIterator[str | bytes]) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(events, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    return response
+
+
+async def respond(
+    admitted: Admitted,
+    make_call: Callable[[Callable[[Any], Awaitable[bool]] | None], Awaitable[Any]],
+    *,
+    stream: bool,
+    events: Callable[[Any], AsyncIterator[str | bytes]],
+    body: Callable[[Any], bytes | dict] = answer_body,
+) -> HttpResponse:
+    """The end of every endpoint that calls a model: `call`, its answer as server-sent
+    `events` (a stream) or as `body` (JSON, or bytes that already are), then `finish`."""
+    answer = await call(admitted, make_call)
+    if isinstance(answer, HttpResponse):
+        response = answer
+    elif stream:
+        response = streamed(events(answer))
+    else:
+        content = body(answer)
+        if isinstance(content, bytes):
+            response = HttpResponse(content, content_type="application/json")
+        else:
+            response = JsonResponse(content)
+    return await finish(admitted, response)
 
 
 def log_refused(token: live.TokenEntry, model: str, status: int, message: str) -> None:

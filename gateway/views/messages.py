@@ -10,7 +10,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from providers import services as provider_services
@@ -98,17 +98,12 @@ async def messages(request: HttpRequest) -> HttpResponse:
     admitted = await gate.admit(door, model)
     if isinstance(admitted, HttpResponse):
         return admitted
-    answer = await gate.call(
+    return await gate.respond(
         admitted,
         lambda on_spent: provider_services.amessages(
             given, model=model, snapshot=door.snap, on_spent=on_spent, **params
         ),
+        stream=bool(params.get("stream")),
+        events=_events,
+        body=dict,
     )
-    if isinstance(answer, HttpResponse):
-        response = answer
-    elif params.get("stream"):
-        response = StreamingHttpResponse(_events(answer), content_type="text/event-stream")
-        response["Cache-Control"] = "no-cache"
-    else:
-        response = JsonResponse(dict(answer))
-    return await gate.finish(admitted, response)

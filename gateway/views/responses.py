@@ -8,7 +8,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from providers import services as provider_services
@@ -20,8 +20,7 @@ from . import gate
 BAD_INPUT = "'input' must be a string or a non-empty list of input items."
 
 
-def _dump(obj: Any) -> dict:
-    return obj.model_dump(mode="json") if hasattr(obj, "model_dump") else dict(obj)
+_dump = gate.dump
 
 
 async def _events(stream: Any) -> AsyncIterator[str]:
@@ -68,17 +67,11 @@ async def responses(request: HttpRequest) -> HttpResponse:
     admitted = await gate.admit(door, model)
     if isinstance(admitted, HttpResponse):
         return admitted
-    answer = await gate.call(
+    return await gate.respond(
         admitted,
         lambda on_spent: provider_services.aresponses(
             given, model=model, snapshot=door.snap, on_spent=on_spent, **params
         ),
+        stream=bool(params.get("stream")),
+        events=_events,
     )
-    if isinstance(answer, HttpResponse):
-        response = answer
-    elif params.get("stream"):
-        response = StreamingHttpResponse(_events(answer), content_type="text/event-stream")
-        response["Cache-Control"] = "no-cache"
-    else:
-        response = JsonResponse(_dump(answer))
-    return await gate.finish(admitted, response)

@@ -37,6 +37,8 @@ from .base import (
     Probe,
     ProviderKind,
 )
+from .base import RELAYED_CHAT as CHAT
+from .base import RELAYED_TEXT as TEXT
 from .bedrock import BEDROCK, BedrockKind
 from .vendors import AnthropicKind, GeminiKind, OllamaKind, TogetherKind
 from .vertex import VERTEX, VertexKind
@@ -69,6 +71,12 @@ __all__ = [
     "get_kind",
 ]
 
+# Embeddings' parameters as LiteLLM sends them to the kinds that relay all of them; the
+# OpenAI SDK family (openai, LM Studio) and Mistral get `input` alone (LiteLLM refuses
+# `dimensions` or `user` for them).
+EMBED = frozenset({"dimensions", "user"})
+NONE: frozenset[str] = frozenset()
+
 KINDS: dict[str, ProviderKind] = {
     kind.slug: kind
     for kind in (
@@ -78,6 +86,11 @@ KINDS: dict[str, ProviderKind] = {
             litellm_prefix="openai",
             default_base_url="https://api.openai.com/v1",
             model_example="gpt-4o-mini",
+            # Not legacy completions: LiteLLM sends those to /completions or bridges them
+            # through chat completions by its own list of OpenAI's chat models.
+            relays=(("acompletion", CHAT), ("aembedding", NONE)),
+            relay_error_name="OpenAI",
+            relay_error_message=True,
             env_conventions=(
                 EnvConvention(
                     api_key=("OPENAI_API_KEY",),
@@ -152,6 +165,8 @@ KINDS: dict[str, ProviderKind] = {
             default_base_url="https://openrouter.ai/api/v1",
             model_example="openai/gpt-4o-mini",
             default_headers=(("HTTP-Referer", APP_REFERER), ("X-Title", APP_NAME)),
+            relays=(("acompletion", CHAT), ("aembedding", EMBED)),
+            relay_chat_body=(("usage", {"include": True}),),
             env_conventions=(
                 EnvConvention(
                     api_key=("OPENROUTER_API_KEY",),
@@ -167,6 +182,7 @@ KINDS: dict[str, ProviderKind] = {
             default_base_url="https://api.groq.com/openai/v1",
             model_example="llama-3.3-70b-versatile",
             embeds=False,
+            relays=(("acompletion", CHAT - {"max_completion_tokens", "reasoning_effort"}),),
             env_conventions=(EnvConvention(api_key=("GROQ_API_KEY",)),),
         ),
         TogetherKind(
@@ -175,6 +191,11 @@ KINDS: dict[str, ProviderKind] = {
             litellm_prefix="together_ai",
             default_base_url="https://api.together.xyz/v1",
             model_example="meta-llama/Llama-3.3-70B-Instruct-Turbo",
+            relays=(
+                ("acompletion", CHAT - {"reasoning_effort"}),
+                ("aembedding", EMBED),
+                ("atext_completion", TEXT),
+            ),
             env_conventions=(EnvConvention(api_key=("TOGETHER_API_KEY", "TOGETHERAI_API_KEY")),),
             env_model_prefixes=("together_ai", "together"),
         ),
@@ -184,6 +205,15 @@ KINDS: dict[str, ProviderKind] = {
             litellm_prefix="mistral",
             default_base_url="https://api.mistral.ai/v1",
             model_example="mistral-small-latest",
+            # LiteLLM renames `seed` and `max_completion_tokens` for Mistral, refuses most others
+            # and asks no usage of a stream: only plain calls with these few are relayed.
+            relays=(
+                (
+                    "acompletion",
+                    frozenset({"max_tokens", "response_format", "stop", "temperature", "top_p"}),
+                ),
+                ("aembedding", NONE),
+            ),
             env_conventions=(EnvConvention(api_key=("MISTRAL_API_KEY",)),),
         ),
         ProviderKind(
@@ -194,6 +224,7 @@ KINDS: dict[str, ProviderKind] = {
             model_example="deepseek-chat",
             serves=("chat",),
             embeds=False,
+            relays=(("acompletion", CHAT - {"reasoning_effort"}),),
             env_conventions=(EnvConvention(api_key=("DEEPSEEK_API_KEY",)),),
         ),
         ProviderKind(
@@ -204,6 +235,11 @@ KINDS: dict[str, ProviderKind] = {
             api_key_required=False,
             model_example="my-model",
             bridges_responses=True,
+            # Not legacy completions: LiteLLM sends those to /completions or bridges them
+            # through chat completions by its own list of OpenAI's chat models.
+            relays=(("acompletion", CHAT), ("aembedding", NONE)),
+            relay_error_name="OpenAI",
+            relay_error_message=True,
             env_conventions=(
                 EnvConvention(
                     api_key=("OPENAI_COMPAT_API_KEY",),
@@ -250,6 +286,8 @@ KINDS: dict[str, ProviderKind] = {
             placeholder_api_key="lm-studio",
             local=True,
             model_example="qwen2.5-7b-instruct",
+            relays=(("acompletion", CHAT - {"reasoning_effort"}), ("aembedding", NONE)),
+            relay_error_message=True,
             env_conventions=(
                 EnvConvention(
                     api_key=("LM_STUDIO_API_KEY", "LMSTUDIO_API_KEY"),
@@ -266,6 +304,7 @@ KINDS: dict[str, ProviderKind] = {
             placeholder_api_key="EMPTY",
             local=True,
             model_example="meta-llama/Llama-3.1-8B-Instruct",
+            relays=(("acompletion", CHAT), ("aembedding", EMBED), ("atext_completion", TEXT)),
             env_conventions=(
                 EnvConvention(
                     api_key=("VLLM_API_KEY", "HOSTED_VLLM_API_KEY"),

@@ -28,6 +28,33 @@ APP_NAME = "Routing Admin"
 # OpenRouter credits usage to the app named by these headers; LiteLLM would name itself.
 APP_REFERER = "https://routing-admin.local/"
 
+# What the gateway relays itself (providers/services/relay.py) for kinds that speak OpenAI's
+# wire format: per LiteLLM function, the path below the base URL and the parameters a relayed
+# call may carry. These are the parameters LiteLLM (1.106) sends to such a kind as they are;
+# a call with any other (one LiteLLM renames, drops or refuses for the kind) goes through
+# LiteLLM, so that the caller sees the same either way.
+RELAY_PATHS = {
+    "acompletion": "/chat/completions",
+    "aembedding": "/embeddings",
+    "atext_completion": "/completions",
+}
+RELAYED_CHAT = frozenset(
+    {
+        "frequency_penalty", "logit_bias", "logprobs", "max_completion_tokens", "max_tokens",
+        "modalities", "n", "parallel_tool_calls", "presence_penalty", "prompt_cache_key",
+        "reasoning_effort", "response_format", "safety_identifier", "seed", "service_tier",
+        "stop", "store", "stream", "stream_options", "temperature", "tool_choice", "tools",
+        "top_logprobs", "top_p", "user",
+    }
+)  # fmt: skip
+RELAYED_TEXT = frozenset(
+    {
+        "best_of", "echo", "frequency_penalty", "logit_bias", "logprobs", "max_tokens", "n",
+        "presence_penalty", "seed", "stop", "stream", "stream_options", "suffix",
+        "temperature", "top_p", "user",
+    }
+)  # fmt: skip
+
 
 class ModelListError(ValueError):
     """The answer was JSON, but not the kind's model-list format."""
@@ -179,6 +206,16 @@ class ProviderKind:
     serves: tuple[str, ...] = ()
     # Settings beyond the common ones, shown on the form after the base URL.
     fields: tuple[KindField, ...] = ()
+    # The calls the gateway relays to this kind without LiteLLM: (LiteLLM function, the
+    # parameters a relayed call may carry), see RELAY_PATHS. Empty: LiteLLM makes every call.
+    relays: tuple[tuple[str, frozenset[str]], ...] = ()
+    # Sent in every relayed chat body, as LiteLLM sends it (OpenRouter's usage accounting).
+    relay_chat_body: tuple[tuple[str, Any], ...] = ()
+    # How LiteLLM words this kind's upstream errors, which a relayed call words the same:
+    # "<name>Exception - <detail>"; `relay_error_message`: the detail is the error body's
+    # message (LiteLLM calls the kind through the OpenAI SDK), else the body as it came.
+    relay_error_name: str = ""
+    relay_error_message: bool = False
     # What the key field holds for this kind, and how the form shows it.
     api_key_label: str = "API key"
     api_key_help: str = ""
@@ -358,6 +395,31 @@ class ProviderKind:
         if api_version:
             params["api_version"] = api_version
         return params
+
+    # --- the gateway's relay (providers/services/relay.py) --------------------------------
+    def relayed_params(self, function: str) -> frozenset[str] | None:
+        """The parameters a relayed call of `function` may carry; None: never relayed."""
+        for name, params in self.relays:
+            if name == function:
+                return params
+        return None
+
+    def relay_url(self, base_url: str, function: str) -> str:
+        return base_url.rstrip("/") + RELAY_PATHS[function]
+
+    def relay_headers(self, api_key: str, headers: dict[str, str]) -> dict[str, str]:
+        """A relayed request's headers: the key as LiteLLM sends it, then the kind's default
+        headers under the provider's own."""
+        key = self.effective_api_key(api_key) or "no-key"
+        return {
+            "Authorization": f"Bearer {key}",
+            "Content-Type": "application/json",
+            **self.merged_headers(headers),
+        }
+
+    @property
+    def error_name(self) -> str:
+        return self.relay_error_name or self.litellm_prefix.capitalize()
 
     def call_params(self, function: str, params: dict[str, Any]) -> dict[str, Any]:
         """LiteLLM's arguments for one provider's call of `function` ("aembedding"...)."""

@@ -53,8 +53,10 @@ from .providers import (
     provider_update,
     validate_declared_models,
 )
+from .relay import Relayed
 
 __all__ = [
+    "Relayed",
     "litellm_models",
     "log_refused",
     "MAX_CONFIG_BYTES",

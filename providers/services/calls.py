@@ -192,6 +192,8 @@ def _relayed_headers(exc: Exception, secrets: tuple[str, ...]) -> dict[str, str]
 
 
 def _error(exc: Exception, target: live.Target | live.GroupTarget) -> ProviderError:
+    if isinstance(exc, ProviderError):
+        return exc  # the relay's (relay.py), already worded
     name, kind, secrets = _describe(target)
     special = _special(exc, target, name, kind)
     if special is not None:
@@ -396,6 +398,10 @@ class _GuardedStream:
             chunk.usage = None
         return True
 
+    def _shown(self, chunk: Any) -> Any:
+        """The chunk as the caller gets it, or None for one it does not."""
+        return chunk if self._seen(chunk) else None
+
     def _spent(self, complete: bool) -> Spent:
         litellm_model = _answered(self._target, deployment=self._deployment)[3]
         found = _spent_of(litellm_model, self._usage) if self._usage is not None else None
@@ -420,8 +426,8 @@ class _GuardedStream:
     def __iter__(self) -> Iterator[Any]:
         try:
             for chunk in self._stream:
-                if self._seen(chunk):
-                    yield chunk
+                if (shown := self._shown(chunk)) is not None:
+                    yield shown
         except Exception as exc:  # noqa: BLE001
             error = _error(exc, self._target)
             self._finish(self._spent(False), error)
@@ -438,8 +444,8 @@ class _GuardedStream:
     async def __aiter__(self) -> AsyncIterator[Any]:
         try:
             async for chunk in self._stream:
-                if self._seen(chunk):
-                    yield chunk
+                if (shown := self._shown(chunk)) is not None:
+                    yield shown
         except Exception as exc:  # noqa: BLE001
             error = _error(exc, self._target)
             spent = await asyncio.to_thread(self._spent, False)
@@ -582,6 +588,7 @@ async def acall(
     snapshot: live.Snapshot | None = None,
     on_spent: Callable[[Spent | None], Awaitable[bool]] | None = None,
     guard: StreamGuard | None = None,
+    relayable: bool = False,
     **kwargs: Any,
 ) -> Any:
     """Any async LiteLLM call by its function's name ("acompletion", "aembedding",
@@ -592,7 +599,11 @@ async def acall(
     nothing used) before a plain answer is returned; it returns True when it put the call's
     cost in the spend ledger. A streamed answer (`stream=True`) is handed to `guard`, which
     logs and counts it when it ends; without a guard a stream is refused (a call must never
-    go uncounted)."""
+    go uncounted).
+
+    `relayable`: the caller takes a relayed answer (the gateway does): for a provider whose
+    kind relays the call, a `Relayed` (the answer's bytes and JSON) or a stream of server-sent
+    events as bytes, made without LiteLLM (relay.py); else LiteLLM's objects, always."""
     if kwargs.get("stream") and guard is None:
         raise TypeError(f"{function}(stream=True) needs a stream guard")
     # The gateway passes the snapshot it authenticated against, so a request is checked and
@@ -602,6 +613,11 @@ async def acall(
     started = time.perf_counter()
     reset = _tried.set([])
     try:
+        if relayable:
+            from . import relay
+
+            if relay.relays(function, target, kwargs):
+                return await relay.call(function, target, model, started, on_spent, guard, kwargs)
         return await _acall(function, target, model, started, on_spent, guard, kwargs)
     finally:
         _tried.reset(reset)
@@ -643,9 +659,10 @@ async def acompletion(
     *,
     snapshot: live.Snapshot | None = None,
     on_spent: Callable[[Spent | None], Awaitable[bool]] | None = None,
+    relayable: bool = False,
     **kwargs: Any,
 ) -> Any:
-    """As `completion`, awaited, with `acall`'s `snapshot` and `on_spent`."""
+    """As `completion`, awaited, with `acall`'s `snapshot`, `on_spent` and `relayable`."""
     kwargs, asked = _with_usage(kwargs)
     return await acall(
         "acompletion",
@@ -653,19 +670,23 @@ async def acompletion(
         snapshot=snapshot,
         on_spent=on_spent,
         guard=_guard(messages, asked),
+        relayable=relayable,
         messages=messages,
         **kwargs,
     )
 
 
-def _guard(messages: list, asked: bool) -> StreamGuard:
-    """A stream guard for chat and text completions; `messages` what an estimate counts."""
+@dataclass(frozen=True)
+class _guard:  # noqa: N801 - a StreamGuard, called like the functions other APIs pass
+    """A stream guard for chat and text completions; `messages` what an estimate counts,
+    `asked` whether the caller asked for the usage chunk (the relay reads both)."""
 
-    def guard(stream, target, requested, started, on_spent) -> _GuardedStream:
-        call = _Call(messages, asked, on_spent)
+    messages: list
+    asked: bool
+
+    def __call__(self, stream, target, requested, started, on_spent) -> _GuardedStream:
+        call = _Call(self.messages, self.asked, on_spent)
         return _GuardedStream(stream, target, requested, started, call=call)
-
-    return guard
 
 
 async def aembedding(
@@ -674,12 +695,19 @@ async def aembedding(
     *,
     snapshot: live.Snapshot | None = None,
     on_spent: Callable[[Spent | None], Awaitable[bool]] | None = None,
+    relayable: bool = False,
     **kwargs: Any,
 ) -> Any:
     """Embeddings of `input` (a text, a list of texts, token IDs), routed as `acall` routes;
     its prompt tokens are what it spent."""
     return await acall(
-        "aembedding", model=model, snapshot=snapshot, on_spent=on_spent, input=input, **kwargs
+        "aembedding",
+        model=model,
+        snapshot=snapshot,
+        on_spent=on_spent,
+        relayable=relayable,
+        input=input,
+        **kwargs,
     )
 
 
@@ -689,6 +717,7 @@ async def atext_completion(
     *,
     snapshot: live.Snapshot | None = None,
     on_spent: Callable[[Spent | None], Awaitable[bool]] | None = None,
+    relayable: bool = False,
     **kwargs: Any,
 ) -> Any:
     """A legacy text completion of `prompt`, plain or streamed (`stream=True`), routed as
@@ -702,6 +731,7 @@ async def atext_completion(
         snapshot=snapshot,
         on_spent=on_spent,
         guard=_guard(counted, asked),
+        relayable=relayable,
         prompt=prompt,
         **kwargs,
     )

@@ -15,7 +15,8 @@ from providers import services
 from providers.models import Provider
 from providers.services import DeploymentSpec as D
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Every test twice: relayed without LiteLLM, and through LiteLLM (tests/conftest.py).
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("both_paths")]
 HI = [{"role": "user", "content": "hi"}]
 
 
@@ -254,9 +255,7 @@ def test_a_body_over_the_upload_limit_is_refused_in_openai_shape(gateway, setup,
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_an_unexpected_failure_is_a_json_500_not_an_html_page(
-    gateway, setup, monkeypatch, stream
-):
+def test_an_unexpected_failure_is_a_json_500_not_an_html_page(gateway, setup, monkeypatch, stream):
     # Plain calls take the fast path (gateway/fastpath.py); streams go through Django.
     _, _, token = setup
 

@@ -19,7 +19,8 @@ from usage.models import RequestLog
 gateway = test_gateway.gateway
 setup = test_gateway.setup
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Every test twice: relayed without LiteLLM, and through LiteLLM (tests/conftest.py).
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("both_paths")]
 INSTRUCT = "pa/gpt-3.5-turbo-instruct"
 
 

@@ -21,7 +21,8 @@ from tests.gateway.test_gateway import client
 gateway = test_gateway.gateway
 setup = test_gateway.setup
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Every test twice: relayed without LiteLLM, and through LiteLLM (tests/conftest.py).
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("both_paths")]
 HI = [{"role": "user", "content": "hi"}]
 
 

@@ -21,7 +21,8 @@ from tests.limits.conftest import HI, calls_received
 from usage import request_log
 from usage.models import RequestLog
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Every test twice: relayed without LiteLLM, and through LiteLLM (tests/conftest.py).
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("both_paths")]
 WORDS = 200
 
 

@@ -11,7 +11,8 @@ from tests.limits.conftest import HI
 from usage import request_log
 from usage.models import RequestLog
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Every test twice: relayed without LiteLLM, and through LiteLLM (tests/conftest.py).
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("both_paths")]
 
 
 def test_a_caller_that_asks_for_usage_gets_it_in_openais_shape(world, backend, client):

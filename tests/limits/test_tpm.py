@@ -13,7 +13,8 @@ from tests.limits.conftest import HI, calls_received
 from usage import request_log
 from usage.models import RequestLog
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Every test twice: relayed without LiteLLM, and through LiteLLM (tests/conftest.py).
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("both_paths")]
 # The recording upstream reports 7 prompt tokens and one completion token per word.
 WORDS = 20
 PER_CALL = 7 + WORDS
