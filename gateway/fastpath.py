@@ -8,15 +8,16 @@ cost about 3 ms of CPU per call, more than the gateway does itself (`python -m b
 
 from __future__ import annotations
 
+import asyncio
 import io
-import json
 import logging
 import os
 import socket
+from contextlib import aclosing
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestAborted, RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 
@@ -35,8 +36,10 @@ class FastPath:
     These endpoints need none of Django's middleware: no session, cookie or CSRF token is
     ever used there. SecurityMiddleware's HTTPS redirect and headers still apply, and so does
     CorsMiddleware (preflight answers and CORS headers for ROUTING_CORS_ALLOWED_ORIGINS), both
-    called in the order MIDDLEWARE has them; streamed answers, and every other path, go
-    through Django as before.
+    called in the order MIDDLEWARE has them; every other path goes through Django as before.
+    A streamed answer is sent as Django's handler sends one: while it lasts, the client's
+    disconnect is listened for, and it cancels the stream (which logs the call as abandoned
+    and closes the upstream's).
     """
 
     routes = {"/" + route: view for route, (view, _) in FAST_ROUTES.items()}
@@ -64,10 +67,6 @@ class FastPath:
             too_large = None
         if body is None:
             return  # the client went away
-        if b'"stream"' in body and _streams(body):
-            # Django stops a stream when its client disconnects: it serves those.
-            await self.app(scope, _replay(body, receive), send)
-            return
         request = ASGIRequest(scope, io.BytesIO(body))
         outside_django.set(True)  # this task's context only: one request
         response = (
@@ -79,8 +78,11 @@ class FastPath:
         response = self.security.process_response(
             request, self.cors.add_response_headers(request, response)
         )
-        content = response.content
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.items()]
+        if response.streaming:
+            await _stream(response, headers, receive, send)
+            return
+        content = response.content
         headers.append((b"content-length", str(len(content)).encode()))
         await send(
             {"type": "http.response.start", "status": response.status_code, "headers": headers}
@@ -88,12 +90,36 @@ class FastPath:
         await send({"type": "http.response.body", "body": content})
 
 
-def _streams(body: bytes) -> bool:
+class _Sent(Exception):
+    pass
+
+
+async def _stream(response: HttpResponse, headers: list, receive: Any, send: Any) -> None:
+    """Sent as Django's ASGIHandler sends it, which this mirrors: a disconnect cancels it."""
+    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
     try:
-        parsed = json.loads(body)
-    except (ValueError, RecursionError):
-        return False
-    return isinstance(parsed, dict) and bool(parsed.get("stream"))
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(_disconnected(receive))
+                async with aclosing(aiter(response)) as parts:
+                    async for part in parts:
+                        await send({"type": "http.response.body", "body": part, "more_body": True})
+                await send({"type": "http.response.body"})
+                raise _Sent
+        except* (_Sent, RequestAborted):
+            pass
+    except BaseExceptionGroup as group:
+        # A failure mid-stream reaches the server as itself, as from Django's handler.
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
+
+
+async def _disconnected(receive: Any) -> None:
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        raise RequestAborted
+    raise RuntimeError(f"Unexpected ASGI message after the request body: {message['type']}")
 
 
 async def _read_body(receive: Any) -> bytes | None:
@@ -110,16 +136,6 @@ async def _read_body(receive: Any) -> bytes | None:
         if limit is not None and size > limit:
             raise RequestDataTooBig(BODY_TOO_LARGE.format(limit=limit))
     return b"".join(parts)
-
-
-def _replay(body: bytes, receive: Any) -> Any:
-    """A `receive` that hands over the body already read, then listens as before."""
-    pending = [{"type": "http.request", "body": body, "more_body": False}]
-
-    async def replayed() -> dict:
-        return pending.pop() if pending else await receive()
-
-    return replayed
 
 
 async def _call(view, request: HttpRequest) -> HttpResponse:

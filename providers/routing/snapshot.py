@@ -74,6 +74,9 @@ class ProviderEntry:
     # The kind's own settings (Provider.options: a region, a project); not secret.
     options: dict[str, str] = field(default_factory=dict)
     _params: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    _relayed: dict[str, tuple[str, dict[str, str]]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -99,6 +102,17 @@ class ProviderEntry:
             if len(self._params) < PARAMS_CACHED:
                 self._params[model] = built
         return built
+
+    def relay_request(self, function: str) -> tuple[str, dict[str, str]]:
+        """A relayed `function` call's URL and headers, made once per entry (a changed
+        configuration is a new entry): they are the same for every call."""
+        made = self._relayed.get(function)
+        if made is None:
+            made = self._relayed[function] = (
+                self.kind.relay_url(self.base_url, function),
+                self.kind.relay_headers(self.api_key, self.headers),
+            )
+        return made
 
 
 @dataclass(frozen=True)

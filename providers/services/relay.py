@@ -142,13 +142,9 @@ async def _send(
     """The provider's answer (a stream left open, else read), after the retries its
     `max_retries` allows; a failure as ProviderError."""
     client = _http()
-    kind = provider.kind
+    url, headers = provider.relay_request(function)
     request = client.build_request(
-        "POST",
-        kind.relay_url(provider.base_url, function),
-        content=content,
-        headers=kind.relay_headers(provider.api_key, provider.headers),
-        timeout=provider.timeout,
+        "POST", url, content=content, headers=headers, timeout=provider.timeout
     )
     retried = 0
     while True:
@@ -280,9 +276,13 @@ class RelayedStream(_GuardedStream):
 
     async def _events(self, response: httpx.Response) -> AsyncIterator[bytes]:
         provider = self._target.provider
-        buffer = b""
+        buffer, done = b"", False
         try:
             async for piece in response.aiter_raw():
+                if done:
+                    # Read to its end, as the OpenAI SDK does: a response closed unread takes
+                    # its connection with it, and the next call would open another.
+                    continue
                 buffer += piece
                 if b"\r" in buffer:
                     buffer = buffer.replace(b"\r\n", b"\n")
@@ -292,7 +292,8 @@ class RelayedStream(_GuardedStream):
                 for event in events:
                     data = _data(event)
                     if data == b"[DONE]":
-                        return
+                        done = True
+                        break
                     if data:
                         yield data
         except httpx.TimeoutException:

@@ -256,7 +256,7 @@ def test_a_body_over_the_upload_limit_is_refused_in_openai_shape(gateway, setup,
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_an_unexpected_failure_is_a_json_500_not_an_html_page(gateway, setup, monkeypatch, stream):
-    # Plain calls take the fast path (gateway/fastpath.py); streams go through Django.
+    # Plain calls and streams alike take the fast path (gateway/fastpath.py).
     _, _, token = setup
 
     async def broken(*args, **kwargs):
