@@ -336,7 +336,10 @@ def _data(event: bytes) -> bytes:
     """The data of one server-sent event (comments, such as OpenRouter's keep-alives, and
     other fields dropped)."""
     lines = [line[5:].removeprefix(b" ") for line in event.split(b"\n") if line[:5] == b"data:"]
-    return b"\n".join(lines)
+    # Joined by a space, not SSE's newline: the data is sent on as one `data:` line, and a
+    # newline would let the upstream add fields (`event: error`) or whole events to the
+    # caller's stream. A JSON chunk split over lines stays the same JSON.
+    return b" ".join(lines)
 
 
 def _nothing_but_usage(chunk: dict) -> bool:

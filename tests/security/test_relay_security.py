@@ -502,3 +502,31 @@ def test_an_answer_that_is_not_a_json_object_is_an_error_never_passed_on(
             status=200
         )
     _path_taken(both_paths, server.seen[0])
+
+
+def test_an_upstream_event_cannot_add_fields_or_events_to_the_callers_stream(
+    gateway, token, hostile, make_provider, both_paths
+):
+    """An event's data lines are one JSON chunk to the gateway: however the upstream splits
+    them, the caller's stream has data lines only (no `event:`, `id:` or `retry:` of the
+    upstream's making), and no event the gateway did not pass on as one."""
+    chunk = {**ANSWER, "object": "chat.completion.chunk", "choices": [
+        {"index": 0, "delta": {"content": "hi"}, "finish_reason": "stop"}]}  # fmt: skip
+    chunk.pop("usage")
+    split = json.dumps(chunk).replace(", ", ",\ndata: ", 1)  # one chunk over two data lines
+    body = (
+        f"data: {split}\n\n"
+        'data: {}\ndata: retry: 1\ndata: event: error\ndata:\ndata: data: {"injected": 1}\n\n'
+        "data: [DONE]\n\n"
+    ).encode()
+    server = hostile(_answer_with(body, [("Content-Type", "text/event-stream")]))
+    make_provider(name="p", base_url=server.base_url + "/v1")
+    response = _post(gateway, token, stream=True)
+    assert response.status_code == 200
+    lines = response.text.split("\n")
+    assert all(line.startswith("data: ") or line == "" for line in lines), lines
+    assert 'data: {"injected": 1}' not in lines
+    if both_paths:
+        # A chunk split over data lines is still the one chunk it was.
+        assert json.loads(lines[0][6:])["choices"][0]["delta"]["content"] == "hi"
+    _path_taken(both_paths, server.seen[0])
