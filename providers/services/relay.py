@@ -173,7 +173,10 @@ async def _attempt(client, request, provider, stream, retried) -> tuple[Any, flo
     except httpx.TimeoutException:
         return _timeout(provider), _backoff(retried, None)
     except httpx.HTTPError as exc:
-        return _unreachable(provider, exc, retried), _backoff(retried, None)
+        # Not a refusal of outbound.py's (address, size or time cap): another try would be
+        # refused the same, after the provider made (and billed) the answer again.
+        wait = None if outbound.refusal(exc) else _backoff(retried, None)
+        return _unreachable(provider, exc, retried), wait
     if status < 400:
         # Not followed (outbound.py); a redirect is no answer to relay to a caller either.
         detail = outbound.REDIRECT_REFUSED.format(status=status)
