@@ -9,7 +9,10 @@ address nobody checked. So every outbound connection goes through this module:
   sends SNI) for the host name, and the Host header is the URL's;
 - a redirect is never followed, whatever the HTTP client above was told;
 - an answer is refused beyond MAX_RESPONSE_BYTES or MAX_RESPONSE_SECONDS, and compressed
-  answers (which could inflate past any cap) are not asked for and refused.
+  answers (which could inflate past any cap) are not asked for and refused;
+- an answer's cookies are dropped before any client sees them: the clients are shared by
+  every provider and team, and a cookie jar would send one team's session (an
+  authenticating proxy's, say) with another team's calls to the same host.
 
 Loopback is allowed only for a host that is loopback by its very name (127.0.0.1, ::1,
 localhost): a local kind's default URL. Any other name reaching a private or loopback
@@ -216,6 +219,9 @@ class _Guard:
 
     def after(self, request: httpx.Request, response: httpx.Response) -> str | None:
         """A reason to refuse the response, or None."""
+        # Before the client's cookie jar reads them (see the module's docstring).
+        if "set-cookie" in response.headers:
+            del response.headers["set-cookie"]
         if response.has_redirect_location:
             request.extensions[_REDIRECTED] = response.status_code
         encoding = response.headers.get("content-encoding", "identity").strip().lower()

@@ -169,7 +169,10 @@ async def _attempt(client, request, provider, stream, retried) -> tuple[Any, flo
     except httpx.TimeoutException:
         return _timeout(provider), _backoff(retried, None)
     except httpx.HTTPError as exc:
-        return _unreachable(provider, exc, retried), _backoff(retried, None)
+        # Not a refusal of outbound.py's (address, size or time cap): another try would be
+        # refused the same, after the provider made (and billed) the answer again.
+        wait = None if outbound.refusal(exc) else _backoff(retried, None)
+        return _unreachable(provider, exc, retried), wait
     if status < 400:
         # Not followed (outbound.py); a redirect is no answer to relay to a caller either.
         detail = outbound.REDIRECT_REFUSED.format(status=status)
@@ -337,7 +340,10 @@ def _data(event: bytes) -> bytes:
     """The data of one server-sent event (comments, such as OpenRouter's keep-alives, and
     other fields dropped)."""
     lines = [line[5:].removeprefix(b" ") for line in event.split(b"\n") if line[:5] == b"data:"]
-    return b"\n".join(lines)
+    # Joined by a space, not SSE's newline: the data is sent on as one `data:` line, and a
+    # newline would let the upstream add fields (`event: error`) or whole events to the
+    # caller's stream. A JSON chunk split over lines stays the same JSON.
+    return b" ".join(lines)
 
 
 def _nothing_but_usage(chunk: dict) -> bool:
